@@ -1,0 +1,1 @@
+"""secgate: the scan pipeline and merge gate (SAST, SCA, secrets, DAST, config)."""
