@@ -26,7 +26,12 @@ class Severity(IntEnum):
     @classmethod
     def parse(cls, text: str) -> Severity:
         """Map a tool's severity word (any case; 'warning'/'error' too) to ours."""
-        aliases = {"warning": "medium", "error": "high", "moderate": "medium", "informational": "info"}
+        aliases = {
+            "warning": "medium",
+            "error": "high",
+            "moderate": "medium",
+            "informational": "info",
+        }
         word = text.strip().lower()
         return cls[aliases.get(word, word).upper()]
 
