@@ -1,0 +1,50 @@
+"""The OpenAPI document and Swagger UI, served from local files only.
+
+Swagger UI's assets come from the ``flask-openapi3-swagger`` wheel, so the
+docs work air-gapped (no CDN) and the page's CSP can be ``'self'`` only.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, current_app, json, send_from_directory
+from werkzeug.exceptions import NotFound
+
+blueprint = Blueprint("docs", __name__)
+
+_HERE = files("eventsvc.api") / "static"
+_SWAGGER_ASSETS = Path(str(files("flask_openapi3_swagger") / "templates" / "swagger"))
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document generated from the routes and schemas."""
+    document: dict[str, Any] = current_app.api_doc  # type: ignore[attr-defined]
+    return document
+
+
+@blueprint.get("/openapi.json")
+def openapi_json() -> Response:
+    return Response(json.dumps(openapi_document()), mimetype="application/json")
+
+
+@blueprint.get("/docs")
+def docs_page() -> Response:
+    return Response((_HERE / "docs.html").read_text(encoding="utf-8"), mimetype="text/html")
+
+
+@blueprint.get("/docs/init.js")
+def docs_init() -> Response:
+    return Response(
+        (_HERE / "docs-init.js").read_text(encoding="utf-8"), mimetype="text/javascript"
+    )
+
+
+@blueprint.get("/docs/assets/<path:filename>")
+def docs_assets(filename: str) -> Response:
+    """Swagger UI's own files; send_from_directory refuses path traversal."""
+    if not filename.startswith(("css/", "js/", "images/")):
+        raise NotFound()
+    return send_from_directory(_SWAGGER_ASSETS, filename, max_age=3600)

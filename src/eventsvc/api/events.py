@@ -1,0 +1,118 @@
+"""The events resource: create, list, read, stop, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, current_app, json, url_for
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from pydantic import BaseModel
+
+from eventsvc.api.schemas import (
+    CreateHeaders,
+    EventCreate,
+    EventListQuery,
+    EventOut,
+    EventPageOut,
+    EventPath,
+    EventStop,
+    Problem,
+    StopHeaders,
+    event_json,
+)
+from eventsvc.domain import Event, utc_now
+from eventsvc.store import EventFilter, EventStore, NewEvent
+
+events_tag = Tag(name="events", description="Events with a start and a stop timestamp")
+blueprint = APIBlueprint("events", __name__, url_prefix="/api/v1", abp_tags=[events_tag])
+
+COMMON_ERRORS: dict[str | int, type[BaseModel] | dict[Any, Any] | None] = {
+    400: Problem,
+    413: Problem,
+    415: Problem,
+    503: Problem,
+}
+
+
+def _store() -> EventStore:
+    store: EventStore = current_app.extensions["eventsvc.store"]
+    return store
+
+
+def _event_response(event: Event, status: int = 200) -> Response:
+    response = Response(json.dumps(event_json(event)), status=status, mimetype="application/json")
+    response.headers["ETag"] = event.etag
+    return response
+
+
+@blueprint.post(
+    "/events",
+    responses={201: EventOut, 422: Problem, **COMMON_ERRORS},
+    summary="Create an event",
+)
+def create_event(body: EventCreate, header: CreateHeaders) -> Response:
+    """Create an event; ``start_event`` defaults to now.
+
+    With ``Idempotency-Key``, a retry returns the first result (same status,
+    body and Location) and the header ``Idempotent-Replayed: true``.
+    """
+    new_event = NewEvent(
+        name=body.name,
+        start_event=body.start_event,
+        attributes=body.attributes,
+    )
+    result = _store().create(new_event, header.idempotency_key)
+    response = _event_response(result.event, status=201)
+    response.headers["Location"] = url_for(".get_event", event_id=result.event.id)
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+@blueprint.get("/events", responses={200: EventPageOut, **COMMON_ERRORS}, summary="List events")
+def list_events(query: EventListQuery) -> Response:
+    """Events newest first by ``start_event``; follow ``next`` for more."""
+    event_filter = EventFilter(
+        start_from=query.start_from,
+        start_to=query.start_to,
+        name=query.name,
+        status=query.status,
+    )
+    page = _store().list(event_filter, query.limit, query.cursor)
+    body = {"items": [event_json(event) for event in page.events], "next": page.next_cursor}
+    return Response(json.dumps(body), mimetype="application/json")
+
+
+@blueprint.get(
+    "/events/<event_id>",
+    responses={200: EventOut, 404: Problem, **COMMON_ERRORS},
+    summary="Read an event",
+)
+def get_event(path: EventPath) -> Response:
+    return _event_response(_store().get(path.event_id))
+
+
+@blueprint.patch(
+    "/events/<event_id>",
+    responses={200: EventOut, 404: Problem, 409: Problem, 412: Problem, **COMMON_ERRORS},
+    summary="Set stop_event",
+)
+def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Response:
+    """Set ``stop_event`` (default now); it must not be before ``start_event``.
+
+    An event that is already stopped answers 409 unless ``If-Match`` carries
+    its current ETag; a stale ETag answers 412.
+    """
+    event = _store().stop(path.event_id, body.stop_event or utc_now(), if_match=header.if_match)
+    return _event_response(event)
+
+
+@blueprint.delete(
+    "/events/<event_id>",
+    responses={204: None, 404: Problem, **COMMON_ERRORS},
+    summary="Delete an event",
+)
+def delete_event(path: EventPath) -> Response:
+    _store().delete(path.event_id)
+    return Response(status=204)

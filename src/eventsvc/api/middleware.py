@@ -1,0 +1,106 @@
+"""What every request goes through: ids, body checks, security headers, access log."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+log = logging.getLogger("eventsvc.access")
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+MAX_JSON_DEPTH = 8
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+
+
+def _json_depth(value: Any) -> int:
+    """Nesting depth of a parsed JSON value (a scalar is 0)."""
+    if isinstance(value, dict):
+        return 1 + max((_json_depth(item) for item in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((_json_depth(item) for item in value), default=0)
+    return 0
+
+
+def assign_request_id() -> None:
+    """Reuse a well-formed incoming X-Request-Id (tracing across hops), else mint one."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    g.started_at = time.perf_counter()
+
+
+def check_json_body() -> None:
+    """Refuse non-JSON, malformed or deeply nested bodies before any route runs.
+
+    Flask's MAX_CONTENT_LENGTH has already bounded the size (413).
+    """
+    if request.method not in BODY_METHODS or not request.path.startswith("/api/"):
+        return
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("send the body as application/json")
+    try:
+        body = request.get_json(cache=True)
+    except RecursionError as error:
+        raise BadRequest("the JSON body is nested too deeply") from error
+    except BadRequest as error:
+        raise BadRequest("the body is not valid JSON") from error
+    if not isinstance(body, dict):
+        raise BadRequest("the JSON body must be an object")
+    if _json_depth(body) > MAX_JSON_DEPTH:
+        raise BadRequest(f"the JSON body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def add_security_headers(response: Response) -> Response:
+    """Headers every response carries; the docs page gets its own CSP."""
+    headers = response.headers
+    headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Cross-Origin-Resource-Policy"] = "same-origin"
+    if request.is_secure:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    if request.path.startswith("/docs"):
+        headers["Content-Security-Policy"] = DOCS_CSP
+    else:
+        headers["Content-Security-Policy"] = API_CSP
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+def log_request(response: Response) -> Response:
+    """One structured access-log line per request."""
+    started_at = g.get("started_at")
+    latency_ms = round((time.perf_counter() - started_at) * 1000, 2) if started_at else None
+    rule = request.url_rule.rule if request.url_rule is not None else None
+    log.info(
+        "request",
+        extra={
+            "method": request.method,
+            "route": rule,
+            "path": request.path,
+            "status": response.status_code,
+            "latency_ms": latency_ms,
+        },
+    )
+    return response
+
+
+def register_middleware(app: Flask) -> None:
+    app.before_request(assign_request_id)
+    app.before_request(check_json_body)
+    app.after_request(add_security_headers)
+    app.after_request(log_request)

@@ -1,0 +1,129 @@
+"""RFC 9457 problem details: the one shape of every 4xx/5xx response.
+
+Error bodies never echo internals (exception text, stack traces, database
+messages) and never echo request values: a field list says *which* field is
+wrong and why, not what was sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, json, request
+from pydantic import ValidationError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+from eventsvc.domain import (
+    EventAlreadyStopped,
+    EventNotFound,
+    IdempotencyKeyReused,
+    StopBeforeStart,
+    VersionMismatch,
+)
+from eventsvc.store import InvalidCursor, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIMETYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://eventsvc.example/problems/"
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    kind: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Build an ``application/problem+json`` response."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (kind or str(status)),
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def validation_problem(error: ValidationError) -> Response:
+    """400 with one entry per invalid field (flask-openapi3's callback)."""
+    errors = [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(body)",
+            "message": item["msg"],
+        }
+        for item in error.errors(include_url=False, include_input=False, include_context=False)
+    ]
+    return problem(
+        400, "Invalid request", "one or more fields are invalid", kind="validation", errors=errors
+    )
+
+
+# Domain and store errors, mapped to HTTP in one place.
+_DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
+    (EventNotFound, 404, "Not Found", "not-found"),
+    (EventAlreadyStopped, 409, "Event already stopped", "already-stopped"),
+    (VersionMismatch, 412, "Precondition Failed", "precondition-failed"),
+    (StopBeforeStart, 400, "Invalid request", "validation"),
+    (IdempotencyKeyReused, 422, "Idempotency-Key reused", "idempotency-key-reused"),
+    (InvalidCursor, 400, "Invalid request", "validation"),
+]
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every error the app can raise to a problem+json response."""
+    for error_type, status, title, kind in _DOMAIN_STATUS:
+
+        def handle(
+            error: Exception, status: int = status, title: str = title, kind: str = kind
+        ) -> Response:
+            errors = None
+            if isinstance(error, StopBeforeStart):
+                errors = [{"field": "stop_event", "message": str(error)}]
+            elif isinstance(error, InvalidCursor):
+                errors = [{"field": "cursor", "message": str(error)}]
+            return problem(status, title, str(error), kind=kind, errors=errors)
+
+        app.register_error_handler(error_type, handle)
+
+    @app.errorhandler(StoreUnavailable)
+    def store_unavailable(error: StoreUnavailable) -> Response:
+        log.warning("database unavailable: %s", error)
+        return problem(
+            503,
+            "Service Unavailable",
+            "the database is unavailable; retry later",
+            kind="unavailable",
+            headers={"Retry-After": "5"},
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        headers: dict[str, str] = {}
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        if isinstance(error.response, Response) and error.response.mimetype == PROBLEM_MIMETYPE:
+            return error.response  # already a problem (e.g. from validation)
+        return problem(status, error.name, error.description, headers=headers)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(
+            500,
+            "Internal Server Error",
+            "an unexpected error occurred; quote the request_id when reporting it",
+        )

@@ -1,0 +1,172 @@
+"""Request and response shapes. They generate the OpenAPI document too.
+
+Every model forbids unknown fields and coerces nothing (strict types), so a
+value the service stores is exactly a value the client sent on purpose.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+
+from eventsvc.domain import Event, check_attributes, check_name, check_timestamp
+
+_RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
+)
+EVENT_ID_PATTERN = r"^[0-9a-f]{24}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,128}$"
+
+
+def _parse_rfc3339(value: Any) -> datetime:
+    """Accept only an RFC 3339 string; numbers and other formats are errors."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 UTC timestamp such as 2026-01-31T12:00:00Z")
+    return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+
+
+def _timestamp_rule(value: datetime) -> datetime:
+    return check_timestamp(value)
+
+
+Timestamp = Annotated[
+    datetime,
+    BeforeValidator(_parse_rfc3339),
+    AfterValidator(_timestamp_rule),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-01-31T12:00:00Z"]}),
+]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_name)]
+Attributes = Annotated[dict[str, str], AfterValidator(check_attributes)]
+
+
+class StrictModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class EventCreate(StrictModel):
+    """Body of ``POST /api/v1/events``."""
+
+    name: Name
+    start_event: Timestamp | None = Field(default=None, description="Defaults to now.")
+    attributes: Attributes = Field(default_factory=dict, description="At most 32 string pairs.")
+
+
+class EventStop(StrictModel):
+    """Body of ``PATCH /api/v1/events/{event_id}``: sets stop_event."""
+
+    stop_event: Timestamp | None = Field(default=None, description="Defaults to now.")
+
+
+class EventPath(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(pattern=EVENT_ID_PATTERN, description="24 hex characters.")
+
+
+class EventListQuery(BaseModel):
+    """Query of ``GET /api/v1/events``; parameters arrive as strings."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    start_from: Timestamp | None = Field(
+        default=None, alias="from", description="start_event >= from"
+    )
+    start_to: Timestamp | None = Field(default=None, alias="to", description="start_event < to")
+    name: Name | None = None
+    status: Literal["open", "stopped"] | None = None
+    limit: int = Field(default=50, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=512, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class CreateHeaders(BaseModel):
+    """Headers read by create; others pass through untouched."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Retrying with the same key returns the first result.",
+    )
+
+
+class StopHeaders(BaseModel):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    if_match: str | None = Field(
+        default=None,
+        alias="If-Match",
+        max_length=128,
+        description="Current ETag; required to change an already set stop_event.",
+    )
+
+
+class EventOut(BaseModel):
+    """An event as returned by the API."""
+
+    id: str
+    name: str
+    start_event: datetime
+    stop_event: datetime | None
+    attributes: dict[str, str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class EventPageOut(BaseModel):
+    items: list[EventOut]
+    next: str | None = Field(description="Cursor of the next page; null on the last page.")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    errors: list[FieldError] | None = None
+    request_id: str | None = None
+
+
+class Health(BaseModel):
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
+
+
+def format_timestamp(moment: datetime) -> str:
+    """RFC 3339 UTC with millisecond precision and a ``Z``."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    """The wire form of an event."""
+    return {
+        "id": event.id,
+        "name": event.name,
+        "start_event": format_timestamp(event.start_event),
+        "stop_event": None if event.stop_event is None else format_timestamp(event.stop_event),
+        "attributes": event.attributes,
+        "created_at": format_timestamp(event.created_at),
+        "updated_at": format_timestamp(event.updated_at),
+        "version": event.version,
+    }

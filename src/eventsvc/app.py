@@ -1,0 +1,46 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+from flask_openapi3.models.info import Info
+from flask_openapi3.openapi import OpenAPI
+
+from eventsvc import __version__
+from eventsvc.api import docs, events, health
+from eventsvc.api.middleware import register_middleware
+from eventsvc.api.problems import register_error_handlers, validation_problem
+from eventsvc.settings import Settings
+from eventsvc.store import EventStore
+
+
+def create_app(settings: Settings, store: EventStore) -> OpenAPI:
+    """Build the app around an already connected store.
+
+    The store is passed in (not created here) so tests and the server decide
+    how MongoDB is reached, and credential rotation can swap its client.
+    """
+    app = OpenAPI(
+        __name__,
+        info=Info(
+            title="eventsvc",
+            version=__version__,
+            description="Events with a start_event and a stop_event timestamp.",
+        ),
+        doc_ui=False,
+        validation_error_status=400,
+        validation_error_callback=validation_problem,
+    )
+    app.config.update(
+        DEBUG=settings.debug,
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["eventsvc.store"] = store
+    app.extensions["eventsvc.settings"] = settings
+
+    register_middleware(app)
+    register_error_handlers(app)
+    app.register_api(health.blueprint)
+    app.register_api(events.blueprint)
+    app.register_blueprint(docs.blueprint)
+    return app

@@ -1,0 +1,159 @@
+"""What a valid event is, independent of HTTP and MongoDB.
+
+An event has a ``start_event`` and, once stopped, a ``stop_event`` that is never
+before the start. Timestamps are always timezone-aware UTC, truncated to the
+millisecond because that is what a BSON date holds: a value read back from the
+database is equal to the value written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+# BSON dates hold milliseconds; we also refuse absurd values so a typo such as
+# year 20026 is a clear 400, not a silently stored event.
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIMESTAMP = datetime(2100, 1, 1, tzinfo=UTC)
+
+NAME_MAX_LENGTH = 200
+ATTRIBUTES_MAX_COUNT = 32
+ATTRIBUTE_KEY_MAX_LENGTH = 64
+ATTRIBUTE_VALUE_MAX_LENGTH = 512
+
+# Attribute keys become MongoDB field names (``attributes.<key>``): no leading
+# ``$`` (operators), no ``.`` (paths), no NUL. We go further and allow a plain
+# identifier alphabet only, which also keeps keys safe in logs and headers.
+ATTRIBUTE_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class DomainError(Exception):
+    """Base class for broken business rules; the API maps each to a status."""
+
+
+class EventNotFound(DomainError):
+    """No event has this id (or it was deleted)."""
+
+
+class EventAlreadyStopped(DomainError):
+    """The event has a stop_event and the request did not prove it saw it."""
+
+
+class VersionMismatch(DomainError):
+    """``If-Match`` named a version that is no longer current."""
+
+
+class StopBeforeStart(DomainError):
+    """A stop_event earlier than the event's start_event."""
+
+
+class IdempotencyKeyReused(DomainError):
+    """The same Idempotency-Key was sent with a different request body."""
+
+
+class InvalidTimestamp(ValueError):
+    """A timestamp that is naive, not UTC, or out of the accepted range."""
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event as the service sees it."""
+
+    id: str
+    name: str
+    start_event: datetime
+    stop_event: datetime | None
+    attributes: dict[str, str] = field(default_factory=dict)
+    created_at: datetime = EARLIEST_TIMESTAMP
+    updated_at: datetime = EARLIEST_TIMESTAMP
+    version: int = 1
+
+    @property
+    def is_stopped(self) -> bool:
+        return self.stop_event is not None
+
+    @property
+    def etag(self) -> str:
+        """Strong entity tag: changes whenever the stored document changes."""
+        return f'"{self.id}.{self.version}"'
+
+
+def utc_now() -> datetime:
+    """Current time, UTC, at BSON (millisecond) precision."""
+    return to_bson_precision(datetime.now(UTC))
+
+
+def to_bson_precision(moment: datetime) -> datetime:
+    """Drop sub-millisecond digits, which MongoDB would drop anyway."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def check_timestamp(moment: datetime) -> datetime:
+    """Return ``moment`` in UTC at millisecond precision, or raise InvalidTimestamp.
+
+    Only UTC is accepted (``Z`` or ``+00:00``): a client sending local time
+    with an offset almost always has a clock or conversion bug we would rather
+    surface than store.
+    """
+    offset = moment.utcoffset()
+    if offset is None:
+        raise InvalidTimestamp("timestamp must include a UTC offset (use 'Z')")
+    if offset != timedelta(0):
+        raise InvalidTimestamp("timestamp must be in UTC (use 'Z' or '+00:00')")
+    normalised = to_bson_precision(moment.astimezone(UTC))
+    if not EARLIEST_TIMESTAMP <= normalised < LATEST_TIMESTAMP:
+        raise InvalidTimestamp(
+            f"timestamp must be between {EARLIEST_TIMESTAMP:%Y-%m-%d} "
+            f"and {LATEST_TIMESTAMP:%Y-%m-%d}"
+        )
+    return normalised
+
+
+def check_name(name: str) -> str:
+    """A name is 1..200 printable characters, surrounding spaces removed."""
+    cleaned = name.strip()
+    if not cleaned:
+        raise ValueError("name must not be empty")
+    if len(cleaned) > NAME_MAX_LENGTH:
+        raise ValueError(f"name must be at most {NAME_MAX_LENGTH} characters")
+    if _CONTROL_CHARACTERS.search(cleaned):
+        raise ValueError("name must not contain control characters")
+    return cleaned
+
+
+def check_attributes(attributes: dict[str, str]) -> dict[str, str]:
+    """Bound the attribute map and keep its keys safe as MongoDB field names."""
+    if len(attributes) > ATTRIBUTES_MAX_COUNT:
+        raise ValueError(f"at most {ATTRIBUTES_MAX_COUNT} attributes are allowed")
+    for key, value in attributes.items():
+        if not ATTRIBUTE_KEY_PATTERN.match(key):
+            raise ValueError(
+                "attribute keys are 1-64 characters of letters, digits, '_' or '-' "
+                "and cannot start with '-' (no '$' or '.')"
+            )
+        if len(value) > ATTRIBUTE_VALUE_MAX_LENGTH:
+            raise ValueError(
+                f"attribute values must be at most {ATTRIBUTE_VALUE_MAX_LENGTH} characters"
+            )
+        if _CONTROL_CHARACTERS.search(value):
+            raise ValueError("attribute values must not contain control characters")
+    return dict(attributes)
+
+
+def check_stop(event: Event, stop_event: datetime, *, if_match: str | None) -> None:
+    """Decide whether ``event`` may be given ``stop_event``.
+
+    Stopping an open event needs nothing more. Changing the stop of an event
+    that is already stopped needs ``If-Match`` with the current ETag, so a
+    client cannot overwrite a stop it has not seen (lost update).
+    """
+    if if_match is not None and if_match != event.etag:
+        raise VersionMismatch(f"If-Match {if_match} does not match the current ETag")
+    if event.is_stopped and if_match is None:
+        raise EventAlreadyStopped(
+            f"event {event.id} is already stopped; send If-Match with its ETag to change it"
+        )
+    if stop_event < event.start_event:
+        raise StopBeforeStart("stop_event must not be before start_event")

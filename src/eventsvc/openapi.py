@@ -1,0 +1,37 @@
+"""Export the OpenAPI document generated from the code (``make openapi``).
+
+The committed ``openapi.json`` is what API consumers and the DAST stage read;
+a test fails when it drifts from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from pymongo import MongoClient
+
+from eventsvc.app import create_app
+from eventsvc.settings import Settings
+from eventsvc.store import EventStore
+
+
+def render() -> str:
+    """The OpenAPI document as stable, pretty JSON (no database needed)."""
+    settings = Settings(profile="test", mongodb_tls=False)
+    # connect=False: the client never opens a connection; routes are not called.
+    store = EventStore(MongoClient(connect=False), settings.mongodb_database)
+    app = create_app(settings, store)
+    with app.test_request_context():
+        document = app.test_client().get("/openapi.json").get_json()
+    return json.dumps(document, indent=2, sort_keys=True) + "\n"
+
+
+def main() -> None:
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("openapi.json")
+    target.write_text(render(), encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,513 @@
+"""How eventsvc uses MongoDB: schema, indexes, queries and transactions.
+
+Only this module imports pymongo. It never sees HTTP: callers pass validated
+Python values (``datetime``, ``str``, ``dict[str, str]``) and get
+:class:`~eventsvc.domain.Event` objects back. Query documents are built here
+from those typed values only, so a request can never smuggle an operator
+(``$where``, ``$regex``...) into a filter.
+
+Writes use ``w: majority`` with journaling and retryable writes; reads use
+majority read concern. Every operation has a deadline (``timeoutMS``), so a
+dead database surfaces as :class:`StoreUnavailable` within seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from bson import ObjectId
+from bson.errors import InvalidId
+from pydantic import SecretStr
+from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReturnDocument
+from pymongo.client_session import ClientSession
+from pymongo.collection import Collection
+from pymongo.errors import (
+    CollectionInvalid,
+    ConnectionFailure,
+    DuplicateKeyError,
+    OperationFailure,
+)
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
+
+from eventsvc.domain import (
+    Event,
+    EventNotFound,
+    IdempotencyKeyReused,
+    check_stop,
+    to_bson_precision,
+    utc_now,
+)
+from eventsvc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+EventStatus = Literal["open", "stopped"]
+T = TypeVar("T")
+
+EVENTS = "events"
+IDEMPOTENCY_KEYS = "idempotency_keys"
+IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
+START_EVENT_INDEX = "start_event_desc_id_desc"
+
+# The database refuses documents that do not look like events, even if a bug
+# (or a compromised instance) bypasses our validation.
+EVENTS_VALIDATOR: Document = {
+    "$jsonSchema": {
+        "bsonType": "object",
+        "required": ["_id", "name", "start_event", "stop_event", "attributes", "version"],
+        "additionalProperties": False,
+        "properties": {
+            "_id": {"bsonType": "objectId"},
+            "name": {"bsonType": "string", "minLength": 1, "maxLength": 200},
+            "start_event": {"bsonType": "date"},
+            "stop_event": {"bsonType": ["date", "null"]},
+            "attributes": {
+                "bsonType": "object",
+                "maxProperties": 32,
+                "patternProperties": {"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$": {"bsonType": "string"}},
+                "additionalProperties": False,
+            },
+            "created_at": {"bsonType": "date"},
+            "updated_at": {"bsonType": "date"},
+            "created_by": {"bsonType": ["string", "null"]},
+            "version": {"bsonType": "int", "minimum": 1},
+        },
+    }
+}
+
+EVENTS_INDEXES = [
+    # The requirements' index on start_event. The _id suffix makes the sort
+    # total, so keyset pagination never skips or repeats an event.
+    IndexModel([("start_event", DESCENDING), ("_id", DESCENDING)], name=START_EVENT_INDEX),
+    # The same order within one name, for `?name=` lists.
+    IndexModel(
+        [("name", ASCENDING), ("start_event", DESCENDING), ("_id", DESCENDING)],
+        name="name_start_event_desc_id_desc",
+    ),
+]
+
+IDEMPOTENCY_INDEXES = [
+    IndexModel(
+        [("created_at", ASCENDING)],
+        name="created_at_ttl",
+        expireAfterSeconds=IDEMPOTENCY_KEY_TTL_SECONDS,
+    ),
+]
+
+
+class StoreUnavailable(Exception):
+    """MongoDB could not be reached or did not answer in time."""
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this service did not produce."""
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """A validated request to create an event."""
+
+    name: str
+    start_event: datetime | None  # None: "now", decided when stored
+    attributes: dict[str, str]
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """What a list request asks for; all fields already validated."""
+
+    start_from: datetime | None = None
+    start_to: datetime | None = None
+    name: str | None = None
+    status: EventStatus | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a list, newest first, and the cursor for the next one."""
+
+    events: list[Event]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    """The created event, and whether it is a replay of an earlier request."""
+
+    event: Event
+    replayed: bool
+
+
+def _unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
+    """Run ``operation``; turn "database down or slow" into StoreUnavailable."""
+    try:
+        return operation()
+    except ConnectionFailure as error:  # includes timeouts and server selection
+        raise StoreUnavailable("MongoDB is unavailable") from error
+    except OperationFailure as error:
+        if error.timeout:
+            raise StoreUnavailable("MongoDB did not answer in time") from error
+        raise
+
+
+def encode_cursor(start_event: datetime, event_id: str) -> str:
+    """An opaque, URL-safe position: the last item of the page."""
+    position = {"s": int(start_event.timestamp() * 1000), "i": event_id}
+    raw = json.dumps(position, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
+    """Parse a cursor strictly: anything we did not produce is InvalidCursor."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        position = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+        millis = position["s"]
+        event_id = ObjectId(position["i"])
+        if not isinstance(millis, int) or isinstance(millis, bool) or set(position) != {"s", "i"}:
+            raise InvalidCursor("malformed cursor")
+        start_event = datetime.fromtimestamp(millis / 1000, tz=UTC)
+    except (ValueError, KeyError, TypeError, InvalidId, binascii.Error, OverflowError) as error:
+        raise InvalidCursor("malformed cursor") from error
+    return start_event, event_id
+
+
+def _to_event(document: Document) -> Event:
+    """Map a stored document to an Event (BSON dates come back naive UTC)."""
+
+    def aware(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment.replace(tzinfo=UTC)
+
+    start_event = aware(document["start_event"])
+    assert start_event is not None  # noqa: S101 - guaranteed by the $jsonSchema validator
+    return Event(
+        id=str(document["_id"]),
+        name=document["name"],
+        start_event=start_event,
+        stop_event=aware(document["stop_event"]),
+        attributes=dict(document["attributes"]),
+        created_at=aware(document.get("created_at")) or start_event,
+        updated_at=aware(document.get("updated_at")) or start_event,
+        version=document["version"],
+    )
+
+
+def _parse_id(event_id: str) -> ObjectId:
+    """An id that is not a valid ObjectId cannot exist: EventNotFound."""
+    try:
+        return ObjectId(event_id)
+    except (InvalidId, TypeError) as error:
+        raise EventNotFound(f"event {event_id} does not exist") from error
+
+
+def _request_fingerprint(new_event: NewEvent) -> str:
+    """Digest of a create request, to tell a retry from a different request."""
+    canonical = json.dumps(
+        {
+            "name": new_event.name,
+            "start_event": None
+            if new_event.start_event is None
+            else new_event.start_event.isoformat(),
+            "attributes": new_event.attributes,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def connect(
+    settings: Settings,
+    *,
+    username: str | None = None,
+    password: SecretStr | None = None,
+    tls_cert_key_file: Path | None = None,
+) -> MongoClient[Document]:
+    """A client for ``settings`` with one credential: SCRAM, or an X.509 certificate.
+
+    TLS verifies the server against ``mongodb_tls_ca_file``; there is no
+    switch to skip verification. Every timeout is bounded so a dead database
+    fails fast instead of hanging a request.
+    """
+    options: dict[str, Any] = {
+        "host": [host.strip() for host in settings.mongodb_hosts.split(",")],
+        "replicaset": settings.mongodb_replica_set,
+        "w": "majority",
+        "journal": True,
+        "retryWrites": True,
+        "retryReads": True,
+        "readConcernLevel": "majority",
+        "serverSelectionTimeoutMS": settings.mongodb_timeout_ms,
+        "connectTimeoutMS": settings.mongodb_timeout_ms,
+        "timeoutMS": settings.mongodb_timeout_ms,
+        "maxPoolSize": settings.mongodb_max_pool_size,
+        "appname": "eventsvc",
+        "tz_aware": False,
+    }
+    if settings.mongodb_tls:
+        options["tls"] = True
+        if settings.mongodb_tls_ca_file is not None:
+            options["tlsCAFile"] = str(settings.mongodb_tls_ca_file)
+    if tls_cert_key_file is not None:
+        options["tlsCertificateKeyFile"] = str(tls_cert_key_file)
+        options["authMechanism"] = "MONGODB-X509"
+        options["authSource"] = "$external"
+    elif username is not None and password is not None:
+        options["username"] = username
+        options["password"] = password.get_secret_value()
+        options["authMechanism"] = "SCRAM-SHA-256"
+        options["authSource"] = settings.mongodb_database
+    return MongoClient(**options)
+
+
+class EventStore:
+    """Events in MongoDB.
+
+    The client can be replaced at runtime (new credential from Vault) with
+    :meth:`replace_client`: each operation takes the current client once, so
+    in-flight operations finish on the old one and nothing is serialised.
+    """
+
+    def __init__(self, client: MongoClient[Document], database: str) -> None:
+        self._client = client
+        self._database = database
+        self._retired: list[MongoClient[Document]] = []
+        self._swap_lock = threading.Lock()
+
+    # --- lifecycle ------------------------------------------------------
+    @property
+    def client(self) -> MongoClient[Document]:
+        return self._client
+
+    def replace_client(self, new_client: MongoClient[Document], grace_seconds: float = 30) -> None:
+        """Point new operations at ``new_client``; close the old one later.
+
+        The old client stays open for ``grace_seconds`` so requests already
+        using it complete instead of failing mid-flight.
+        """
+        with self._swap_lock:
+            old_client, self._client = self._client, new_client
+        timer = threading.Timer(grace_seconds, old_client.close)
+        timer.daemon = True
+        timer.start()
+        log.info("mongodb client replaced; previous one closes in %.0f s", grace_seconds)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _collection(self, name: str) -> Collection[Document]:
+        return self._client[self._database].get_collection(
+            name,
+            write_concern=WriteConcern(w="majority", j=True),
+            read_concern=ReadConcern("majority"),
+        )
+
+    @contextmanager
+    def _transaction(self) -> Iterator[ClientSession]:
+        """A majority-committed transaction on the current client."""
+        with (
+            self._client.start_session() as session,
+            session.start_transaction(
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern(w="majority", j=True),
+            ),
+        ):
+            yield session
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless MongoDB answers."""
+        _unavailable_on_connection_errors(lambda: self._client.admin.command("ping"))
+
+    def ensure_schema(self) -> None:
+        """Create collections, the validator and indexes; safe to run every start."""
+
+        def create() -> None:
+            database = self._client[self._database]
+            try:
+                database.create_collection(EVENTS, validator=EVENTS_VALIDATOR)
+            except CollectionInvalid:
+                database.command("collMod", EVENTS, validator=EVENTS_VALIDATOR)
+            with suppress(CollectionInvalid):
+                database.create_collection(IDEMPOTENCY_KEYS)
+            database[EVENTS].create_indexes(EVENTS_INDEXES)
+            database[IDEMPOTENCY_KEYS].create_indexes(IDEMPOTENCY_INDEXES)
+
+        _unavailable_on_connection_errors(create)
+        log.info("mongodb schema ready (validator and indexes on %s)", EVENTS)
+
+    # --- commands -------------------------------------------------------
+    def create(self, new_event: NewEvent, idempotency_key: str | None = None) -> CreateResult:
+        """Insert an event; with an idempotency key, a retry returns the first result.
+
+        The event and its idempotency record commit in one transaction, so a
+        key never points at an event that does not exist.
+        """
+        return _unavailable_on_connection_errors(lambda: self._create(new_event, idempotency_key))
+
+    def _create(self, new_event: NewEvent, idempotency_key: str | None) -> CreateResult:
+        now = utc_now()
+        document: Document = {
+            "_id": ObjectId(),
+            "name": new_event.name,
+            "start_event": to_bson_precision(new_event.start_event or now),
+            "stop_event": None,
+            "attributes": new_event.attributes,
+            "created_at": now,
+            "updated_at": now,
+            "version": 1,
+        }
+        if idempotency_key is None:
+            self._collection(EVENTS).insert_one(document)
+            return CreateResult(_to_event(document), replayed=False)
+
+        fingerprint = _request_fingerprint(new_event)
+        try:
+            with self._transaction() as session:
+                self._collection(IDEMPOTENCY_KEYS).insert_one(
+                    {
+                        "_id": idempotency_key,
+                        "request": fingerprint,
+                        "event_id": document["_id"],
+                        "created_at": now,
+                    },
+                    session=session,
+                )
+                self._collection(EVENTS).insert_one(document, session=session)
+        except DuplicateKeyError:
+            return self._replay(idempotency_key, fingerprint)
+        except OperationFailure as error:
+            # A concurrent transaction with the same key: the loser replays.
+            if error.has_error_label("TransientTransactionError"):
+                return self._replay(idempotency_key, fingerprint)
+            raise
+        return CreateResult(_to_event(document), replayed=False)
+
+    def _replay(self, idempotency_key: str, fingerprint: str) -> CreateResult:
+        record = self._collection(IDEMPOTENCY_KEYS).find_one({"_id": idempotency_key})
+        if record is None:
+            # The winner's transaction aborted after all: nothing to replay.
+            raise IdempotencyKeyReused("a request with this Idempotency-Key is in progress")
+        if record["request"] != fingerprint:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was already used with a different request"
+            )
+        return CreateResult(self.get(str(record["event_id"])), replayed=True)
+
+    def get(self, event_id: str) -> Event:
+        object_id = _parse_id(event_id)
+        document = _unavailable_on_connection_errors(
+            lambda: self._collection(EVENTS).find_one({"_id": object_id})
+        )
+        if document is None:
+            raise EventNotFound(f"event {event_id} does not exist")
+        return _to_event(document)
+
+    def stop(self, event_id: str, stop_event: datetime, *, if_match: str | None) -> Event:
+        """Set ``stop_event`` under the domain rules, without lost updates.
+
+        The update is conditional on the version we checked the rules against:
+        if another request changed the event in between, we re-read and decide
+        again rather than overwrite its change.
+        """
+        stop_at = to_bson_precision(stop_event)
+        for _attempt in range(5):
+            event = self.get(event_id)
+            check_stop(event, stop_at, if_match=if_match)
+            updated = _unavailable_on_connection_errors(
+                partial(self._set_stop_if_unchanged, event, stop_at)
+            )
+            if updated is not None:
+                return updated
+        raise StoreUnavailable("event changed concurrently too many times; retry")
+
+    def _set_stop_if_unchanged(self, event: Event, stop_event: datetime) -> Event | None:
+        """Write the stop only if the event is still at the version we checked."""
+        updated = self._collection(EVENTS).find_one_and_update(
+            {"_id": ObjectId(event.id), "version": event.version},
+            {"$set": {"stop_event": stop_event, "updated_at": utc_now()}, "$inc": {"version": 1}},
+            return_document=ReturnDocument.AFTER,
+        )
+        return None if updated is None else _to_event(updated)
+
+    def delete(self, event_id: str) -> None:
+        object_id = _parse_id(event_id)
+        result = _unavailable_on_connection_errors(
+            lambda: self._collection(EVENTS).delete_one({"_id": object_id})
+        )
+        if result.deleted_count == 0:
+            raise EventNotFound(f"event {event_id} does not exist")
+
+    # --- queries --------------------------------------------------------
+    def list(self, event_filter: EventFilter, limit: int, cursor: str | None = None) -> Page:
+        """Events newest first (by start_event, then id), one page at a time.
+
+        Keyset pagination: the cursor is the last item's (start_event, id), so
+        inserts between two page requests never shift or duplicate items.
+        """
+        query = self.list_query(event_filter, cursor)
+        documents = _unavailable_on_connection_errors(
+            lambda: list(
+                self._collection(EVENTS)
+                .find(query)
+                .sort([("start_event", DESCENDING), ("_id", DESCENDING)])
+                .limit(limit + 1)
+            )
+        )
+        events = [_to_event(document) for document in documents[:limit]]
+        next_cursor = None
+        if len(documents) > limit:
+            last = events[-1]
+            next_cursor = encode_cursor(last.start_event, last.id)
+        return Page(events, next_cursor)
+
+    def explain_list(self, event_filter: EventFilter) -> Document:
+        """The query plan of a list request (used by tests to prove index use)."""
+        cursor = (
+            self._collection(EVENTS)
+            .find(self.list_query(event_filter, None))
+            .sort([("start_event", DESCENDING), ("_id", DESCENDING)])
+            .limit(100)
+        )
+        return cursor.explain()
+
+    @staticmethod
+    def list_query(event_filter: EventFilter, cursor: str | None) -> Document:
+        """Build the filter document from typed values only."""
+        clauses: list[Document] = []
+        start_range: Document = {}
+        if event_filter.start_from is not None:
+            start_range["$gte"] = event_filter.start_from
+        if event_filter.start_to is not None:
+            start_range["$lt"] = event_filter.start_to
+        if start_range:
+            clauses.append({"start_event": start_range})
+        if event_filter.name is not None:
+            clauses.append({"name": str(event_filter.name)})
+        if event_filter.status == "open":
+            clauses.append({"stop_event": None})
+        elif event_filter.status == "stopped":
+            clauses.append({"stop_event": {"$ne": None}})
+        if cursor is not None:
+            after_start, after_id = decode_cursor(cursor)
+            clauses.append(
+                {
+                    "$or": [
+                        {"start_event": {"$lt": after_start}},
+                        {"start_event": after_start, "_id": {"$lt": after_id}},
+                    ]
+                }
+            )
+        return {"$and": clauses} if clauses else {}

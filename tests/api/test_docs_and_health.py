@@ -1,0 +1,78 @@
+"""OpenAPI, Swagger UI (local assets), probes, headers, index use."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flask.testing import FlaskClient
+
+from eventsvc.store import START_EVENT_INDEX, EventFilter, EventStore
+
+
+def test_openapi_is_3_1_and_describes_every_route(client: FlaskClient) -> None:
+    document = client.get("/openapi.json").get_json()
+    assert document["openapi"].startswith("3.1")
+    paths = document["paths"]
+    assert set(paths["/api/v1/events"]) >= {"get", "post"}
+    assert set(paths["/api/v1/events/{event_id}"]) >= {"get", "patch", "delete"}
+    assert "/healthz" in paths and "/readyz" in paths
+
+
+def test_committed_openapi_matches_the_code(client: FlaskClient, repo_root: Path) -> None:
+    """Regenerate with `make openapi` when this fails."""
+    committed = json.loads((repo_root / "openapi.json").read_text())
+    assert client.get("/openapi.json").get_json() == committed
+
+
+def test_docs_page_uses_only_local_assets(client: FlaskClient) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "http://" not in html and "https://" not in html
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    for asset in [
+        "/docs/assets/js/swagger-ui-bundle.js",
+        "/docs/assets/css/swagger-ui.css",
+        "/docs/init.js",
+    ]:
+        assert asset in html
+        assert client.get(asset).status_code == 200
+    assert client.get("/docs/assets/../../app.py").status_code == 404
+
+
+def test_probes(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.get_json()["checks"]["mongodb"] == "ok"
+
+
+def test_security_headers_on_every_response(client: FlaskClient) -> None:
+    for response in [client.get("/api/v1/events"), client.get("/api/v1/nope")]:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert response.headers["Cache-Control"] == "no-store"
+        assert response.headers["X-Request-Id"]
+        assert "default-src 'none'" in response.headers["Content-Security-Policy"]
+
+
+def test_request_id_is_propagated_when_well_formed(client: FlaskClient) -> None:
+    ok = client.get("/healthz", headers={"X-Request-Id": "abc-123-def-456"})
+    assert ok.headers["X-Request-Id"] == "abc-123-def-456"
+    forged = client.get("/healthz", headers={"X-Request-Id": "<script> or too long" * 4})
+    assert forged.headers["X-Request-Id"] != "<script> or too long" * 4
+    assert len(forged.headers["X-Request-Id"]) == 36  # a fresh uuid4
+
+
+def test_list_query_uses_the_start_event_index(store: EventStore, client: FlaskClient) -> None:
+    for index in range(20):
+        client.post("/api/v1/events", json={"name": f"e{index}"})
+    for event_filter in [
+        EventFilter(),
+        EventFilter(status="open"),
+        EventFilter(start_from=datetime(2026, 1, 1, tzinfo=UTC)),
+    ]:
+        plan = json.dumps(store.explain_list(event_filter)["queryPlanner"]["winningPlan"])
+        assert "COLLSCAN" not in plan
+        assert "IXSCAN" in plan and START_EVENT_INDEX in plan
