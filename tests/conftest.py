@@ -65,12 +65,11 @@ def store(settings: Settings, app_password: SecretStr) -> Iterator[EventStore]:
 
 
 @pytest.fixture
-def clean_db(mongod: RunningMongod, store: EventStore) -> Iterator[None]:
+def clean_db(mongod: RunningMongod, store: EventStore) -> None:
     """Empty the app collections (as admin: the app user cannot drop)."""
     with mongod.admin_client() as admin:
         for name in ("events", "idempotency_keys"):
             admin[APP_DATABASE][name].delete_many({})
-    yield
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ def test_openapi_is_3_1_and_describes_every_route(client: FlaskClient) -> None:
     paths = document["paths"]
     assert set(paths["/api/v1/events"]) >= {"get", "post"}
     assert set(paths["/api/v1/events/{event_id}"]) >= {"get", "patch", "delete"}
-    assert "/healthz" in paths and "/readyz" in paths
+    assert "/healthz" in paths
+    assert "/readyz" in paths
 
 
 def test_committed_openapi_matches_the_code(client: FlaskClient, repo_root: Path) -> None:
@@ -30,7 +31,8 @@ def test_docs_page_uses_only_local_assets(client: FlaskClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    assert "http://" not in html and "https://" not in html
+    assert "http://" not in html
+    assert "https://" not in html
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     for asset in [
         "/docs/assets/js/swagger-ui-bundle.js",
@@ -75,4 +77,5 @@ def test_list_query_uses_the_start_event_index(store: EventStore, client: FlaskC
     ]:
         plan = json.dumps(store.explain_list(event_filter)["queryPlanner"]["winningPlan"])
         assert "COLLSCAN" not in plan
-        assert "IXSCAN" in plan and START_EVENT_INDEX in plan
+        assert "IXSCAN" in plan
+        assert START_EVENT_INDEX in plan

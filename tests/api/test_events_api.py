@@ -159,7 +159,8 @@ def test_list_filters_and_orders_newest_first(client: FlaskClient) -> None:
     stopped = client.get(EVENTS, query_string={"status": "stopped"}).get_json()["items"]
     assert [item["id"] for item in stopped] == [ids[1]]
     open_ = client.get(EVENTS, query_string={"status": "open"}).get_json()["items"]
-    assert ids[1] not in [item["id"] for item in open_] and len(open_) == 4
+    assert ids[1] not in [item["id"] for item in open_]
+    assert len(open_) == 4
 
 
 def test_cursor_pagination_is_stable_under_concurrent_inserts(client: FlaskClient) -> None:
