@@ -200,7 +200,9 @@ def tls_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TLSSetup]:
         yield TLSSetup(mongod, ca, crl_file, app_pem, subject)
 
 
-def _x509_client(setup: TLSSetup, pem: Path) -> pymongo.MongoClient[dict[str, Any]]:
+def _x509_client(
+    setup: TLSSetup, pem: Path, timeout_ms: int = 3000
+) -> pymongo.MongoClient[dict[str, Any]]:
     return pymongo.MongoClient(
         setup.mongod.hosts,
         replicaSet=setup.mongod.replica_set,
@@ -208,7 +210,8 @@ def _x509_client(setup: TLSSetup, pem: Path) -> pymongo.MongoClient[dict[str, An
         tlsCAFile=str(setup.ca.ca_file),
         tlsCertificateKeyFile=str(pem),
         authMechanism="MONGODB-X509",
-        **FAST,
+        serverSelectionTimeoutMS=timeout_ms,
+        connectTimeoutMS=timeout_ms,
     )
 
 
@@ -242,6 +245,15 @@ def test_unauthenticated_insert_is_refused(plain_mongod: RunningMongod) -> None:
         pytest.raises(OperationFailure) as refused,
     ):
         client.eventsvc.events.insert_one({"name": "x"})
+    assert refused.value.code == UNAUTHORIZED
+
+
+def test_localhost_exception_is_closed_once_root_exists(plain_mongod: RunningMongod) -> None:
+    with (
+        pymongo.MongoClient(plain_mongod.hosts, directConnection=True, **FAST) as client,
+        pytest.raises(OperationFailure) as refused,
+    ):
+        client.admin.command("createUser", "intruder", pwd="intruder-pw", roles=["root"])
     assert refused.value.code == UNAUTHORIZED
 
 
@@ -368,16 +380,37 @@ def test_x509_app_user_logs_in_as_the_cert_subject(tls_setup: TLSSetup) -> None:
 def test_revoked_client_cert_is_refused_after_rotate(tls_setup: TLSSetup) -> None:
     pem, cert = tls_setup.ca.issue("doomed.pem", _name("eventsvc-app", "eventsvc-app-doomed"))
     tls_setup.mongod.create_app_user_x509(cert.subject.rfc4514_string())
-    with _x509_client(tls_setup, pem) as client:
-        assert client.admin.command("ping")["ok"] == 1
+    pooled = _x509_client(tls_setup, pem)
+    try:
+        assert pooled.admin.command("ping")["ok"] == 1
+        log_text = tls_setup.mongod.logpath.read_text
+        revoked_before = log_text().count("certificate revoked")
 
-    tls_setup.ca.write_crl(tls_setup.crl_file, revoked=[cert], number=2)
-    tls_setup.mongod.rotate_certificates()
+        tls_setup.ca.write_crl(tls_setup.crl_file, revoked=[cert], number=2)
+        tls_setup.mongod.rotate_certificates()
 
-    with _x509_client(tls_setup, pem) as client, pytest.raises(ConnectionFailure):
-        client.admin.command("ping")
+        with (
+            _x509_client(tls_setup, pem, timeout_ms=1000) as client,
+            pytest.raises(ConnectionFailure),
+        ):
+            client.admin.command("ping")
+        assert log_text().count("certificate revoked") > revoked_before
+        # Revocation reaches only new TLS sessions: a pooled connection survives it.
+        assert pooled.admin.command("ping")["ok"] == 1
+    finally:
+        pooled.close()
     with _x509_client(tls_setup, tls_setup.app_pem) as client:
         assert client.admin.command("ping")["ok"] == 1
+
+
+def test_rejects_a_readable_private_key(tmp_path: Path) -> None:
+    pem = tmp_path / "server.pem"
+    pem.write_text("not really a key")
+    pem.chmod(0o644)
+    tls = MongodTLS(server_pem_file=pem, ca_file=tmp_path / "ca.pem")
+    with pytest.raises(devstack_mongod.MongodError, match="group/world"):
+        start_mongod(tmp_path / "work", tls=tls)
+    assert not (tmp_path / "work").exists()
 
 
 def test_tls_requiring_client_certs_needs_a_client_pem(tmp_path: Path) -> None:
@@ -433,6 +466,14 @@ def test_env_override_is_used_reported_and_stop_is_idempotent(
     assert not mongod.dbpath.exists()
     assert not (tmp_path / "work" / "mongod.keyfile").exists()
     assert (tmp_path / "work" / "mongod.log").exists()
+
+
+def test_binary_without_executable_bit_gets_it(tmp_path: Path) -> None:
+    binary = tmp_path / "mongod"
+    binary.write_text("#!/bin/sh\n")
+    binary.chmod(0o644)
+    devstack_mongod._ensure_executable(binary)
+    assert os.access(binary, os.X_OK)
 
 
 def test_binary_from_path_when_no_override_and_no_wheel(tmp_path: Path) -> None:

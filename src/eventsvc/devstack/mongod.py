@@ -101,6 +101,14 @@ class MongodTLS:
         if not self.allow_connections_without_certificates and self.client_pem_file is None:
             raise ValueError("client_pem_file is required when client certificates are required")
 
+    def check_private_key_files(self) -> None:
+        """Refuse PEM files holding a private key that others can read (they must be 0600)."""
+        for pem in (self.server_pem_file, self.client_pem_file):
+            if pem is not None and pem.stat().st_mode & 0o077:
+                raise MongodError(
+                    f"{pem} holds a private key and must not be group/world-accessible"
+                )
+
     def server_args(self) -> list[str]:
         """The mongod command-line options for this TLS configuration."""
         args = [
@@ -335,6 +343,8 @@ def start_mongod(
     wins the race for it). ``workdir/db`` must be absent or empty: the root
     password is new on every start, so old data would be unusable.
     """
+    if tls is not None:
+        tls.check_private_key_files()
     binary, source = find_mongod_binary()
     workdir = workdir.absolute()
     workdir.mkdir(parents=True, exist_ok=True)
