@@ -377,6 +377,15 @@ def test_x509_app_user_logs_in_as_the_cert_subject(tls_setup: TLSSetup) -> None:
             client.eventsvc.audit.delete_many({})
 
 
+def test_refuses_an_x509_app_user_that_looks_like_a_member(tls_setup: TLSSetup) -> None:
+    member_like = _name("mongod-members", "not-a-member").rfc4514_string()
+    with pytest.raises(devstack_mongod.MongodError, match="cluster member"):
+        tls_setup.mongod.create_app_user_x509(member_like)
+    with tls_setup.mongod.admin_client() as client:
+        users = client["$external"].command("usersInfo", member_like)["users"]
+    assert users == []
+
+
 def test_revoked_client_cert_is_refused_after_rotate(tls_setup: TLSSetup) -> None:
     pem, cert = tls_setup.ca.issue("doomed.pem", _name("eventsvc-app", "eventsvc-app-doomed"))
     tls_setup.mongod.create_app_user_x509(cert.subject.rfc4514_string())

@@ -37,6 +37,8 @@ from types import TracebackType
 from typing import Any
 
 import pymongo
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from pymongo.errors import PyMongoError
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,11 @@ class MongodTLS:
                 raise MongodError(
                     f"{pem} holds a private key and must not be group/world-accessible"
                 )
+
+    def member_identity(self) -> frozenset[tuple[str, str]]:
+        """The O/OU/DC attributes of the server certificate: what makes a cert a member's."""
+        certificate = x509.load_pem_x509_certificate(self.server_pem_file.read_bytes())
+        return _member_attributes(certificate.subject)
 
     def server_args(self) -> list[str]:
         """The mongod command-line options for this TLS configuration."""
@@ -258,6 +265,11 @@ class RunningMongod:
         The subject's O/OU/DC must differ from the server certificates', or
         mongod would treat the client as a cluster member (``__system``).
         """
+        if self.tls is not None and _is_member_subject(self.tls, subject):
+            raise MongodError(
+                f"X.509 subject {subject!r} has the same O/OU/DC as the server certificate: "
+                "mongod would treat it as a cluster member; use a distinct OU"
+            )
         self.ensure_app_role(database)
         with self.admin_client() as client:
             client["$external"].command(
@@ -341,7 +353,8 @@ def start_mongod(
 
     With ``port=None`` a free port is picked (and re-picked if another process
     wins the race for it). ``workdir/db`` must be absent or empty: the root
-    password is new on every start, so old data would be unusable.
+    password is new on every start, so old data would be unusable. The whole
+    start is bounded by ``timeout_s``.
     """
     if tls is not None:
         tls.check_private_key_files()
@@ -355,9 +368,10 @@ def start_mongod(
     _write_keyfile(keyfile)
     owned += (keyfile,)
     password = _Secret(secrets.token_urlsafe(32))
+    deadline = time.monotonic() + timeout_s
     try:
         process, chosen_port = _launch_on_free_port(
-            binary, dbpath, keyfile, logpath, tls, replica_set, port, timeout_s
+            binary, dbpath, keyfile, logpath, tls, replica_set, port, deadline
         )
     except BaseException:
         for path in owned:
@@ -377,7 +391,7 @@ def start_mongod(
         _owned_paths=owned,
     )
     try:
-        _bootstrap(mongod, password, time.monotonic() + timeout_s)
+        _bootstrap(mongod, password, deadline)
     except BaseException:
         mongod.stop()
         raise
@@ -457,6 +471,27 @@ def _write_keyfile(path: Path) -> None:
         os.close(fd)
 
 
+_MEMBER_OIDS = (
+    NameOID.ORGANIZATION_NAME,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.DOMAIN_COMPONENT,
+)
+
+
+def _member_attributes(name: x509.Name) -> frozenset[tuple[str, str]]:
+    """The attributes mongod compares to decide that a certificate belongs to a member."""
+    return frozenset(
+        (attribute.oid.dotted_string, str(attribute.value))
+        for attribute in name
+        if attribute.oid in _MEMBER_OIDS
+    )
+
+
+def _is_member_subject(tls: MongodTLS, subject: str) -> bool:
+    member = tls.member_identity()
+    return bool(member) and _member_attributes(x509.Name.from_rfc4514_string(subject)) == member
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
@@ -505,7 +540,7 @@ def _launch_on_free_port(
     tls: MongodTLS | None,
     replica_set: str,
     port: int | None,
-    timeout_s: float,
+    deadline: float,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """Launch mongod and wait until it listens; retry a lost free-port race."""
     attempts = 1 if port is not None else _PORT_ATTEMPTS
@@ -515,7 +550,7 @@ def _launch_on_free_port(
         log_offset = logpath.stat().st_size if logpath.exists() else 0
         process = _spawn(args, logpath)
         try:
-            _wait_until_listening(process, logpath, log_offset, time.monotonic() + timeout_s)
+            _wait_until_listening(process, logpath, log_offset, deadline)
         except MongodStartError as exc:
             if attempt < attempts and "Address already in use" in str(exc):
                 logger.info("port %d was taken meanwhile; picking another", chosen)
