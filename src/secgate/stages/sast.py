@@ -1,0 +1,208 @@
+"""SAST stage: bandit (Python security lints) and semgrep with our own rules.
+
+bandit knows generic Python pitfalls; semgrep runs the rules in
+``security/semgrep`` written for this stack (Flask request data into pymongo,
+TLS verification off, secrets in logs, routes without an auth decorator...).
+Registry rules are never used: they need the internet and change under us.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.source import code_fingerprint, read_lines, read_span, unique_fingerprints
+from secgate.taxonomy import owasp_for, short_cwe, short_owasp
+from secgate.tools import ToolFailed, ToolMissing, run_tool, tool_version
+
+logger = logging.getLogger(__name__)
+
+STAGE = "sast"
+
+
+def run(ctx: ScanContext) -> StageResult:
+    """Run bandit then semgrep; a tool that fails marks the stage as not run."""
+    result = StageResult(stage=STAGE, ran=True)
+    targets = scan_targets(ctx.root)
+    errors: list[str] = []
+    for tool in (run_bandit, run_semgrep):
+        try:
+            result.findings.extend(tool(ctx, targets, result))
+        except (ToolMissing, ToolFailed, ValueError) as exc:
+            errors.append(str(exc))
+    result.findings = unique_fingerprints(result.findings)
+    if errors:
+        result.ran = False
+        result.error = "; ".join(errors)
+    return result
+
+
+def scan_targets(root: Path) -> list[str]:
+    """What SAST scans: the shipped code under src/ (the whole tree if there is none)."""
+    return ["src"] if (root / "src").is_dir() else ["."]
+
+
+# --- bandit -----------------------------------------------------------------
+
+
+def run_bandit(ctx: ScanContext, targets: list[str], result: StageResult) -> list[Finding]:
+    """bandit → bandit.json + bandit.sarif in the report dir, parsed into findings."""
+    config = ctx.security_dir / "bandit.yml"
+    common = ["-r", *targets, "-q"]
+    if config.is_file():
+        common += ["-c", str(config.absolute())]
+    else:
+        result.notes.append(f"bandit: no {config}, default configuration used")
+    json_out = ctx.report_dir / "bandit.json"
+    sarif_out = ctx.report_dir / "bandit.sarif"
+    # Exit 1 means "issues found"; anything else is a crash.
+    run_tool(ctx, "bandit", [*common, "-f", "json", "-o", str(json_out)], ok_codes=(0, 1))
+    run_tool(ctx, "bandit", [*common, "-f", "sarif", "-o", str(sarif_out)], ok_codes=(0, 1))
+    result.artifacts += [json_out, sarif_out]
+    result.tool_versions["bandit"] = tool_version(ctx, "bandit").removeprefix("bandit ").strip()
+    report = json.loads(json_out.read_text(encoding="utf-8"))
+    findings = [bandit_finding(ctx.root, issue) for issue in report.get("results", [])]
+    findings += [
+        scan_error("bandit", str(error.get("filename", "?")), str(error.get("reason", "")))
+        for error in report.get("errors", [])
+    ]
+    return findings
+
+
+def bandit_finding(root: Path, issue: dict[str, Any]) -> Finding:
+    """One bandit result → Finding (fingerprint over the flagged lines, not their numbers)."""
+    path = _relative(str(issue["filename"]))
+    line = int(issue["line_number"])
+    line_range = [int(n) for n in issue.get("line_range") or [line]]
+    code = read_lines(root, path, min(line_range), max(line_range))
+    rule_id = f"{issue['test_id']}-{issue['test_name']}"
+    cwe_id = (issue.get("issue_cwe") or {}).get("id")
+    cwe = f"CWE-{cwe_id}" if cwe_id else None
+    return Finding(
+        stage=STAGE,
+        tool="bandit",
+        rule_id=rule_id,
+        severity=Severity.parse(str(issue["issue_severity"])),
+        confidence=Confidence.parse(str(issue["issue_confidence"])),
+        message=str(issue["issue_text"]),
+        location=f"{path}:{line}",
+        fingerprint=code_fingerprint("bandit", rule_id, path, code),
+        help=f"See {issue.get('more_info', 'the bandit documentation')} for the safe pattern.",
+        owasp=owasp_for(cwe),
+        cwe=cwe,
+        path=path,
+        line=line,
+    )
+
+
+# --- semgrep ----------------------------------------------------------------
+
+
+def run_semgrep(ctx: ScanContext, targets: list[str], result: StageResult) -> list[Finding]:
+    """semgrep with security/semgrep only → semgrep.json + semgrep.sarif."""
+    rules = ctx.security_dir / "semgrep"
+    if not rules.is_dir():
+        raise ToolFailed(f"semgrep: rules directory {rules} is missing")
+    json_out = ctx.report_dir / "semgrep.json"
+    sarif_out = ctx.report_dir / "semgrep.sarif"
+    state = ctx.report_dir / "tool-state"
+    state.mkdir(parents=True, exist_ok=True)
+    args = [
+        "scan",
+        "--config",
+        str(rules.absolute()),
+        "--metrics=off",
+        "--disable-version-check",
+        "--error",
+        "--quiet",
+        f"--json-output={json_out}",
+        f"--sarif-output={sarif_out}",
+        *targets,
+    ]
+    env = {
+        # Without this every scan stalls ~100 s trying to reach the version server.
+        "SEMGREP_ENABLE_VERSION_CHECK": "0",
+        "SEMGREP_SEND_METRICS": "off",
+        # Keep semgrep's settings and log out of $HOME.
+        "SEMGREP_SETTINGS_FILE": str(state / "semgrep-settings.yml"),
+        "SEMGREP_LOG_FILE": str(state / "semgrep.log"),
+    }
+    run_tool(ctx, "semgrep", args, ok_codes=(0, 1), env=env)
+    result.artifacts += [json_out, sarif_out]
+    report = json.loads(json_out.read_text(encoding="utf-8"))
+    result.tool_versions["semgrep"] = str(report.get("version", "unknown"))
+    findings = [semgrep_finding(ctx.root, match) for match in report.get("results", [])]
+    for error in report.get("errors", []):
+        if str(error.get("level", "error")) == "error":
+            findings.append(scan_error("semgrep", _error_path(error), str(error.get("message"))))
+        else:
+            result.notes.append(f"semgrep warning: {error.get('message', error)}")
+    return findings
+
+
+def semgrep_finding(root: Path, match: dict[str, Any]) -> Finding:
+    """One semgrep match → Finding; the rule id loses semgrep's config-path prefix."""
+    extra = match.get("extra", {})
+    metadata = extra.get("metadata", {})
+    rule_id = str(match["check_id"]).rsplit(".", 1)[-1]
+    path = _relative(str(match["path"]))
+    line = int(match["start"]["line"])
+    code = read_span(root, path, int(match["start"]["offset"]), int(match["end"]["offset"]))
+    cwes = [short_cwe(str(c)) for c in _as_list(metadata.get("cwe"))]
+    owasps = [short_owasp(str(o)) for o in _as_list(metadata.get("owasp"))]
+    message = " ".join(str(extra.get("message", "")).split())
+    summary, _, fix = message.partition(" Fix: ")
+    return Finding(
+        stage=STAGE,
+        tool="semgrep",
+        rule_id=rule_id,
+        severity=Severity.parse(str(extra.get("severity", "warning"))),
+        confidence=Confidence.parse(str(metadata.get("confidence", "medium"))),
+        message=summary,
+        location=f"{path}:{line}",
+        fingerprint=code_fingerprint("semgrep", rule_id, path, code),
+        help=fix[:1].upper() + fix[1:],
+        owasp=owasps[0] if owasps else owasp_for(cwes[0] if cwes else None),
+        cwe=cwes[0] if cwes else None,
+        path=path,
+        line=line,
+    )
+
+
+# --- shared -----------------------------------------------------------------
+
+
+def scan_error(tool: str, path: str, reason: str) -> Finding:
+    """A file the tool could not analyse: a hole in the scan, so it is a finding."""
+    return Finding(
+        stage=STAGE,
+        tool=tool,
+        rule_id="scan-error",
+        severity=Severity.MEDIUM,
+        confidence=Confidence.HIGH,
+        message=f"{tool} could not analyse this file: {' '.join(reason.split())[:300]}",
+        location=path,
+        fingerprint=fingerprint(tool, "scan-error", path),
+        help="Make the file parse (syntax error, encoding) so it is scanned again.",
+        path=path if path != "?" else None,
+    )
+
+
+def _error_path(error: dict[str, Any]) -> str:
+    spans = error.get("spans") or []
+    if spans and isinstance(spans[0], dict) and spans[0].get("file"):
+        return _relative(str(spans[0]["file"]))
+    return str(error.get("path", "?"))
+
+
+def _relative(path: str) -> str:
+    return path.removeprefix("./")
+
+
+def _as_list(value: object) -> list[object]:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, list) else [value]
