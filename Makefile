@@ -1,0 +1,97 @@
+# eventsvc — every developer and CI entry point. `make help` lists them.
+# Two virtualenvs: .venv (the service, tests, lint, local stack) and
+# .venv-scan (security scanners, pinned separately so their pins never hold
+# back ours). Both are installed from hash-locked requirements only.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+SCAN_VENV := .venv-scan
+PY := $(VENV)/bin/python
+SCAN_BIN := $(SCAN_VENV)/bin
+SECGATE := $(PY) -m secgate
+PIP_INSTALL := --require-hashes --no-deps --disable-pip-version-check -q
+export SEMGREP_ENABLE_VERSION_CHECK := 0
+
+.PHONY: help venv scan-venv run up down test lint fmt openapi scan scan-static sast sca secrets config dast bench loadtest clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements/pip.txt requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_INSTALL) -r requirements/pip.txt
+	$(PY) -m pip install $(PIP_INSTALL) -r requirements/dev.txt
+	$(PY) -m pip install --no-deps --no-build-isolation -q -e .
+	touch $@
+
+$(SCAN_VENV)/.installed: requirements/pip.txt requirements/scan.txt
+	$(PYTHON) -m venv $(SCAN_VENV)
+	$(SCAN_BIN)/python -m pip install $(PIP_INSTALL) -r requirements/pip.txt
+	$(SCAN_BIN)/python -m pip install --require-hashes --disable-pip-version-check -q -r requirements/scan.txt
+	touch $@
+
+venv: $(VENV)/.installed ## Create .venv from the locked requirements
+scan-venv: $(SCAN_VENV)/.installed ## Create .venv-scan (security scanners)
+
+run: venv ## Start the whole local stack and the API in the foreground (Ctrl-C stops it)
+	$(PY) -m eventsvc.devstack run
+
+up: venv ## Start the local stack in the background (state in .run/)
+	$(PY) -m eventsvc.devstack up
+
+down: venv ## Stop what `make up` started
+	$(PY) -m eventsvc.devstack down
+
+test: venv scan-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
+	mkdir -p build
+	$(VENV)/bin/pytest -p no:cacheprovider --cov=eventsvc --cov-branch \
+		--cov-report=term --cov-report=xml:build/coverage.xml \
+		--junitxml=build/junit-tests.xml $(PYTEST_ARGS)
+
+lint: venv ## ruff (incl. bandit rules), formatting, mypy --strict
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/mypy
+
+fmt: venv ## Apply ruff fixes and formatting
+	$(VENV)/bin/ruff check --fix src tests
+	$(VENV)/bin/ruff format src tests
+
+openapi: venv ## Regenerate the committed openapi.json from the code
+	$(PY) -m eventsvc.openapi openapi.json
+
+scan: venv scan-venv ## Every security stage, DAST included, then the gate verdict
+	$(SECGATE) scan --with-dast-stack
+
+scan-static: venv scan-venv ## SAST, SCA, secrets and workflow config only (no running stack)
+	$(SECGATE) scan --stages sast,sca,secrets,config
+
+sast: venv scan-venv ## bandit + our semgrep rules
+	$(SECGATE) scan --stages sast
+
+sca: venv scan-venv ## Dependency audit, SBOM, licences
+	$(SECGATE) scan --stages sca
+
+secrets: venv scan-venv ## detect-secrets against the audited baseline
+	$(SECGATE) scan --stages secrets
+
+config: venv scan-venv ## zizmor + workflow schema checks
+	$(SECGATE) scan --stages config
+
+dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
+	$(SECGATE) scan --stages dast --with-dast-stack
+
+bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
+	$(PY) -m eventsvc.bench
+
+loadtest: venv ## Load test against a local stack (ratios against a baseline in the same run)
+	$(PY) -m eventsvc.loadtest
+
+clean: ## Remove build output, caches and local stack state (not the venvs)
+	-$(PY) -m eventsvc.devstack down 2>/dev/null
+	rm -rf build .run .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis security/reports
+	find . -name __pycache__ -type d -prune -not -path './.venv*' -exec rm -rf {} +

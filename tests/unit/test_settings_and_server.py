@@ -1,0 +1,116 @@
+"""Production settings refuse unsafe values; gunicorn options follow settings."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from eventsvc.server import Credentials, gunicorn_options
+from eventsvc.settings import Settings, UnsafeSettingsError
+
+
+def test_prod_refuses_unsafe_settings_listing_every_reason() -> None:
+    unsafe = Settings(
+        profile="prod",
+        debug=True,
+        mongodb_tls=False,
+        mongodb_password=SecretStr("pw"),
+        vault_auth_method="token",
+    )
+    with pytest.raises(UnsafeSettingsError) as caught:
+        unsafe.check()
+    message = str(caught.value)
+    for expected in [
+        "EVENTSVC_DEBUG",
+        "EVENTSVC_VAULT_ADDR",
+        "EVENTSVC_MONGODB_TLS",
+        "EVENTSVC_MONGODB_PASSWORD",
+        "token is for the dev profile",
+    ]:
+        assert expected in message
+    assert "pw" not in message.split(":", 1)[1].replace("password", "")
+
+
+def test_prod_accepts_vault_approle_over_https(tmp_path: Path) -> None:
+    Settings(
+        profile="prod",
+        vault_addr="https://vault:8200",
+        vault_role_id="r",
+        vault_wrapped_secret_id_file=tmp_path / "wrapped",
+    ).check()
+
+
+def test_plain_http_vault_is_refused_in_prod(tmp_path: Path) -> None:
+    with pytest.raises(UnsafeSettingsError, match="https://"):
+        Settings(
+            profile="prod",
+            vault_addr="http://vault:8200",
+            vault_role_id="r",
+            vault_wrapped_secret_id_file=tmp_path / "w",
+        ).check()
+
+
+def test_credentials_in_host_list_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        Settings(mongodb_hosts="user:pw@db:27017")
+
+
+def test_gunicorn_options_for_https_and_mtls(tmp_path: Path) -> None:
+    settings = Settings(
+        profile="test",
+        workers=3,
+        tls_client_ca_file=tmp_path / "ca.pem",
+        tls_require_client_cert=True,
+    )
+    options = gunicorn_options(
+        settings, Credentials(tls_cert_file=tmp_path / "c", tls_key_file=tmp_path / "k")
+    )
+    assert options["worker_class"] == "gthread"
+    assert options["workers"] == 3
+    assert options["certfile"] == str(tmp_path / "c")
+    assert options["cert_reqs"] == ssl.CERT_REQUIRED
+    assert callable(options["ssl_context"])
+
+
+def test_no_certificate_means_no_tls_options() -> None:
+    options = gunicorn_options(Settings(profile="test"), Credentials())
+    assert "certfile" not in options
+
+
+def test_server_exits_2_with_one_line_on_unsafe_prod_config(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventsvc.server"],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "EVENTSVC_PROFILE": "prod",
+            "EVENTSVC_DEBUG": "true",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("eventsvc: configuration error: unsafe production settings")
+    assert "Traceback" not in result.stderr
+
+
+def test_server_reports_invalid_values_by_variable_name(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "eventsvc.server"],
+        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "EVENTSVC_MAX_BODY_BYTES": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "EVENTSVC_MAX_BODY_BYTES" in result.stderr
