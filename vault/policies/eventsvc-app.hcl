@@ -1,0 +1,43 @@
+# eventsvc-app: the policy of the running eventsvc API (AppRole "eventsvc").
+#
+# Least privilege. The service may:
+#   - read its own KV v2 secrets (kv/data/eventsvc/*), never list or write them;
+#   - issue a MongoDB *client* certificate and its own HTTPS *server* certificate;
+#   - revoke certificates it holds the private key of;
+#   - look up, renew and revoke its own token.
+# It may NOT issue mongod member certificates (pki_int/issue/eventsvc-mongod-server):
+# a certificate from that role would authenticate to MongoDB as __system.
+#
+# The AppRole sets token_no_default_policy=true, so this file is the whole grant.
+# PKI certificates are not leases (generate_lease=false), so no sys/leases/* path is
+# needed: certificates are revoked with revoke-with-key, the token with revoke-self.
+
+path "kv/data/eventsvc/*" {
+  capabilities = ["read"]
+}
+
+path "pki_int/issue/eventsvc-mongo-client" {
+  capabilities = ["update"]
+}
+
+path "pki_int/issue/eventsvc-api-server" {
+  capabilities = ["update"]
+}
+
+# Revocation needs proof of possession of the private key, so the service can
+# revoke only certificates it was issued (unlike pki_int/revoke, which takes any serial).
+path "pki_int/revoke-with-key" {
+  capabilities = ["update"]
+}
+
+path "auth/token/lookup-self" {
+  capabilities = ["read"]
+}
+
+path "auth/token/renew-self" {
+  capabilities = ["update"]
+}
+
+path "auth/token/revoke-self" {
+  capabilities = ["update"]
+}
