@@ -1,0 +1,143 @@
+"""Licence check of the locked runtime dependencies against an allow-list.
+
+Licences are read from the installed distributions' metadata (the same
+environment the service runs from), in the order of how precise each field is:
+``License-Expression`` (PEP 639, SPDX), then a short ``License`` field, then
+``License ::`` trove classifiers. Free-text values and classifiers are mapped to
+SPDX identifiers only through the explicit ``aliases`` table of
+``security/licenses.yml``: no guessing in code, every mapping is reviewable.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from packaging.utils import canonicalize_name
+
+
+@dataclass(frozen=True)
+class LicensePolicy:
+    """The allow-list: accepted SPDX ids and reviewed free-text → SPDX aliases."""
+
+    allowed: frozenset[str]
+    aliases: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class LicenseVerdict:
+    """What we concluded for one locked package."""
+
+    package: str
+    version: str
+    license: str  # what the metadata said (SPDX after aliasing), or "" if nothing
+    source: str  # "License-Expression", "License", "classifier", "not installed", "none"
+    status: str  # "allowed", "disallowed", "unknown", "version-mismatch"
+    detail: str = ""
+
+
+def load_policy(path: Path) -> LicensePolicy:
+    """Read ``security/licenses.yml``. Raises OSError/ValueError when unusable."""
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    allowed = raw.get("allowed")
+    if not isinstance(allowed, list) or not allowed:
+        raise ValueError(f"{path}: 'allowed' must be a non-empty list of SPDX identifiers")
+    aliases = raw.get("aliases") or {}
+    return LicensePolicy(
+        frozenset(str(item) for item in allowed), {str(k): str(v) for k, v in aliases.items()}
+    )
+
+
+def installed_distributions(venv: Path) -> dict[str, importlib.metadata.Distribution]:
+    """Distributions of a virtualenv, by PEP 503 name, without importing anything from it."""
+    site_dirs = [str(path) for path in sorted(venv.glob("lib/python3*/site-packages"))]
+    if not site_dirs:
+        raise FileNotFoundError(f"no site-packages under {venv}")
+    found: dict[str, importlib.metadata.Distribution] = {}
+    for dist in importlib.metadata.distributions(path=site_dirs):
+        name = _field(dist.metadata, "Name")
+        if name:
+            found.setdefault(canonicalize_name(name), dist)
+    return found
+
+
+def _expression_allowed(expression: str, policy: LicensePolicy) -> bool | None:
+    """Evaluate a flat SPDX expression: OR of AND-groups. None if it has parentheses."""
+    if "(" in expression or ")" in expression:
+        return None
+    groups = [
+        [policy.aliases.get(term, term) for term in re.split(r"\s+AND\s+", group)]
+        for group in re.split(r"\s+OR\s+", expression.strip())
+    ]
+    terms = [term for group in groups for term in group]
+    if any(term not in policy.allowed and _unmapped(term) for term in terms):
+        return None
+    return any(all(term in policy.allowed for term in group) for group in groups)
+
+
+def _unmapped(term: str) -> bool:
+    """Free text or a classifier with no alias: we cannot say which licence it is."""
+    return " " in term or "::" in term
+
+
+def _field(metadata: importlib.metadata.PackageMetadata, name: str) -> str:
+    """A single metadata field, "" when absent (indexing a missing key is deprecated)."""
+    values = metadata.get_all(name) or []
+    return str(values[0]).strip() if values else ""
+
+
+def _declared(dist: importlib.metadata.Distribution, policy: LicensePolicy) -> tuple[str, str]:
+    """(licence, source) from the most precise metadata field that says something usable."""
+    metadata = dist.metadata
+    expression = _field(metadata, "License-Expression")
+    if expression:
+        return expression.strip(), "License-Expression"
+    text = _field(metadata, "License")
+    # A long or multi-line License field is the licence text itself, not a name.
+    if text and "\n" not in text and len(text) <= 80:
+        return policy.aliases.get(text, text), "License"
+    classifiers = [c for c in metadata.get_all("Classifier") or [] if c.startswith("License ::")]
+    mapped = sorted({policy.aliases.get(c, c) for c in classifiers})
+    if mapped:
+        # Several classifiers may mean dual licensing or just noise: require all.
+        return " AND ".join(mapped), "classifier"
+    return "", "none"
+
+
+def check(
+    pins: Mapping[str, str],
+    dists: Mapping[str, importlib.metadata.Distribution],
+    policy: LicensePolicy,
+) -> list[LicenseVerdict]:
+    """One verdict per locked package; anything but "allowed" becomes a finding."""
+    verdicts: list[LicenseVerdict] = []
+    for package, version in sorted(pins.items()):
+        dist = dists.get(canonicalize_name(package))
+        if dist is None:
+            verdicts.append(LicenseVerdict(package, version, "", "not installed", "unknown"))
+            continue
+        license_text, source = _declared(dist, policy)
+        if dist.version != version:
+            detail = (
+                f"installed {dist.version}, locked {version}: metadata is not the locked release's"
+            )
+            verdicts.append(
+                LicenseVerdict(package, version, license_text, source, "version-mismatch", detail)
+            )
+            continue
+        allowed = _expression_allowed(license_text, policy) if license_text else None
+        status = "unknown" if allowed is None else ("allowed" if allowed else "disallowed")
+        verdicts.append(LicenseVerdict(package, version, license_text, source, status))
+    return verdicts
+
+
+def summary(verdicts: Iterable[LicenseVerdict]) -> dict[str, int]:
+    """Count of verdicts per status, for the stage metadata."""
+    counts: dict[str, int] = {}
+    for verdict in verdicts:
+        counts[verdict.status] = counts.get(verdict.status, 0) + 1
+    return counts

@@ -1,0 +1,306 @@
+"""Offline vulnerability lookup in a local OSV advisory database (PyPA layout).
+
+The PyPA advisory database (https://github.com/pypa/advisory-database) stores
+one OSV YAML file per advisory under ``vulns/<package>/``. Reading it from disk
+lets the SCA stage run without network access; the snapshot date is reported
+with every result so nobody mistakes an old snapshot for a clean bill of health.
+
+Only what the OSV schema says decides whether a version is affected:
+``affected[].versions`` (exact list) and ``affected[].ranges[]`` of type
+``ECOSYSTEM`` (``introduced`` / ``fixed`` / ``last_affected`` events), compared
+with :mod:`packaging.version` (PEP 440), never as strings.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from secgate.model import Severity
+
+log = logging.getLogger(__name__)
+
+Event = tuple[str, str]  # ("introduced" | "fixed" | "last_affected", version)
+
+
+@dataclass(frozen=True)
+class AffectedPackage:
+    """One ``affected[]`` entry of an advisory, reduced to what we evaluate."""
+
+    name: str  # PEP 503 normalised
+    ranges: tuple[tuple[Event, ...], ...]  # ECOSYSTEM ranges only
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Advisory:
+    """One OSV advisory as read from the database."""
+
+    id: str
+    aliases: tuple[str, ...]
+    summary: str
+    details: str
+    modified: str
+    withdrawn: str | None
+    severity: Severity | None  # from the advisory's CVSS vector, if any
+    affected: tuple[AffectedPackage, ...]
+    path: Path
+
+
+@dataclass(frozen=True)
+class Match:
+    """An advisory that applies to a locked package version."""
+
+    package: str
+    version: str
+    advisory: Advisory
+    fix_versions: tuple[str, ...]  # fixed versions above the locked one, ascending
+
+
+class AdvisoryDbError(Exception):
+    """The advisory database is missing or unreadable: the stage must not pass."""
+
+
+# --- version ranges ---------------------------------------------------------
+
+
+def _parse_version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+def in_range(version: Version, events: Iterable[Event]) -> bool:
+    """Evaluate one OSV ECOSYSTEM range for ``version`` (the OSV spec algorithm).
+
+    Events are walked in version order: ``introduced`` switches "affected" on
+    (``"0"`` means from the beginning), ``fixed`` switches it off at that
+    version (the fixed release itself is not affected) and ``last_affected``
+    switches it off after that version (it is inclusive). An event version we
+    cannot parse makes the range count as affected: fail closed, not open.
+    """
+    parsed: list[tuple[Version, str]] = []
+    for kind, raw in events:
+        if kind not in ("introduced", "fixed", "last_affected"):
+            continue  # "limit" is for git ranges; nothing else is defined
+        value = _parse_version(raw)
+        if value is None:
+            log.warning("unparsable version %r in OSV range: treating as affected", raw)
+            return True
+        parsed.append((value, kind))
+    affected = False
+    for value, kind in sorted(parsed, key=lambda item: item[0]):
+        if kind == "introduced" and version >= value:
+            affected = True
+        elif (kind == "fixed" and version >= value) or (
+            kind == "last_affected" and version > value
+        ):
+            affected = False
+    return affected
+
+
+def is_affected(version: str, entry: AffectedPackage) -> bool:
+    """True when ``version`` is in the explicit list or any ECOSYSTEM range."""
+    wanted = _parse_version(version)
+    if wanted is None:
+        # Not PEP 440: only an exact textual match can say anything.
+        return version in entry.versions
+    listed = (_parse_version(text) for text in entry.versions)
+    if any(item is not None and item == wanted for item in listed):
+        return True
+    return any(in_range(wanted, events) for events in entry.ranges)
+
+
+def fix_versions(version: str, entry: AffectedPackage) -> tuple[str, ...]:
+    """The ``fixed`` versions above ``version``, lowest first (what to upgrade to)."""
+    current = _parse_version(version)
+    found: set[Version] = set()
+    for events in entry.ranges:
+        for kind, raw in events:
+            value = _parse_version(raw)
+            if kind == "fixed" and value is not None and (current is None or value > current):
+                found.add(value)
+    return tuple(str(item) for item in sorted(found))
+
+
+# --- CVSS -------------------------------------------------------------------
+
+_CVSS3_WEIGHTS: dict[str, dict[str, float]] = {
+    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
+    "AC": {"L": 0.77, "H": 0.44},
+    "UI": {"N": 0.85, "R": 0.62},
+    "C": {"H": 0.56, "L": 0.22, "N": 0.0},
+    "I": {"H": 0.56, "L": 0.22, "N": 0.0},
+    "A": {"H": 0.56, "L": 0.22, "N": 0.0},
+}
+_CVSS3_PRIVILEGES = {"U": {"N": 0.85, "L": 0.62, "H": 0.27}, "C": {"N": 0.85, "L": 0.68, "H": 0.5}}
+
+
+def _roundup(value: float) -> float:
+    """CVSS 3.1 Roundup: the smallest one-decimal number >= value (float-safe)."""
+    scaled = round(value * 100_000)
+    if scaled % 10_000 == 0:
+        return scaled / 100_000.0
+    return (math.floor(scaled / 10_000) + 1) / 10.0
+
+
+def cvss3_base_score(vector: str) -> float:
+    """Base score of a ``CVSS:3.x/...`` vector (CVSS 3.1 specification, section 7.1).
+
+    Raises ValueError on a vector that is not CVSS 3 or lacks a base metric.
+    """
+    parts = vector.strip().split("/")
+    if not parts[0].startswith("CVSS:3"):
+        raise ValueError(f"not a CVSS 3 vector: {vector}")
+    metrics = dict(part.split(":", 1) for part in parts[1:] if ":" in part)
+    scope = metrics["S"]
+    weights = {name: table[metrics[name]] for name, table in _CVSS3_WEIGHTS.items()}
+    privileges = _CVSS3_PRIVILEGES[scope][metrics["PR"]]
+    iss = 1 - (1 - weights["C"]) * (1 - weights["I"]) * (1 - weights["A"])
+    changed = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15
+    impact = 6.42 * iss if scope == "U" else changed
+    exploitability = 8.22 * weights["AV"] * weights["AC"] * privileges * weights["UI"]
+    if impact <= 0:
+        return 0.0
+    total = impact + exploitability if scope == "U" else 1.08 * (impact + exploitability)
+    return _roundup(min(total, 10.0))
+
+
+def severity_from_score(score: float) -> Severity:
+    """CVSS qualitative rating scale (None maps to INFO)."""
+    if score >= 9.0:
+        return Severity.CRITICAL
+    if score >= 7.0:
+        return Severity.HIGH
+    if score >= 4.0:
+        return Severity.MEDIUM
+    if score > 0.0:
+        return Severity.LOW
+    return Severity.INFO
+
+
+def _advisory_severity(raw: Any) -> Severity | None:
+    """Highest severity among the advisory's CVSS 3 vectors; None if it has none."""
+    found: list[Severity] = []
+    for item in raw or []:
+        if isinstance(item, Mapping) and str(item.get("type", "")).startswith("CVSS_V3"):
+            try:
+                found.append(severity_from_score(cvss3_base_score(str(item["score"]))))
+            except (KeyError, ValueError):
+                log.warning("unreadable CVSS vector %r", item.get("score"))
+    return max(found) if found else None
+
+
+# --- loading ----------------------------------------------------------------
+
+
+def _affected_entries(raw: Any) -> tuple[AffectedPackage, ...]:
+    entries: list[AffectedPackage] = []
+    for item in raw or []:
+        package = item.get("package") or {}
+        if str(package.get("ecosystem", "")) != "PyPI":
+            continue
+        ranges = tuple(
+            tuple(
+                (str(kind), str(value))
+                for event in rng.get("events") or []
+                for kind, value in event.items()
+            )
+            for rng in item.get("ranges") or []
+            if rng.get("type") == "ECOSYSTEM"
+        )
+        versions = tuple(str(version) for version in item.get("versions") or [])
+        entries.append(AffectedPackage(canonicalize_name(str(package["name"])), ranges, versions))
+    return tuple(entries)
+
+
+def load_advisory(path: Path) -> Advisory:
+    """Parse one OSV YAML file. Raises AdvisoryDbError on a malformed file."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        withdrawn = raw.get("withdrawn")
+        return Advisory(
+            id=str(raw["id"]),
+            aliases=tuple(str(alias) for alias in raw.get("aliases") or []),
+            summary=str(raw.get("summary") or ""),
+            details=str(raw.get("details") or ""),
+            modified=str(raw.get("modified") or ""),
+            withdrawn=None if withdrawn is None else str(withdrawn),
+            severity=_advisory_severity(raw.get("severity")),
+            affected=_affected_entries(raw.get("affected")),
+            path=path,
+        )
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError) as exc:
+        raise AdvisoryDbError(f"unreadable advisory {path}: {exc}") from exc
+
+
+class AdvisoryDb:
+    """A PyPA-layout advisory directory (``<root>/vulns/<package>/*.yaml``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        vulns = root / "vulns"
+        if not vulns.is_dir():
+            raise AdvisoryDbError(f"no advisory database at {root} (expected {vulns}/)")
+        self._dirs: dict[str, list[Path]] = {}
+        for package_dir in sorted(vulns.iterdir()):
+            if package_dir.is_dir():
+                name = canonicalize_name(package_dir.name)
+                self._dirs.setdefault(name, []).append(package_dir)
+        self.advisory_count = sum(len(self._files(name)) for name in self._dirs)
+        if self.advisory_count == 0:
+            raise AdvisoryDbError(f"advisory database at {root} holds no advisories")
+
+    def _files(self, package: str) -> list[Path]:
+        return sorted(path for d in self._dirs.get(package, []) for path in d.glob("*.yaml"))
+
+    def advisories_for(self, package: str) -> list[Advisory]:
+        """Every advisory filed for ``package`` (any spelling), withdrawn ones included."""
+        name = canonicalize_name(package)
+        return [load_advisory(path) for path in self._files(name)]
+
+    def snapshot(self) -> str:
+        """When the data was taken, and how we know (SOURCE.md, else newest ``modified``)."""
+        for source in (self.root / "SOURCE.md", self.root.parent / "SOURCE.md"):
+            if source.is_file():
+                text = source.read_text(encoding="utf-8")
+                date = re.search(r"dated (\d{4}-\d{2}-\d{2})", text)
+                commit = re.search(r"commit ([0-9a-f]{40})", text)
+                if date:
+                    where = f", commit {commit.group(1)}" if commit else ""
+                    return f"{date.group(1)} (from {source}{where})"
+        newest = max(
+            (adv.modified for name in self._dirs for adv in self.advisories_for(name)),
+            default="unknown",
+        )
+        return f"{newest[:10]} (newest 'modified' field of any advisory)"
+
+
+def audit(db: AdvisoryDb, pins: Mapping[str, str]) -> tuple[list[Match], list[Match]]:
+    """Match locked ``name -> version`` pins against the database.
+
+    Returns (applicable, withdrawn): withdrawn advisories that would match are
+    kept apart so the report can say they were seen and judged not applicable.
+    """
+    applicable: list[Match] = []
+    withdrawn: list[Match] = []
+    for package, version in sorted(pins.items()):
+        for advisory in db.advisories_for(package):
+            entries = [e for e in advisory.affected if e.name == canonicalize_name(package)]
+            hits = [e for e in entries if is_affected(version, e)]
+            if not hits:
+                continue
+            fixes = sorted({v for e in hits for v in fix_versions(version, e)}, key=Version)
+            match = Match(package, version, advisory, tuple(fixes))
+            (withdrawn if advisory.withdrawn else applicable).append(match)
+    return applicable, withdrawn

@@ -1,0 +1,406 @@
+"""SCA stage: known vulnerabilities, SBOM and licences of the locked runtime dependencies.
+
+What is audited is the lock file (``requirements/runtime.txt``, hash-pinned), not
+whatever happens to be installed: that is what ships.
+
+Options (``ctx.options``):
+
+- ``sca_source``: ``"offline"`` (local OSV advisory database, :mod:`secgate.osv`)
+  or ``"pip-audit"`` (PyPI / OSV web services). Default: offline when
+  ``ctx.offline``, else pip-audit.
+- ``advisory_db``: the PyPA-layout database directory for the offline source.
+  Resolved in this order: the option, then env ``SECGATE_ADVISORY_DB``, then
+  ``<root>/../shared/advisory-db/pypa``; relative paths are relative to ``ctx.root``.
+- ``lock_file``: default ``requirements/runtime.txt`` (relative to ``ctx.root``).
+- ``license_venv``: environment whose metadata gives the licences, default ``<root>/.venv``.
+
+Outputs in ``<report_dir>/sca/``: ``pip-audit.json`` (pip-audit's JSON format for
+both sources, so DefectDojo imports either), ``sbom.cdx.json`` (CycloneDX 1.6)
+and ``licenses.json``. Any step that cannot run makes the stage not ran: an
+unaudited dependency is never reported as "no known vulnerabilities".
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import canonicalize_name
+
+from secgate import licenses, osv
+from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.tools import ToolFailed, ToolMissing, run_tool, tool_version
+
+log = logging.getLogger(__name__)
+
+STAGE = "sca"
+OWASP = "A06:2021-Vulnerable and Outdated Components"
+DEFAULT_LOCK_FILE = "requirements/runtime.txt"
+DEFAULT_ADVISORY_DB = "../shared/advisory-db/pypa"
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+
+
+class LockFileError(Exception):
+    """The lock file is missing or holds a requirement that is not an exact pin."""
+
+
+def read_lock(path: Path) -> dict[str, str]:
+    """``name -> version`` for every ``name==version`` line (PEP 503 names).
+
+    Comment, option and ``--hash`` continuation lines are skipped; anything else
+    that is not an exact pin is an error, because it cannot be audited.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise LockFileError(f"cannot read lock file {path}: {exc}") from exc
+    pins: dict[str, str] = {}
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith(("#", "-")):
+            continue
+        match = _PIN.match(text)
+        if match is None:
+            raise LockFileError(f"{path}: not an exact pin: {text}")
+        pins[canonicalize_name(match.group(1))] = match.group(2)
+    if not pins:
+        raise LockFileError(f"{path}: no pinned requirements")
+    return pins
+
+
+def advisory_db_path(ctx: ScanContext) -> tuple[Path, str]:
+    """Where the offline advisory database is, and which setting chose it."""
+    if ctx.options.get("advisory_db"):
+        raw, origin = ctx.options["advisory_db"], "option advisory_db"
+    elif os.environ.get("SECGATE_ADVISORY_DB"):
+        raw, origin = os.environ["SECGATE_ADVISORY_DB"], "env SECGATE_ADVISORY_DB"
+    else:
+        raw, origin = DEFAULT_ADVISORY_DB, "default <root>/" + DEFAULT_ADVISORY_DB
+    return (ctx.root / raw).resolve(), origin
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _tail(text: str, lines: int = 5) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])
+
+
+# --- vulnerabilities --------------------------------------------------------
+
+
+def _vuln_finding(
+    tool: str,
+    package: str,
+    version: str,
+    vuln_id: str,
+    aliases: list[str],
+    text: str,
+    fixes: list[str],
+    severity: Severity | None,
+    lock_rel: str,
+) -> Finding:
+    """One finding per (package, advisory); the fingerprint ignores the version and source."""
+    help_text = (
+        f"upgrade {package} to >= {fixes[0]}"
+        if fixes
+        else f"no fixed release of {package} is known: remove or replace it, or waive with a reason"
+    )
+    alias_text = f" ({', '.join(aliases)})" if aliases else ""
+    first_line = text.strip().splitlines()[0] if text.strip() else "known vulnerability"
+    return Finding(
+        stage=STAGE,
+        tool=tool,
+        rule_id=vuln_id,
+        severity=severity if severity is not None else Severity.HIGH,
+        confidence=Confidence.HIGH,
+        message=f"{package} {version} is affected by {vuln_id}{alias_text}: {first_line}",
+        location=f"{lock_rel}: {package}=={version}",
+        fingerprint=fingerprint(STAGE, vuln_id, package),
+        help=help_text,
+        owasp=OWASP,
+        path=lock_rel,
+    )
+
+
+def pip_audit_document(pins: Mapping[str, str], matches: list[osv.Match]) -> dict[str, Any]:
+    """The offline result in pip-audit's ``--format json`` shape (DefectDojo's importer)."""
+    by_package: dict[str, list[dict[str, Any]]] = {name: [] for name in pins}
+    for match in matches:
+        advisory = match.advisory
+        by_package[match.package].append(
+            {
+                "id": advisory.id,
+                "fix_versions": list(match.fix_versions),
+                "aliases": list(advisory.aliases),
+                "description": advisory.details or advisory.summary,
+            }
+        )
+    dependencies = [
+        {"name": name, "version": pins[name], "vulns": vulns}
+        for name, vulns in sorted(by_package.items())
+    ]
+    return {"dependencies": dependencies, "fixes": []}
+
+
+def _audit_offline(
+    ctx: ScanContext, pins: dict[str, str], lock_rel: str, out: Path, result: StageResult
+) -> str | None:
+    db_path, origin = advisory_db_path(ctx)
+    try:
+        db = osv.AdvisoryDb(db_path)
+        applicable, withdrawn = osv.audit(db, pins)
+        snapshot = db.snapshot()
+    except osv.AdvisoryDbError as exc:
+        return str(exc)
+    result.metadata.update(
+        {
+            "advisory_source": f"{db_path} ({origin})",
+            "advisory_snapshot": snapshot,
+            "advisory_count": str(db.advisory_count),
+            "withdrawn_not_applicable": ", ".join(
+                f"{m.advisory.id} ({m.package})" for m in withdrawn
+            ),
+        }
+    )
+    result.tool_versions["osv-offline"] = f"PyPA advisory-db snapshot {snapshot.split(' ')[0]}"
+    for match in withdrawn:
+        result.notes.append(
+            f"{match.advisory.id} ({match.package} {match.version}) not applicable: "
+            f"withdrawn {match.advisory.withdrawn}"
+        )
+    for match in applicable:
+        adv = match.advisory
+        result.findings.append(
+            _vuln_finding(
+                "osv-offline",
+                match.package,
+                match.version,
+                adv.id,
+                list(adv.aliases),
+                adv.summary or adv.details,
+                list(match.fix_versions),
+                adv.severity,
+                lock_rel,
+            )
+        )
+    report = out / "pip-audit.json"
+    report.write_text(
+        json.dumps(pip_audit_document(pins, applicable), indent=2) + "\n", encoding="utf-8"
+    )
+    result.artifacts.append(report)
+    return None
+
+
+def _audit_pip_audit(
+    ctx: ScanContext, lock: Path, lock_rel: str, out: Path, result: StageResult
+) -> str | None:
+    """pip-audit against the online services; --strict so an unaudited dependency fails."""
+    report = out / "pip-audit.json"
+    args = [
+        "--strict", "--require-hashes", "--disable-pip", "-r", str(lock),
+        "--format", "json", "--output", str(report), "--progress-spinner", "off",
+    ]  # fmt: skip
+    try:
+        # Exit 1 is "vulnerabilities found" and also "could not audit"; the report tells which.
+        done = run_tool(ctx, "pip-audit", args, ok_codes=(0, 1))
+    except (ToolMissing, ToolFailed) as exc:
+        return f"pip-audit could not run: {exc}"
+    result.tool_versions["pip-audit"] = tool_version(ctx, "pip-audit")
+    result.metadata["advisory_source"] = "pip-audit (PyPI vulnerability service)"
+    if not report.is_file():
+        return f"pip-audit exited {done.returncode} without a report: {_tail(done.stderr)}"
+    try:
+        document = json.loads(report.read_text(encoding="utf-8"))
+        dependencies = document["dependencies"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return f"unreadable pip-audit report {report}: {exc}"
+    result.artifacts.append(report)
+    skipped = [f"{d.get('name')}: {d['skip_reason']}" for d in dependencies if d.get("skip_reason")]
+    if skipped:
+        return "pip-audit could not audit " + "; ".join(skipped)
+    for dep in dependencies:
+        for vuln in dep.get("vulns") or []:
+            result.findings.append(
+                _vuln_finding(
+                    "pip-audit",
+                    str(dep["name"]),
+                    str(dep["version"]),
+                    str(vuln["id"]),
+                    [str(a) for a in vuln.get("aliases") or []],
+                    str(vuln.get("description") or ""),
+                    [str(v) for v in vuln.get("fix_versions") or []],
+                    None,
+                    lock_rel,
+                )
+            )
+    if done.returncode == 1 and not result.findings:
+        return f"pip-audit exited {done.returncode}: {_tail(done.stderr)}"
+    return None
+
+
+# --- SBOM -------------------------------------------------------------------
+
+
+def check_sbom(document: Mapping[str, Any], pins: Mapping[str, str]) -> list[str]:
+    """Problems with a CycloneDX JSON SBOM: wrong format, or a locked package missing."""
+    problems: list[str] = []
+    if document.get("bomFormat") != "CycloneDX" or not str(
+        document.get("specVersion", "")
+    ).startswith("1."):
+        problems.append("not a CycloneDX 1.x JSON document")
+    listed = set()
+    for component in document.get("components") or []:
+        purl = str(component.get("purl", ""))
+        match = re.match(r"pkg:pypi/([^@]+)@([^?#]+)", purl)
+        if match:
+            listed.add((canonicalize_name(match.group(1)), match.group(2)))
+    missing = sorted(f"{n}=={v}" for n, v in pins.items() if (n, v) not in listed)
+    if missing:
+        problems.append("SBOM lacks locked packages: " + ", ".join(missing))
+    return problems
+
+
+def _sbom(
+    ctx: ScanContext, lock: Path, pins: dict[str, str], out: Path, result: StageResult
+) -> str | None:
+    """CycloneDX SBOM of the lock file, schema-validated by cyclonedx-py, completeness by us."""
+    sbom = out / "sbom.cdx.json"
+    args = [
+        "requirements",
+        str(lock),
+        "--output-format",
+        "JSON",
+        "--output-file",
+        str(sbom),
+        "--validate",
+    ]
+    try:
+        run_tool(ctx, "cyclonedx-py", args)
+    except (ToolMissing, ToolFailed) as exc:
+        return f"cyclonedx-py could not run: {exc}"
+    if not sbom.is_file():
+        return f"cyclonedx-py wrote no SBOM at {sbom}"
+    result.tool_versions["cyclonedx-py"] = tool_version(ctx, "cyclonedx-py")
+    try:
+        problems = check_sbom(json.loads(sbom.read_text(encoding="utf-8")), pins)
+    except ValueError as exc:
+        problems = [f"unreadable SBOM: {exc}"]
+    if problems:
+        return "; ".join(problems)
+    result.artifacts.append(sbom)
+    result.metadata["sbom"] = f"{sbom} (CycloneDX JSON, {len(pins)} components)"
+    return None
+
+
+# --- licences ---------------------------------------------------------------
+
+_LICENSE_RULES = {
+    "disallowed": (
+        "license-disallowed",
+        Severity.HIGH,
+        "replace {pkg} or get its licence approved in security/licenses.yml",
+    ),
+    "unknown": (
+        "license-unknown",
+        Severity.MEDIUM,
+        "read {pkg}'s LICENSE and add a reviewed alias to security/licenses.yml",
+    ),
+    "version-mismatch": (
+        "license-unverified",
+        Severity.MEDIUM,
+        "install the locked requirements (pip-sync) and rerun",
+    ),
+}
+
+
+def _licences(
+    ctx: ScanContext, pins: dict[str, str], lock_rel: str, out: Path, result: StageResult
+) -> str | None:
+    venv = ctx.root / ctx.options.get("license_venv", ".venv")
+    try:
+        policy = licenses.load_policy(ctx.security_dir / "licenses.yml")
+        verdicts = licenses.check(pins, licenses.installed_distributions(venv), policy)
+    except (OSError, ValueError) as exc:
+        return f"licence check could not run: {exc}"
+    for verdict in verdicts:
+        if verdict.status == "allowed":
+            continue
+        rule_id, severity, help_text = _LICENSE_RULES[verdict.status]
+        described = verdict.license or "no licence metadata"
+        result.findings.append(
+            Finding(
+                stage=STAGE,
+                tool="licenses",
+                rule_id=rule_id,
+                severity=severity,
+                confidence=Confidence.HIGH,
+                message=f"{verdict.package} {verdict.version}: licence {described} "
+                f"({verdict.source}) is {verdict.status} {verdict.detail}".rstrip(),
+                location=f"{lock_rel}: {verdict.package}=={verdict.version}",
+                fingerprint=fingerprint(STAGE, rule_id, verdict.package, verdict.license),
+                help=help_text.format(pkg=verdict.package),
+                path=lock_rel,
+            )
+        )
+    report = out / "licenses.json"
+    report.write_text(json.dumps([vars(v) for v in verdicts], indent=2) + "\n", encoding="utf-8")
+    result.artifacts.append(report)
+    result.metadata["licenses"] = ", ".join(
+        f"{k}={v}" for k, v in sorted(licenses.summary(verdicts).items())
+    )
+    return None
+
+
+# --- the stage --------------------------------------------------------------
+
+
+def run(ctx: ScanContext) -> StageResult:
+    """Audit the lock file; every sub-step that cannot run is listed in ``error``."""
+    started = time.monotonic()
+    result = StageResult(stage=STAGE, ran=True)
+    lock = ctx.root / ctx.options.get("lock_file", DEFAULT_LOCK_FILE)
+    lock_rel = _relative(lock, ctx.root)
+    out = ctx.report_dir / STAGE
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        pins = read_lock(lock)
+    except LockFileError as exc:
+        return StageResult(
+            stage=STAGE, ran=False, error=str(exc), seconds=time.monotonic() - started
+        )
+    source = ctx.options.get("sca_source", "offline" if ctx.offline else "pip-audit")
+    result.metadata.update(
+        {"sca_source": source, "lock_file": lock_rel, "locked_packages": str(len(pins))}
+    )
+    if source == "offline":
+        audit_error = _audit_offline(ctx, pins, lock_rel, out, result)
+    elif source == "pip-audit":
+        audit_error = _audit_pip_audit(ctx, lock, lock_rel, out, result)
+    else:
+        audit_error = f"unknown sca_source {source!r} (use 'offline' or 'pip-audit')"
+    errors = [
+        error
+        for error in (
+            audit_error,
+            _sbom(ctx, lock, pins, out, result),
+            _licences(ctx, pins, lock_rel, out, result),
+        )
+        if error
+    ]
+    if errors:
+        result.ran = False
+        result.error = "; ".join(errors)
+        log.error("SCA stage failed: %s", result.error)
+    result.seconds = time.monotonic() - started
+    return result
