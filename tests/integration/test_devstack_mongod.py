@@ -422,6 +422,32 @@ def test_rejects_a_readable_private_key(tmp_path: Path) -> None:
     assert not (tmp_path / "work").exists()
 
 
+def test_tls_can_require_client_certs_from_everyone(tls_setup: TLSSetup, tmp_path: Path) -> None:
+    ca = tls_setup.ca
+    server_pem, _ = ca.issue("strict-server.pem", _name("mongod-members", "localhost"), server=True)
+    admin_pem, _ = ca.issue("strict-admin.pem", _name("devstack-admin", "devstack-admin"))
+    tls = MongodTLS(
+        server_pem_file=server_pem,
+        ca_file=ca.ca_file,
+        client_pem_file=admin_pem,
+        allow_connections_without_certificates=False,
+    )
+    with start_mongod(tmp_path, tls=tls) as mongod:
+        with mongod.admin_client() as client:
+            assert client.admin.command("ping")["ok"] == 1
+        with (
+            pymongo.MongoClient(
+                mongod.hosts,
+                directConnection=True,
+                tls=True,
+                tlsCAFile=str(ca.ca_file),
+                serverSelectionTimeoutMS=1000,
+            ) as no_cert,
+            pytest.raises(ConnectionFailure),
+        ):
+            no_cert.admin.command("ping")
+
+
 def test_tls_requiring_client_certs_needs_a_client_pem(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="client_pem_file"):
         MongodTLS(
@@ -510,6 +536,28 @@ def test_start_failure_reports_the_log_tail(tmp_path: Path) -> None:
     assert "Address already in use" in message
     assert "last 20 lines" in message
     assert not (tmp_path / "mongod.keyfile").exists()
+
+
+def test_a_binary_that_dies_reports_its_console_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "not-mongod"
+    fake.write_text("#!/bin/sh\necho 'this is not mongod' >&2\nexit 3\n")
+    fake.chmod(0o700)
+    monkeypatch.setenv("EVENTSVC_MONGOD_BIN", str(fake))
+    with pytest.raises(MongodStartError) as failed:
+        start_mongod(tmp_path / "work")
+    assert "exited with code 3" in str(failed.value)
+    assert "this is not mongod" in str(failed.value)
+
+
+def test_start_is_bounded_by_its_timeout(tmp_path: Path) -> None:
+    live_before = set(devstack_mongod._LIVE_PROCESSES)
+    with pytest.raises(MongodStartError, match="in time"):
+        start_mongod(tmp_path, timeout_s=0.0)
+    assert not (tmp_path / "db").exists()
+    assert not (tmp_path / "mongod.keyfile").exists()
+    assert live_before == devstack_mongod._LIVE_PROCESSES
 
 
 def test_refuses_a_data_directory_that_holds_data(tmp_path: Path) -> None:
