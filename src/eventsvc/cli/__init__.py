@@ -1,0 +1,13 @@
+"""The ``eventsvc`` command line (entry point ``eventsvc.cli:main``)."""
+
+from __future__ import annotations
+
+from eventsvc.cli.commands import cli
+
+
+def main() -> None:
+    """Run the command line; click turns errors into messages and exit codes."""
+    cli(prog_name="eventsvc")
+
+
+__all__ = ["cli", "main"]
