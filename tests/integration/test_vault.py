@@ -1,0 +1,365 @@
+"""eventsvc.vault and the bootstrap, against a real OpenBao (dev-tls) on loopback.
+
+One bao, bootstrapped from vault/bootstrap.yaml, is shared by the module.
+Every test logs in with its own freshly delivered wrapped secret_id.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import hvac.exceptions
+import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from vault_support import BOOTSTRAP_FILE, Stack, assert_no_secret_in, start_stack
+
+from eventsvc.devstack.openbao import bootstrap, start_openbao
+from eventsvc.vault import (
+    VaultConfig,
+    VaultError,
+    VaultPermissionDenied,
+    VaultSealed,
+    VaultSession,
+    VaultUnavailable,
+    WrappedSecretIdInvalid,
+)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("vault"))
+    try:
+        yield running
+    finally:
+        running.bao.stop()
+
+
+@pytest.fixture
+def session(stack: Stack, tmp_path: Path) -> Iterator[VaultSession]:
+    opened = VaultSession.login(stack.config(tmp_path))
+    try:
+        yield opened
+    finally:
+        opened.shutdown()
+
+
+def kv_read(root: hvac.Client, path: str) -> dict[str, Any]:
+    response: dict[str, Any] = root.secrets.kv.v2.read_secret_version(
+        path, mount_point="kv", raise_on_deleted_version=True
+    )
+    return response
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def _load_cert(pem_file: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pem_file.read_bytes())
+
+
+# --- bootstrap -------------------------------------------------------------------------
+
+
+def test_bootstrap_builds_the_layout_from_nothing(stack: Stack) -> None:
+    root = stack.root
+    mounts = root.read("sys/mounts")["data"]
+    assert mounts["pki/"]["type"] == "pki"
+    assert mounts["pki_int/"]["type"] == "pki"
+    assert mounts["kv/"]["type"] == "kv"
+    assert mounts["kv/"]["options"]["version"] == "2"
+    assert root.read("sys/auth")["data"]["approle/"]["type"] == "approle"
+    assert root.sys.list_enabled_audit_devices()["data"]["file/"]["type"] == "file"
+    for name in ("eventsvc-app", "eventsvc-operator", "eventsvc-ci"):
+        assert root.read(f"sys/policies/acl/{name}")["data"]["policy"]
+    client_role = root.read("pki_int/roles/eventsvc-mongo-client")["data"]
+    assert (client_role["client_flag"], client_role["server_flag"]) == (True, False)
+    assert client_role["ou"] == ["eventsvc-clients"]
+    server_role = root.read("pki_int/roles/eventsvc-api-server")["data"]
+    assert (server_role["client_flag"], server_role["server_flag"]) == (False, True)
+    assert root.read("pki_int/roles/eventsvc-mongod-server")["data"]["ou"] == ["eventsvc-mongod"]
+    approle = root.read("auth/approle/role/eventsvc")["data"]
+    assert approle["secret_id_num_uses"] == 1
+    assert approle["token_policies"] == ["eventsvc-app"]
+    assert approle["token_no_default_policy"] is True
+    app = kv_read(root, "eventsvc/app")["data"]
+    assert len(app["data"]["audit_hmac_key"]) >= 40
+    assert app["data"]["audit_hmac_key"] != app["data"]["token_pepper"]
+
+
+def test_bootstrap_twice_changes_nothing(stack: Stack, tmp_path: Path) -> None:
+    def kv_seed() -> dict[str, str]:
+        return dict(kv_read(stack.root, "eventsvc/mongodb")["data"]["data"])
+
+    before = kv_seed()
+    again = bootstrap(stack.root, BOOTSTRAP_FILE, tmp_path)
+    assert again.role_id == stack.boot.role_id
+    assert again.ca_chain_file.read_text() == stack.boot.ca_chain_file.read_text()
+    assert kv_seed() == before
+
+
+def test_bootstrap_refuses_a_server_without_audit_device(stack: Stack, tmp_path: Path) -> None:
+    definition = tmp_path / "bootstrap.yaml"
+    definition.write_text(BOOTSTRAP_FILE.read_text().replace("path: file", "path: nowhere", 1))
+    with pytest.raises(RuntimeError, match="no file audit device at nowhere/"):
+        bootstrap(stack.root, definition, tmp_path)
+
+
+# --- login -----------------------------------------------------------------------------
+
+
+def test_wrapped_secret_id_logs_in_once(stack: Stack, tmp_path: Path) -> None:
+    config = stack.config(tmp_path)
+    session = VaultSession.login(config)
+    try:
+        assert session.token is not None
+        assert session.token.policies == ("eventsvc-app",)
+        assert session.read("auth/token/lookup-self")["data"]["policies"] == ["eventsvc-app"]
+        assert _mode(session.runtime_dir) == 0o700
+    finally:
+        session.shutdown()
+    with pytest.raises(WrappedSecretIdInvalid, match="expired, already used or unknown") as err:
+        VaultSession.login(config)
+    assert str(config.wrapped_secret_id_file) in str(err.value)
+    assert list((tmp_path / "run").iterdir()) == [], "a failed login leaves no runtime dir"
+
+
+def test_wrapping_token_for_another_path_is_refused_before_unwrap(
+    stack: Stack, tmp_path: Path
+) -> None:
+    config = stack.config(tmp_path)
+    wrapped = stack.root.write_data(
+        "sys/wrapping/wrap", data={"secret_id": "not-a-secret-id"}, wrap_ttl="60s"
+    )
+    token = wrapped["wrap_info"]["token"]
+    assert config.wrapped_secret_id_file is not None
+    config.wrapped_secret_id_file.write_text(token)
+    with pytest.raises(WrappedSecretIdInvalid, match="wraps sys/wrapping/wrap, not auth/approle"):
+        VaultSession.login(config)
+    # Refused *before* unwrap: the wrapping token is still good.
+    assert stack.root.sys.unwrap(token)["data"] == {"secret_id": "not-a-secret-id"}
+
+
+def test_wrapped_secret_id_of_another_role_is_refused(stack: Stack, tmp_path: Path) -> None:
+    stack.root.write_data(
+        "auth/approle/role/intruder", data={"token_policies": ["default"], "secret_id_num_uses": 1}
+    )
+    config = stack.config(tmp_path, approle_role="intruder")
+    expecting_eventsvc = VaultConfig(
+        **{**config.__dict__, "approle_role": "eventsvc"},
+    )
+    with pytest.raises(WrappedSecretIdInvalid, match="role/intruder/secret-id, not"):
+        VaultSession.login(expecting_eventsvc)
+
+
+def test_missing_wrapped_secret_id_file_is_a_clear_error(stack: Stack, tmp_path: Path) -> None:
+    config = stack.config(tmp_path, wrapped_secret_id_file=tmp_path / "absent")
+    with pytest.raises(WrappedSecretIdInvalid, match="absent"):
+        VaultSession.login(config)
+
+
+def test_token_auth_is_refused_unless_allowed(stack: Stack, tmp_path: Path) -> None:
+    child = stack.root.auth.token.create(
+        policies=["eventsvc-app"], ttl="60s", no_default_policy=True
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text(child["auth"]["client_token"])
+    config = stack.config(tmp_path, auth_method="token", token_file=token_file)
+    with pytest.raises(VaultError, match="dev profile only"):
+        VaultSession.login(config)
+    session = VaultSession.login(config, allow_token_auth=True)
+    assert session.read_app_secret("app")
+    session.shutdown()
+    # A given token belongs to the developer: shutdown does not revoke it.
+    assert stack.root.auth.token.lookup(child["auth"]["client_token"])["data"]["ttl"] > 0
+
+
+# --- policy ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("operation", "path"),
+    [
+        ("read", "kv/data/other"),
+        ("read", "sys/policy"),
+        ("read", "pki/cert/ca_chain/../../sys/mounts"),
+        ("write", "pki_int/issue/eventsvc-mongod-server"),
+        ("write", "kv/data/eventsvc/app"),
+        ("write", "auth/approle/role/eventsvc/secret-id"),
+        ("write", "pki_int/revoke"),
+    ],
+)
+def test_the_app_token_cannot_leave_its_policy(
+    session: VaultSession, operation: str, path: str
+) -> None:
+    def attempt() -> None:
+        if operation == "read":
+            session.read(path)
+        else:
+            session.write(path, {"common_name": "localhost", "serial_number": "00"})
+
+    with pytest.raises(VaultPermissionDenied) as err:
+        attempt()
+    message = str(err.value)
+    assert session.config.addr in message
+    assert "eventsvc-app" in message
+    assert "\n" not in message
+
+
+# --- credentials -----------------------------------------------------------------------
+
+
+def test_mongo_client_certificate_is_a_client_of_its_own_ou(session: VaultSession) -> None:
+    credential = session.issue_mongo_credential()
+    assert credential.__class__.__name__ == "MongoX509Credential"
+    assert _mode(credential.cert_key_file) == 0o600
+    cert = _load_cert(credential.cert_key_file)
+    ous = [
+        attr.value for attr in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    ]
+    assert ous == ["eventsvc-clients"]
+    assert credential.subject == cert.subject.rfc4514_string()
+    assert "OU=eventsvc-clients" in credential.subject
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.CLIENT_AUTH]
+    # The CA file holds the chain that issued it.
+    chain = x509.load_pem_x509_certificates(credential.ca_file.read_bytes())
+    cert.verify_directly_issued_by(chain[0])
+    assert "PRIVATE KEY" in credential.cert_key_file.read_text()
+
+
+def test_server_tls_is_a_server_certificate_for_the_configured_names(
+    session: VaultSession,
+) -> None:
+    tls = session.issue_server_tls()
+    assert _mode(tls.key_file) == 0o600
+    cert = _load_cert(tls.cert_file)
+    usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH]
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert sans.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert_file, tls.key_file)  # key matches, chain parses
+    context.load_verify_locations(tls.ca_file)
+
+
+def test_scram_credential_comes_from_kv(stack: Stack, tmp_path: Path) -> None:
+    session = VaultSession.login(stack.config(tmp_path, mongodb_auth_mode="scram"))
+    try:
+        credential = session.issue_mongo_credential()
+    finally:
+        session.shutdown()
+    seeded = kv_read(stack.root, "eventsvc/mongodb")
+    assert credential.username == "eventsvc"  # type: ignore[union-attr]
+    password = credential.password.get_secret_value()  # type: ignore[union-attr]
+    assert password == seeded["data"]["data"]["password"]
+    assert password not in repr(credential)
+
+
+# --- failures --------------------------------------------------------------------------
+
+
+def test_unreachable_vault_is_a_clear_error(stack: Stack, tmp_path: Path) -> None:
+    config = stack.config(tmp_path, addr="https://127.0.0.1:9", request_timeout_s=2.0)
+    with pytest.raises(VaultUnavailable, match=r"https://127\.0\.0\.1:9: lookup .* unreachable"):
+        VaultSession.login(config)
+
+
+def test_untrusted_vault_certificate_is_refused(stack: Stack, tmp_path: Path) -> None:
+    config = stack.config(tmp_path, ca_file=stack.boot.ca_chain_file)
+    with pytest.raises(VaultUnavailable, match="TLS verification failed"):
+        VaultSession.login(config)
+
+
+def test_plain_http_vault_is_refused() -> None:
+    with pytest.raises(ValueError, match="https://"):
+        VaultConfig(addr="http://127.0.0.1:8200", ca_file=None, runtime_dir=Path("/tmp"))
+
+
+def test_sealed_vault_is_a_clear_error(tmp_path: Path) -> None:
+    with start_openbao(tmp_path / "sealed") as bao:
+        bao.seal()
+        wrapped = tmp_path / "wrapped"
+        wrapped.write_text("does-not-matter")
+        config = VaultConfig(
+            addr=bao.addr,
+            ca_file=bao.ca_file,
+            runtime_dir=tmp_path / "run",
+            role_id="any",
+            wrapped_secret_id_file=wrapped,
+        )
+        with pytest.raises(VaultSealed, match="sealed; an operator must unseal it"):
+            VaultSession.login(config)
+
+
+# --- shutdown and secrecy --------------------------------------------------------------
+
+
+def test_shutdown_revokes_token_and_certificates_and_removes_files(
+    stack: Stack, tmp_path: Path
+) -> None:
+    session = VaultSession.login(stack.config(tmp_path))
+    assert session.token is not None
+    accessor = session.token.accessor
+    mongo = session.issue_mongo_credential()
+    tls = session.issue_server_tls()
+    runtime_dir = session.runtime_dir
+    session.shutdown()
+    with pytest.raises((hvac.exceptions.InvalidRequest, hvac.exceptions.Forbidden)):
+        stack.root.auth.token.lookup_accessor(accessor)
+    assert not runtime_dir.exists()
+    for serial in (mongo.serial_number, tls.serial_number):  # type: ignore[union-attr]
+        assert stack.root.read(f"pki_int/cert/{serial}")["data"]["revocation_time"] > 0
+    crl = x509.load_pem_x509_crl(stack.root.adapter.get("/v1/pki_int/crl/pem").content)
+    revoked = {format(entry.serial_number, "x") for entry in crl}
+    assert mongo.serial_number.replace(":", "").lstrip("0") in revoked  # type: ignore[union-attr]
+    with pytest.raises(VaultPermissionDenied):
+        session.read("auth/token/lookup-self")
+
+
+def test_no_secret_reaches_logs_errors_or_reprs(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    config = stack.config(tmp_path)
+    assert config.wrapped_secret_id_file is not None
+    wrapping_token = config.wrapped_secret_id_file.read_text().strip()
+    errors: list[str] = []
+    session = VaultSession.login(config)
+    app_token = session._client.token
+    mongo = session.issue_mongo_credential()
+    tls = session.issue_server_tls()
+    session.renew_or_log_in()
+    for path in ("kv/data/other", "sys/policy"):
+        try:
+            session.read(path)
+        except VaultError as exc:
+            errors.append(str(exc))
+    try:
+        VaultSession.login(config)  # the used wrapping token again
+    except VaultError as exc:
+        errors.append(str(exc))
+    reprs = [repr(session), repr(config), repr(mongo), repr(tls), repr(session.token)]
+    private_keys = [
+        mongo.cert_key_file.read_text().split("-----END CERTIFICATE-----")[1].strip(),  # type: ignore[union-attr]
+        tls.key_file.read_text().strip(),
+    ]
+    session.shutdown()
+    seeded = kv_read(stack.root, "eventsvc/mongodb")
+    secrets = [
+        wrapping_token,
+        app_token,
+        stack.bao.root_token,
+        seeded["data"]["data"]["password"],
+        *private_keys,
+    ]
+    assert caplog.records, "nothing was logged: the test would prove nothing"
+    assert_no_secret_in("\n".join([caplog.text, *errors, *reprs]), secrets)
