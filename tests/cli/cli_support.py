@@ -6,8 +6,9 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli_fake_api import FakeState
 from click.testing import Result
+
+from cli.cli_fake_api import FakeState
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_fake_api import FakeState, create_fake_app
-from cli_support import Issued, Pki, RunningServer, server_context
 from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -25,6 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from cli.cli_fake_api import FakeState, create_fake_app
+from cli.cli_support import Issued, Pki, RunningServer, server_context
 from eventsvc.cli import cli
 
 # --- a throwaway PKI -----------------------------------------------------------------------

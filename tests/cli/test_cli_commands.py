@@ -8,8 +8,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from cli_support import RunningServer, assert_one_error_line
 from click.testing import Result
+
+from cli.cli_support import RunningServer, assert_one_error_line
 
 Run = Callable[..., Result]
 MISSING_ID = "65f000000000000000000000"

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from cli_support import Pki, RunningServer, assert_one_error_line
 from click.testing import Result
 
+from cli.cli_support import Pki, RunningServer, assert_one_error_line
 from eventsvc.cli.config import (
     DEFAULT_TIMEOUT_SECONDS,
     DEFAULT_URL,

@@ -7,8 +7,9 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from cli_support import Pki, RunningServer, assert_one_error_line, server_context
 from click.testing import Result
+
+from cli.cli_support import Pki, RunningServer, assert_one_error_line, server_context
 
 Run = Callable[..., Result]
 StartServer = Callable[..., RunningServer]
