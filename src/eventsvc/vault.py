@@ -271,6 +271,9 @@ def _vault_errors(
         raise VaultUnavailable(
             f"{where}: unreachable; check the address and that the server runs"
         ) from None
+    except OSError:
+        # requests raises a bare OSError when the CA file is missing or unreadable.
+        raise VaultUnavailable(f"{where}: cannot read the CA file ({config.ca_file})") from None
     except hvac.exceptions.VaultDown as exc:
         if "sealed" in _vault_reason(exc).lower():
             raise VaultSealed(f"{where}: Vault is sealed; an operator must unseal it") from None
