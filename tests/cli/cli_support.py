@@ -5,6 +5,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from click.testing import Result
 
@@ -56,3 +57,10 @@ def assert_one_error_line(result: Result, exit_code: int = 1) -> str:
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.output
     return lines[0]
+
+
+class ServedApi(Protocol):
+    """What the CLI tests use of tests/conftest.py's ``api_server`` (the real gunicorn app)."""
+
+    base_url: str
+    ca_file: Path
