@@ -99,14 +99,14 @@ def test_stop_without_at_sends_an_empty_body(
 
 def _seed(run: Run, env: dict[str, str], count: int) -> list[dict[str, Any]]:
     return [
-        _start(run, env, f"e{i}", "--at", f"2026-01-{i + 1:02d}T00:00:00Z") for i in range(count)
+        _start(run, env, f"job-{i}", "--at", f"2026-01-{i + 1:02d}T00:00:00Z") for i in range(count)
     ]
 
 
 def test_list_all_follows_cursors(run: Run, client_env: dict[str, str], api: RunningServer) -> None:
     _seed(run, client_env, 5)
     page = _json(run("list", "--all", "--limit", "2", "--json", env=client_env))
-    assert [e["name"] for e in page["items"]] == ["e4", "e3", "e2", "e1", "e0"]
+    assert [e["name"] for e in page["items"]] == ["job-4", "job-3", "job-2", "job-1", "job-0"]
     assert page["next"] is None
     gets = [r.path for r in api.state.received if r.method == "GET"]
     assert len(gets) == 3
@@ -129,7 +129,7 @@ def test_list_filters_are_sent_in_utc(
             env=client_env,
         )
     )
-    assert [e["name"] for e in page["items"]] == ["e2", "e1"]
+    assert [e["name"] for e in page["items"]] == ["job-2", "job-1"]
     path = api.state.received[-1].path
     assert "from=2026-01-02T00%3A00%3A00Z" in path
     assert "status=open" in path
@@ -139,8 +139,8 @@ def test_list_human_and_more_hint(run: Run, client_env: dict[str, str]) -> None:
     _seed(run, client_env, 3)
     result = run("list", "--limit", "2", env=client_env)
     assert result.exit_code == 0
-    assert "e2" in result.stdout
-    assert "e0" not in result.stdout
+    assert "job-2" in result.stdout
+    assert "job-0" not in result.stdout
     assert "more events exist" in result.stderr
 
 

@@ -139,6 +139,10 @@ def test_token_is_sent_as_bearer_and_never_printed(
     wrong = run("list", env={**client_env, "EVENTSVC_TOKEN": "not-the-token"})
     line = assert_one_error_line(wrong)
     assert line == "error: 401 Unauthorized: a valid bearer token is required"
+    missing = run("list", env=client_env)
+    assert assert_one_error_line(missing).endswith(
+        "; no token configured: set EVENTSVC_TOKEN or token in the config file (mode 0600)"
+    )
     for result in (ok, wrong):
         assert TOKEN not in result.output
         assert "not-the-token" not in result.output

@@ -29,6 +29,9 @@ from eventsvc.cli.safe_text import one_line
 JsonObject = dict[str, Any]
 
 API_PREFIX = "/api/v1/events"
+UNAUTHENTICATED_HINT = (
+    "no token configured: set EVENTSVC_TOKEN or token in the config file (mode 0600)"
+)
 
 # Connection failures are retried for every method (the request never left).
 # Read failures and 502/503/504 only for GET, and for POST because `start`
@@ -153,6 +156,8 @@ class EventsClient:
                 f"{_status_line(response)}: the API does not redirect; check the url"
                 f" (server points to {one_line(response.headers.get('Location', '?'))})"
             )
+        if response.status_code == 401 and self._config.token is None:
+            raise ClientError(f"{problem_line(response)}; {UNAUTHENTICATED_HINT}")
         if response.status_code >= 400:
             raise ClientError(problem_line(response))
         return response

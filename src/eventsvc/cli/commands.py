@@ -7,7 +7,6 @@ unusable config). No command ever prints a traceback or the token.
 
 from __future__ import annotations
 
-import importlib
 import os
 import re
 from pathlib import Path
@@ -236,7 +235,7 @@ def serve() -> None:
     Imported only here, so client commands never load the server's dependencies.
     """
     try:
-        server = importlib.import_module("eventsvc.server")
+        from eventsvc import server
     except ImportError as exc:
         raise CommandFailed(f"cannot load the server: {exc}") from None
     server.main()
