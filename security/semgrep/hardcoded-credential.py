@@ -4,9 +4,9 @@ import pymongo
 
 def connect(settings):
     # ruleid: hardcoded-credential
-    client = pymongo.MongoClient("mongodb://127.0.0.1", username="app", password="s3cr3t-Pa55")  # pragma: allowlist secret
+    client = pymongo.MongoClient("mongodb://127.0.0.1", username="app", password="s3cr3t-Pa55")
     # ruleid: hardcoded-credential
-    vault = hvac.Client(url="https://127.0.0.1:8200", token="hvs.CAESIJ1example")  # pragma: allowlist secret
+    vault = hvac.Client(url="https://127.0.0.1:8200", token="hvs.CAESIJ1example")
     # ok: hardcoded-credential
     client = pymongo.MongoClient("mongodb://127.0.0.1", username="app", password=settings.password)
     # ok: hardcoded-credential
@@ -15,17 +15,30 @@ def connect(settings):
 
 
 # ruleid: hardcoded-credential
-DB_PASSWORD = "hunter2-hunter2"  # pragma: allowlist secret
+DB_PASSWORD = "hunter2-hunter2"
 # ok: hardcoded-credential
-PASSWORD_FIELD = "password"  # pragma: allowlist secret
+PASSWORD_FIELD = "password"
 # ok: hardcoded-credential
 token_header = "Authorization"
 # ruleid: hardcoded-credential
-DEFAULTS = {"secret_id": "6a2f-99e1-example"}  # pragma: allowlist secret
+DEFAULTS = {"secret_id": "6a2f-99e1-example"}
 
 
 class Settings:
     # ruleid: hardcoded-credential
-    api_key: str = "k-1234567890abcdef"  # pragma: allowlist secret
+    api_key: str = "k-1234567890abcdef"
     # ok: hardcoded-credential
     api_key_env: str = "EVENTSVC_API_KEY"
+
+
+class Refresh:
+    # ok: hardcoded-credential
+    TOKEN = "token"
+    # ok: hardcoded-credential
+    MONGO_PASSWORD = "mongo credential"
+
+
+ENV_NAMES = {
+    # ok: hardcoded-credential
+    "token": "EVENTSVC_TOKEN",
+}

@@ -25,3 +25,7 @@ def login(auth, client_token, secret_id, password, lease_id, token_ttl):
     logger.info("accessor %s", auth["accessor"])
     # ok: secret-in-log
     logger.info("token")
+    # ok: secret-in-log
+    logger.info("token ttl %s, policies %s", auth.token.ttl_s, ",".join(auth.token.policies))
+    # ok: secret-in-log
+    logger.info("password length %d", len(password))

@@ -1,0 +1,187 @@
+"""The ``secgate`` command: run the scan stages, apply the gate, write reports.
+
+Exit codes: 0 the gate passed, 1 the gate failed, 2 the command could not be
+used as given (unknown stage, malformed policy or waivers file).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from secgate import reports
+from secgate.gate import GateVerdict, evaluate
+from secgate.model import ScanContext, StageResult
+from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
+from secgate.policy import PolicyError, load_policy
+from secgate.reports.summary import SEVERITIES, stage_rows, waive_hint
+from secgate.stages import STAGE_NAMES
+from secgate.waivers import WaiverError, load_waivers
+
+EXIT_USAGE = 2
+
+
+def _stage_list(value: str) -> list[str]:
+    stages = [s.strip() for s in value.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in STAGE_NAMES]
+    if unknown or not stages:
+        raise click.BadParameter(f"unknown stage(s) {unknown}; known: {','.join(STAGE_NAMES)}")
+    return stages
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def scan_options(func: click.decorators.FC) -> click.decorators.FC:
+    """Options shared by ``scan`` and ``run-stage``; paths default to inside --root."""
+    decorators = [
+        click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path(".")),
+        click.option("--report-dir", type=click.Path(path_type=Path), default=None,
+                     help="Reports base directory [ROOT/security/reports]."),
+        click.option("--security-dir", type=click.Path(path_type=Path), default=None,
+                     help="Rules and bandit config [ROOT/security]."),
+        click.option("--policy", type=click.Path(path_type=Path), default=None,
+                     help="[ROOT/security/policy.yml]"),
+        click.option("--waivers", type=click.Path(path_type=Path), default=None,
+                     help="[ROOT/security/waivers.yml]"),
+        click.option("--tools-bin", type=click.Path(path_type=Path), default=Path(".venv-scan/bin"),
+                     show_default=True, help="Directory holding the scanner executables."),
+        click.option("-o", "--option", "options", multiple=True, metavar="KEY=VALUE",
+                     help="Stage option, e.g. base_url=https://127.0.0.1:8443 for DAST."),
+        click.option("--step-summary", type=click.Path(path_type=Path), default=None,
+                     help="Append summary.md here (pass \"$GITHUB_STEP_SUMMARY\" in CI)."),
+        click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
+    ]  # fmt: skip
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+@click.group()
+def main() -> None:
+    """secgate: SAST, SCA, secrets, DAST and config scans behind one merge gate."""
+
+
+@main.command()
+@click.option("--stages", default=",".join(STAGE_NAMES), show_default=True,
+              help="Comma-separated stages to run.")  # fmt: skip
+@scan_options
+def scan(stages: str, **kwargs: object) -> None:
+    """Run the stages, apply policy and waivers, write reports; exit 1 if the gate fails."""
+    try:
+        names = _stage_list(stages)
+    except click.BadParameter as exc:
+        raise click.UsageError(str(exc)) from exc
+    sys.exit(_scan(names, **kwargs))  # type: ignore[arg-type]
+
+
+@main.command("run-stage")
+@click.argument("name", type=click.Choice(STAGE_NAMES))
+@scan_options
+def run_stage_command(name: str, **kwargs: object) -> None:
+    """Run a single stage through the gate (same reports and exit codes as scan)."""
+    sys.exit(_scan([name], **kwargs))  # type: ignore[arg-type]
+
+
+def _scan(
+    names: list[str],
+    root: Path,
+    report_dir: Path | None,
+    security_dir: Path | None,
+    policy: Path | None,
+    waivers: Path | None,
+    tools_bin: Path,
+    options: tuple[str, ...],
+    step_summary: Path | None,
+    verbose: bool,
+) -> int:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    console = Console(highlight=False, soft_wrap=True)
+    root = root.absolute()
+    security = security_dir or root / "security"
+    try:
+        gate_policy = load_policy(policy or security / "policy.yml")
+        gate_waivers = load_waivers(waivers or security / "waivers.yml")
+        stage_options = _options(options)
+    except (PolicyError, WaiverError, click.BadParameter) as exc:
+        console.print(Text(f"secgate: {exc}", style="bold red"))
+        return EXIT_USAGE
+    base = (report_dir or security / "reports").absolute()
+    info = start_run(root, base, names, dt.datetime.now(dt.UTC))
+    ctx = ScanContext(
+        root=root,
+        report_dir=info.report_dir,
+        security_dir=security.absolute(),
+        tools_bin=tools_bin.absolute(),
+        options=stage_options,
+    )
+    results = run_stages(ctx, names)
+    info.finished_at = dt.datetime.now(dt.UTC)
+    verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date())
+    reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
+    update_latest(base, info.report_dir)
+    if step_summary is not None:
+        with step_summary.open("a", encoding="utf-8") as stream:
+            stream.write((info.report_dir / "summary.md").read_text(encoding="utf-8"))
+    print_summary(console, info, results, verdict)
+    return verdict.exit_code
+
+
+def print_summary(
+    console: Console, info: RunInfo, results: list[StageResult], verdict: GateVerdict
+) -> None:
+    """The console view: one table, then what to do about each failure."""
+    table = Table(title=f"secgate {info.run_id}")
+    for column in ("stage", "tools", *(s.name.lower() for s in SEVERITIES), "verdict", "s"):
+        table.add_column(column)
+    for row in stage_rows(results, verdict):
+        style = "green" if row.verdict == "pass" else "bold red"
+        counts = [Text(str(row.counts[s])) for s in SEVERITIES]
+        table.add_row(
+            Text(row.stage),
+            Text(row.tools),
+            *counts,
+            Text(row.verdict, style=style),
+            Text(f"{row.seconds:.1f}"),
+        )
+    console.print(table)
+    for row in stage_rows(results, verdict):
+        for note in row.notes:
+            console.print(Text(f"  {row.stage}: {note}", style="dim"))
+    for finding in verdict.blocking:
+        console.print()
+        console.print(
+            Text(f"{finding.location}  {finding.tool} {finding.rule_id}", style="bold red")
+        )
+        console.print(Text(f"  {finding.severity.name.lower()}: {finding.message}"))
+        console.print(Text(f"  fix: {finding.help}"))
+        console.print(Text("  waive: add to security/waivers.yml:"))
+        console.print(Text("    " + waive_hint(finding).replace("\n", "\n    "), style="dim"))
+    for waiver in verdict.expired_waivers:
+        console.print(Text(f"\nwaiver {waiver.fingerprint} ({waiver.owner}) expired on "
+                           f"{waiver.expires}: fix the finding or renew the waiver with a "
+                           "new review", style="bold red"))  # fmt: skip
+    for waiver in verdict.unused_waivers:
+        console.print(Text(f"\nwaiver {waiver.fingerprint} ({waiver.owner}) matched no finding: "
+                           "delete it from security/waivers.yml", style="bold red"))  # fmt: skip
+    word = "PASSED" if verdict.passed else "FAILED"
+    console.print(Text(f"\ngate {word}", style="bold green" if verdict.passed else "bold red"))
+    console.print(Text(f"reports: {info.report_dir}"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""One scan run: its report directory, the stages in order, the ``latest`` link.
+
+A run lives in ``security/reports/<run-id>/`` where run-id is the UTC start
+time plus the short commit, so runs sort by time and say what they scanned.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import subprocess  # nosec B404 - git is run with a fixed argument list
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from secgate.model import ScanContext, StageResult
+from secgate.stages import run_stage
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunInfo:
+    """What the reports say about the run itself."""
+
+    run_id: str
+    commit: str
+    root: Path
+    report_dir: Path
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+    stages: list[str] = field(default_factory=list)
+
+
+def git_commit(root: Path) -> str:
+    """Full commit hash of HEAD in ``root`` ("unknown" outside a git checkout)."""
+    git = shutil.which("git")
+    if git is None:
+        return "unknown"
+    try:
+        done = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
+            [git, "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
+def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetime) -> RunInfo:
+    """Create ``<reports_base>/<run-id>/`` and describe the run."""
+    commit = git_commit(root)
+    run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{commit[:8]}"
+    report_dir = reports_base / run_id
+    suffix = 1
+    while report_dir.exists():  # two runs in the same second
+        suffix += 1
+        report_dir = reports_base / f"{run_id}-{suffix}"
+    report_dir.mkdir(parents=True)
+    return RunInfo(report_dir.name, commit, root, report_dir, now, stages=stages)
+
+
+def run_stages(ctx: ScanContext, stages: list[str]) -> list[StageResult]:
+    """Run the stages in order; each one's failure is contained in its result."""
+    results = []
+    for name in stages:
+        logger.info("stage %s: starting", name)
+        result = run_stage(name, ctx)
+        logger.info("stage %s: ran=%s, %d findings", name, result.ran, len(result.findings))
+        results.append(result)
+    return results
+
+
+def update_latest(reports_base: Path, report_dir: Path) -> Path:
+    """Point ``<reports_base>/latest`` at this run (a copy where symlinks fail)."""
+    latest = reports_base / "latest"
+    if latest.is_symlink() or latest.is_file():
+        latest.unlink()
+    elif latest.is_dir():
+        shutil.rmtree(latest)
+    try:
+        latest.symlink_to(report_dir.name, target_is_directory=True)
+    except OSError:
+        shutil.copytree(report_dir, latest)
+    return latest

@@ -1,0 +1,36 @@
+"""Everything secgate writes after the gate has decided.
+
+Order matters: SARIF, JUnit and Markdown first, then the manifest of those,
+then the HTML report (which shows the manifest), and finally manifest.json,
+which also covers the HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from secgate.gate import GateVerdict
+from secgate.model import StageResult
+from secgate.pipeline import RunInfo
+from secgate.reports import html, junit, manifest, markdown, sarif
+from secgate.waivers import Waiver
+
+
+def write_all(
+    info: RunInfo,
+    results: list[StageResult],
+    verdict: GateVerdict,
+    waivers: list[Waiver],
+    now: dt.datetime,
+) -> list[Path]:
+    """Write every report into ``info.report_dir`` and return their paths."""
+    out = info.report_dir
+    written = sarif.write_tool_sarifs(out, results)
+    written.append(sarif.write_merged(out / "secgate.sarif", results, verdict, waivers))
+    written.append(junit.write(out / "junit.xml", results, verdict))
+    written.append(markdown.write(out / "summary.md", info, results, verdict))
+    artifacts = manifest.collect(out, exclude={"manifest.json", "report.html"})
+    written.append(html.write(out / "report.html", info, results, verdict, waivers, artifacts, now))
+    written.append(manifest.write(out / "manifest.json", info, out))
+    return written

@@ -1,0 +1,57 @@
+"""summary.md: the gate in a few lines of Markdown, for $GITHUB_STEP_SUMMARY and PR comments.
+
+Finding text comes from scanners and, through DAST and code, from attackers;
+it is put in code spans with backticks removed so it cannot inject Markdown
+or HTML into a PR page.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from secgate.gate import GateVerdict
+from secgate.model import StageResult
+from secgate.pipeline import RunInfo
+from secgate.reports.summary import SEVERITIES, stage_rows
+
+
+def code(text: str) -> str:
+    """Inline code span that cannot be broken out of."""
+    cleaned = " ".join(text.replace("`", "'").split())
+    return f"`{cleaned[:300]}`" if cleaned else ""
+
+
+def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> str:
+    lines = [
+        f"## secgate: {'PASSED' if verdict.passed else 'FAILED'}",
+        "",
+        f"Run `{info.run_id}` on commit `{info.commit}`.",
+        "",
+        "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
+        "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
+    ]
+    for row in stage_rows(results, verdict):
+        counts = " | ".join(str(row.counts[s]) for s in SEVERITIES)
+        lines.append(f"| {row.stage} | {code(row.tools)} | {counts} | **{row.verdict}** |")
+    if verdict.reasons:
+        lines += ["", "### Why the gate failed", ""]
+    for stage in verdict.stages:
+        if not stage.ran:
+            lines.append(f"- stage **{stage.stage}** did not run: {code(stage.error or '')}")
+        for f in stage.blocking:
+            lines.append(
+                f"- {code(f.location)} {code(f.tool + ' ' + f.rule_id)} "
+                f"({f.severity.name.lower()}): {code(f.message)}  \n"
+                f"  fix: {code(f.help)}  \n  fingerprint {code(f.fingerprint)}"
+            )
+    for w in verdict.expired_waivers:
+        lines.append(f"- waiver {code(w.fingerprint)} ({code(w.owner)}) expired on {w.expires}")
+    for w in verdict.unused_waivers:
+        lines.append(f"- waiver {code(w.fingerprint)} ({code(w.owner)}) matched no finding")
+    lines += ["", "Full report: `report.html`, SARIF: `secgate.sarif` in the run's artifacts.", ""]
+    return "\n".join(lines)
+
+
+def write(path: Path, info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> Path:
+    path.write_text(render(info, results, verdict), encoding="utf-8")
+    return path

@@ -1,0 +1,114 @@
+"""Secrets stage: detect-secrets against the committed, audited ``.secrets.baseline``.
+
+The baseline lists every secret-looking string we have looked at and judged
+(``is_secret: false`` = audited false positive). The stage scans a *copy* of
+the baseline, so the committed file is never rewritten by a scan, then
+compares: anything new, confirmed real, or not yet audited is a finding.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.tools import ToolFailed, run_tool, tool_version
+
+STAGE = "secrets"
+TOOL = "detect-secrets"
+BASELINE = ".secrets.baseline"
+CWE = "CWE-798"
+OWASP = "A07:2021-Identification and Authentication Failures"
+
+Key = tuple[str, str, str]  # (filename, secret type, hashed secret)
+
+FIX_NEW = (
+    "Remove the secret, rotate it (it is in git history now) and read it from Vault. "
+    "If it is a false positive: detect-secrets scan --baseline .secrets.baseline, then "
+    "detect-secrets audit .secrets.baseline and commit the baseline."
+)
+FIX_CONFIRMED = "The baseline marks this as a real secret: remove it from the tree and rotate it."
+FIX_UNAUDITED = "Audit it: detect-secrets audit .secrets.baseline, then commit the baseline."
+
+
+def run(ctx: ScanContext) -> StageResult:
+    """Scan the tree with the baseline's own settings; report what the baseline does not cover."""
+    result = StageResult(stage=STAGE, ran=True)
+    baseline_path = ctx.root / BASELINE
+    if not baseline_path.is_file():
+        raise ToolFailed(
+            f"no {BASELINE} at {ctx.root}: create it with `detect-secrets scan --all-files "
+            "--exclude-files ... > .secrets.baseline` and audit it (see security/README.md)"
+        )
+    scanned = ctx.report_dir / "detect-secrets.json"
+    shutil.copyfile(baseline_path, scanned)
+    # --baseline reuses the plugins and exclude patterns recorded in the baseline.
+    run_tool(ctx, TOOL, ["scan", "--all-files", "--baseline", str(scanned.absolute())])
+    result.artifacts.append(scanned)
+    result.tool_versions[TOOL] = tool_version(ctx, TOOL)
+    baseline = _entries(_load(baseline_path))
+    current = _entries(_load(scanned))
+    result.findings = [
+        _finding(key, entry, baseline.get(key)) for key, entry in sorted(current.items())
+    ]
+    result.findings = [f for f in result.findings if f.rule_id != "audited-false-positive"]
+    result.metadata["secrets.baseline_entries"] = str(len(baseline))
+    return result
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, dict):
+        raise ToolFailed(f"{path}: not a detect-secrets baseline")
+    return data
+
+
+def _entries(report: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+    entries: dict[Key, dict[str, Any]] = {}
+    for filename, items in (report.get("results") or {}).items():
+        for item in items:
+            key = (str(filename), str(item["type"]), str(item["hashed_secret"]))
+            entries[key] = item
+    return entries
+
+
+def _finding(key: Key, entry: dict[str, Any], audited: dict[str, Any] | None) -> Finding:
+    """Classify one secret against the committed baseline."""
+    filename, kind, hashed = key
+    if audited is None:
+        rule, severity, message, fix = "new-secret", Severity.HIGH, "not in the baseline", FIX_NEW
+    elif audited.get("is_secret") is True:
+        rule, severity, message, fix = (
+            "confirmed-secret",
+            Severity.HIGH,
+            "audited as a REAL secret",
+            FIX_CONFIRMED,
+        )
+    elif "is_secret" not in audited:
+        rule, severity, message, fix = (
+            "unaudited-secret",
+            Severity.MEDIUM,
+            "in the baseline but never audited",
+            FIX_UNAUDITED,
+        )
+    else:
+        rule, severity, message, fix = "audited-false-positive", Severity.INFO, "", ""
+    line = int(entry.get("line_number") or 0) or None
+    return Finding(
+        stage=STAGE,
+        tool=TOOL,
+        rule_id=rule,
+        severity=severity,
+        confidence=Confidence.MEDIUM,
+        message=f"{kind} {message}",
+        location=f"{filename}:{line}" if line else filename,
+        # The hash of the secret, not its line: stable, and it reveals nothing new.
+        fingerprint=fingerprint(TOOL, kind, filename, hashed),
+        help=fix,
+        owasp=OWASP,
+        cwe=CWE,
+        path=filename,
+        line=line,
+    )
