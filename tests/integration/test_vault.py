@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vault_support import BOOTSTRAP_FILE, Stack, assert_no_secret_in, start_stack
 
-from eventsvc.devstack.openbao import bootstrap, start_openbao
+from eventsvc.devstack.openbao import bootstrap, deliver_wrapped_secret_id, start_openbao
 from eventsvc.vault import (
     VaultConfig,
     VaultError,
@@ -110,6 +110,37 @@ def test_bootstrap_refuses_a_server_without_audit_device(stack: Stack, tmp_path:
     definition.write_text(BOOTSTRAP_FILE.read_text().replace("path: file", "path: nowhere", 1))
     with pytest.raises(RuntimeError, match="no file audit device at nowhere/"):
         bootstrap(stack.root, definition, tmp_path)
+
+
+def _token_client(root: hvac.Client, addr: str, ca_file: Path, policy: str) -> hvac.Client:
+    token = root.auth.token.create(policies=[policy], no_default_policy=True, ttl="5m")["auth"][
+        "client_token"
+    ]
+    return hvac.Client(url=addr, token=token, verify=str(ca_file))
+
+
+def test_operator_policy_is_enough_to_bootstrap_twice(tmp_path: Path) -> None:
+    with start_openbao(tmp_path / "bao") as bao:
+        root = bao.root_client()
+        policy = (BOOTSTRAP_FILE.parent / "policies" / "eventsvc-operator.hcl").read_text()
+        root.write_data("sys/policies/acl/eventsvc-operator", data={"policy": policy})
+        operator = _token_client(root, bao.addr, bao.ca_file, "eventsvc-operator")
+        first = bootstrap(operator, BOOTSTRAP_FILE, tmp_path / "one")
+        second = bootstrap(operator, BOOTSTRAP_FILE, tmp_path / "two")
+        assert first.role_id == second.role_id
+        with pytest.raises(hvac.exceptions.Forbidden):
+            operator.read("kv/data/eventsvc/mongodb")  # seeds, never reads
+
+
+def test_ci_policy_only_hands_out_wrapped_secret_ids(stack: Stack, tmp_path: Path) -> None:
+    ci = _token_client(stack.root, stack.bao.addr, stack.bao.ca_file, "eventsvc-ci")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        ci.write_data("auth/approle/role/eventsvc/secret-id", data={})  # not wrapped
+    wrapped = deliver_wrapped_secret_id(ci, tmp_path / "wrapped", wrap_ttl="60s")
+    config = stack.config(tmp_path / "app", wrapped_secret_id_file=wrapped)
+    VaultSession.login(config).shutdown()
+    with pytest.raises(hvac.exceptions.Forbidden):
+        ci.read("kv/data/eventsvc/app")
 
 
 # --- login -----------------------------------------------------------------------------

@@ -38,6 +38,8 @@ path "pki_int/crl/pem" { capabilities = ["read"] }
 path "auth/approle/role/eventsvc" { capabilities = ["create", "read", "update"] }
 path "auth/approle/role/eventsvc/role-id" { capabilities = ["read"] }
 
-# Seed KV secrets only when absent (check-and-set=0), never read them back.
+# Seed KV secrets only when absent: see that one exists from its metadata (no
+# values), create it with check-and-set=0. Never read, update or delete values.
+path "kv/metadata/eventsvc/*" { capabilities = ["read"] }
 path "kv/data/eventsvc/*" { capabilities = ["create"] }
 path "kv/config" { capabilities = ["create", "read", "update"] }

@@ -351,18 +351,20 @@ def _create_intermediate(
 
 
 def _seed_kv(client: hvac.Client, kv: dict[str, Any]) -> None:
-    """Write each seed only if absent (check-and-set 0): bootstrap never rotates a secret."""
+    """Write each seed only if absent: bootstrap never rotates or reads a secret.
+
+    Presence is checked on the metadata path (no values), and the write uses
+    check-and-set 0 so a concurrent bootstrap cannot overwrite it either.
+    """
     _ensure_mount(client, "kv", kv["mount"], {}, version="2")
     for path, template in kv["seeds"].items():
-        values = {key: _seed_value(value) for key, value in template.items()}
-        try:
-            client.write_data(
-                f"{kv['mount']}/data/{path}", data={"data": values, "options": {"cas": 0}}
-            )
-        except hvac.exceptions.InvalidRequest as exc:
-            if "check-and-set" not in str(exc):
-                raise
+        if client.read(f"{kv['mount']}/metadata/{path}") is not None:
             log.info("openbao: %s/%s already seeded, kept", kv["mount"], path)
+            continue
+        values = {key: _seed_value(value) for key, value in template.items()}
+        client.write_data(
+            f"{kv['mount']}/data/{path}", data={"data": values, "options": {"cas": 0}}
+        )
 
 
 def _seed_value(value: Any) -> str:
