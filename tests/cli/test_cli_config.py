@@ -132,6 +132,12 @@ def test_bad_config_file_values(tmp_path: Path, text: str, message: str) -> None
         load_config(ConfigFlags(config_file=config_file), {})
 
 
+def test_credentials_in_the_url_are_refused_without_echoing_them(run: Run) -> None:
+    result = run("list", env={"EVENTSVC_URL": "https://alice:hunter2@api.example"})
+    line = assert_one_error_line(result, exit_code=2)
+    assert line == "error: url (from EVENTSVC_URL) must not contain credentials"
+
+
 def test_named_config_file_must_exist(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(ConfigFlags(), {"EVENTSVC_CONFIG": str(tmp_path / "nope.toml")})

@@ -152,11 +152,12 @@ def check_url(setting: _Setting, environ: Mapping[str, str]) -> str:
     opt-in for local tests, never a default and never a flag.
     """
     parts = urlsplit(setting.value)
+    if parts.username is not None or parts.password is not None:
+        # Not echoed: the value holds a password.
+        raise ConfigError(f"url (from {setting.source}) must not contain credentials")
     where = f"url {setting.value!r} (from {setting.source})"
     if not parts.hostname:
         raise ConfigError(f"{where} has no host")
-    if parts.username is not None or parts.password is not None:
-        raise ConfigError(f"{where} must not contain credentials")
     if parts.query or parts.fragment:
         raise ConfigError(f"{where} must not have a query or fragment")
     if parts.scheme == "http":
