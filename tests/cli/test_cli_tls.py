@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from click.testing import Result
@@ -166,3 +170,31 @@ def test_there_is_no_insecure_switch(run: Run) -> None:
     assert "insecure" not in help_text
     assert "no-verify" not in help_text
     assert run("--insecure", "list").exit_code == 2
+
+
+def test_installed_entry_point_prints_one_line_and_no_retry_warnings(tmp_path: Path) -> None:
+    """A real process: urllib3's retry warnings must not reach stderr, nor a traceback."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "EVENTSVC_URL": f"https://127.0.0.1:{port}",
+    }
+    entry_point = Path(sys.executable).with_name("eventsvc")
+    done = subprocess.run(
+        [str(entry_point), "list"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr == f"error: cannot connect to https://127.0.0.1:{port}: Connection refused\n"
+    version = subprocess.run(
+        [str(entry_point), "--version"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert version.stdout.startswith("eventsvc ")
