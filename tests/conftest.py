@@ -12,8 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from eventsvc.app import create_app
 from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
+from eventsvc.tokens import SCOPES, TokenStore
 from support import write_test_pki
 
 APP_DATABASE = "eventsvc"
@@ -80,16 +82,46 @@ def clean_db(mongod: RunningMongod, store: EventStore) -> None:
             admin[APP_DATABASE][name].delete_many({})
 
 
+@pytest.fixture(scope="session")
+def token_pepper() -> SecretStr:
+    return SecretStr(secrets.token_urlsafe(32))
+
+
+@pytest.fixture(scope="session")
+def tokens(store: EventStore, token_pepper: SecretStr) -> TokenStore:
+    token_store = TokenStore(store.database, token_pepper.get_secret_value().encode())
+    token_store.ensure_schema()
+    return token_store
+
+
 @pytest.fixture
-def app(settings: Settings, store: EventStore, clean_db: None) -> Flask:
-    application = create_app(settings, store)
+def make_token(tokens: TokenStore) -> Callable[..., str]:
+    """Mint a real token with the given scopes (default: all of them)."""
+
+    def mint(*scopes: str, lifetime: timedelta = timedelta(hours=1)) -> str:
+        return tokens.create("tests", scopes or sorted(SCOPES), lifetime, created_by="tests").token
+
+    return mint
+
+
+@pytest.fixture
+def app(settings: Settings, store: EventStore, tokens: TokenStore, clean_db: None) -> Flask:
+    application = create_app(settings, store, tokens)
     application.config["TESTING"] = True
     return application
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
+def anonymous_client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def client(app: Flask, make_token: Callable[..., str]) -> FlaskClient:
+    """A client whose every request carries a token with every scope."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {make_token()}"
+    return test_client
 
 
 @pytest.fixture(scope="session")
@@ -106,6 +138,11 @@ class ApiServer:
     port: int
     process: subprocess.Popen[bytes]
     log_file: Path
+    token: str  # every scope; sent by `headers`
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
 
     def log_text(self) -> str:
         return self.log_file.read_text(encoding="utf-8", errors="replace")
@@ -124,6 +161,8 @@ def api_server(
     settings: Settings,
     app_password: SecretStr,
     store: EventStore,
+    token_pepper: SecretStr,
+    tokens: TokenStore,
 ) -> Iterator[ApiServer]:
     """The service as production runs it (gunicorn, gthread, TLS), against the test mongod."""
     workdir = tmp_path_factory.mktemp("api")
@@ -144,6 +183,7 @@ def api_server(
         "EVENTSVC_MONGODB_AUTH_MODE": "scram",
         "EVENTSVC_MONGODB_USERNAME": APP_USERNAME,
         "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
+        "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
     }
     log_file = workdir / "server.log"
     with log_file.open("wb") as log_handle:
@@ -153,7 +193,8 @@ def api_server(
             stdout=log_handle,
             stderr=subprocess.STDOUT,
         )
-    server = ApiServer(f"https://127.0.0.1:{port}", ca_file, port, process, log_file)
+    token = tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), created_by="tests").token
+    server = ApiServer(f"https://127.0.0.1:{port}", ca_file, port, process, log_file, token)
     deadline = time.monotonic() + 30
     while True:
         try:

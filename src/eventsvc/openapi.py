@@ -15,6 +15,7 @@ from pymongo import MongoClient
 from eventsvc.app import create_app
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
+from eventsvc.tokens import TokenStore
 
 
 def render() -> str:
@@ -22,7 +23,8 @@ def render() -> str:
     settings = Settings(profile="test", mongodb_tls=False)
     # connect=False: the client never opens a connection; routes are not called.
     store = EventStore(MongoClient(connect=False), settings.mongodb_database)
-    app = create_app(settings, store)
+    tokens = TokenStore(store.database, pepper=b"\0" * 32)  # never used to check a token
+    app = create_app(settings, store, tokens)
     with app.test_request_context():
         document = app.test_client().get("/openapi.json").get_json()
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

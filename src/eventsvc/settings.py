@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     mongodb_tls_cert_key_file: Path | None = None
     mongodb_username: str | None = None
     mongodb_password: SecretStr | None = None
+    # dev/test only, like the password above; prod reads it from Vault KV.
+    token_pepper: SecretStr | None = None
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
     mongodb_max_pool_size: int = Field(default=50, ge=1, le=1000)
 
@@ -119,6 +121,8 @@ class Settings(BaseSettings):
             reasons.append("EVENTSVC_MONGODB_TLS must be true")
         if self.mongodb_password is not None:
             reasons.append("EVENTSVC_MONGODB_PASSWORD must not be set (read it from Vault KV)")
+        if self.token_pepper is not None:
+            reasons.append("EVENTSVC_TOKEN_PEPPER must not be set (read it from Vault KV)")
         if self.mongodb_tls_cert_key_file is not None:
             reasons.append("EVENTSVC_MONGODB_TLS_CERT_KEY_FILE must not be set (Vault issues it)")
         return reasons

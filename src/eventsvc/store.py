@@ -22,7 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -33,6 +33,7 @@ from pydantic import SecretStr
 from pymongo import ASCENDING, DESCENDING, IndexModel, MongoClient, ReturnDocument
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import (
     CollectionInvalid,
     ConnectionFailure,
@@ -62,6 +63,7 @@ EVENTS = "events"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
 START_EVENT_INDEX = "start_event_desc_id_desc"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The database refuses documents that do not look like events, even if a bug
 # (or a compromised instance) bypasses our validation.
@@ -152,7 +154,7 @@ class CreateResult:
     replayed: bool
 
 
-def _unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
+def unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
     """Run ``operation``; turn "database down or slow" into StoreUnavailable."""
     try:
         return operation()
@@ -166,7 +168,8 @@ def _unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
 
 def encode_cursor(start_event: datetime, event_id: str) -> str:
     """An opaque, URL-safe position: the last item of the page."""
-    position = {"s": int(start_event.timestamp() * 1000), "i": event_id}
+    millis = (start_event - _EPOCH) // timedelta(milliseconds=1)  # exact, unlike float seconds
+    position = {"s": millis, "i": event_id}
     raw = json.dumps(position, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
@@ -180,7 +183,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
         event_id = ObjectId(position["i"])
         if not isinstance(millis, int) or isinstance(millis, bool) or set(position) != {"s", "i"}:
             raise InvalidCursor("malformed cursor")
-        start_event = datetime.fromtimestamp(millis / 1000, tz=UTC)
+        start_event = _EPOCH + timedelta(milliseconds=millis)
     except (ValueError, KeyError, TypeError, InvalidId, binascii.Error, OverflowError) as error:
         raise InvalidCursor("malformed cursor") from error
     return start_event, event_id
@@ -305,6 +308,11 @@ class EventStore:
         timer.start()
         log.info("mongodb client replaced; previous one closes in %.0f s", grace_seconds)
 
+    @property
+    def database(self) -> Database[Document]:
+        """The app database on the current client (for stores sharing the client)."""
+        return self._client[self._database]
+
     def close(self) -> None:
         self._client.close()
 
@@ -329,7 +337,7 @@ class EventStore:
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless MongoDB answers."""
-        _unavailable_on_connection_errors(lambda: self._client.admin.command("ping"))
+        unavailable_on_connection_errors(lambda: self._client.admin.command("ping"))
 
     def ensure_schema(self) -> None:
         """Create collections, the validator and indexes; safe to run every start."""
@@ -345,7 +353,7 @@ class EventStore:
             database[EVENTS].create_indexes(EVENTS_INDEXES)
             database[IDEMPOTENCY_KEYS].create_indexes(IDEMPOTENCY_INDEXES)
 
-        _unavailable_on_connection_errors(create)
+        unavailable_on_connection_errors(create)
         log.info("mongodb schema ready (validator and indexes on %s)", EVENTS)
 
     # --- commands -------------------------------------------------------
@@ -355,7 +363,7 @@ class EventStore:
         The event and its idempotency record commit in one transaction, so a
         key never points at an event that does not exist.
         """
-        return _unavailable_on_connection_errors(lambda: self._create(new_event, idempotency_key))
+        return unavailable_on_connection_errors(lambda: self._create(new_event, idempotency_key))
 
     def _create(self, new_event: NewEvent, idempotency_key: str | None) -> CreateResult:
         now = utc_now()
@@ -408,7 +416,7 @@ class EventStore:
 
     def get(self, event_id: str) -> Event:
         object_id = _parse_id(event_id)
-        document = _unavailable_on_connection_errors(
+        document = unavailable_on_connection_errors(
             lambda: self._collection(EVENTS).find_one({"_id": object_id})
         )
         if document is None:
@@ -426,7 +434,7 @@ class EventStore:
         for _attempt in range(5):
             event = self.get(event_id)
             check_stop(event, stop_at, if_match=if_match)
-            updated = _unavailable_on_connection_errors(
+            updated = unavailable_on_connection_errors(
                 partial(self._set_stop_if_unchanged, event, stop_at)
             )
             if updated is not None:
@@ -444,7 +452,7 @@ class EventStore:
 
     def delete(self, event_id: str) -> None:
         object_id = _parse_id(event_id)
-        result = _unavailable_on_connection_errors(
+        result = unavailable_on_connection_errors(
             lambda: self._collection(EVENTS).delete_one({"_id": object_id})
         )
         if result.deleted_count == 0:
@@ -458,7 +466,7 @@ class EventStore:
         inserts between two page requests never shift or duplicate items.
         """
         query = self.list_query(event_filter, cursor)
-        documents = _unavailable_on_connection_errors(
+        documents = unavailable_on_connection_errors(
             lambda: list(
                 self._collection(EVENTS)
                 .find(query)

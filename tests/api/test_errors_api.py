@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 from eventsvc.app import create_app
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
+from eventsvc.tokens import TokenStore
 from support import problem_of
 
 EVENTS = "/api/v1/events"
@@ -140,7 +141,9 @@ def test_dead_database_is_503_within_seconds() -> None:
         mongodb_timeout_ms=800,
     )
     store = EventStore(connect(settings), "eventsvc")
-    client = create_app(settings, store).test_client()
+    tokens = TokenStore(store.database, b"p" * 32)
+    client = create_app(settings, store, tokens).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer evt_" + "a" * 16 + "_" + "b" * 43
     try:
         started = time.monotonic()
         response = client.post(EVENTS, json={"name": "x"})

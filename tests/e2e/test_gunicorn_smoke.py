@@ -19,11 +19,15 @@ def test_create_and_read_over_verified_https(api_server: ApiServer) -> None:
         json={"name": "smoke"},
         timeout=10,
         verify=str(api_server.ca_file),
+        headers=api_server.headers,
     )
     assert created.status_code == 201
     location = created.headers["Location"]
     fetched = session.get(
-        f"{api_server.base_url}{location}", timeout=10, verify=str(api_server.ca_file)
+        f"{api_server.base_url}{location}",
+        timeout=10,
+        verify=str(api_server.ca_file),
+        headers=api_server.headers,
     )
     assert fetched.json() == created.json()
     assert "max-age=" in fetched.headers["Strict-Transport-Security"]

@@ -21,11 +21,19 @@ from eventsvc.api.schemas import (
     StopHeaders,
     event_json,
 )
+from eventsvc.auth import require_scope
 from eventsvc.domain import Event, utc_now
 from eventsvc.store import EventFilter, EventStore, NewEvent
 
 events_tag = Tag(name="events", description="Events with a start and a stop timestamp")
-blueprint = APIBlueprint("events", __name__, url_prefix="/api/v1", abp_tags=[events_tag])
+blueprint = APIBlueprint(
+    "events",
+    __name__,
+    url_prefix="/api/v1",
+    abp_tags=[events_tag],
+    abp_security=[{"bearerAuth": []}],
+    abp_responses={401: Problem, 403: Problem, 429: Problem},
+)
 
 COMMON_ERRORS: dict[str | int, type[BaseModel] | dict[Any, Any] | None] = {
     400: Problem,
@@ -51,6 +59,7 @@ def _event_response(event: Event, status: int = 200) -> Response:
     responses={201: EventOut, 422: Problem, **COMMON_ERRORS},
     summary="Create an event",
 )
+@require_scope("events:write")
 def create_event(body: EventCreate, header: CreateHeaders) -> Response:
     """Create an event; ``start_event`` defaults to now.
 
@@ -71,6 +80,7 @@ def create_event(body: EventCreate, header: CreateHeaders) -> Response:
 
 
 @blueprint.get("/events", responses={200: EventPageOut, **COMMON_ERRORS}, summary="List events")
+@require_scope("events:read")
 def list_events(query: EventListQuery) -> Response:
     """Events newest first by ``start_event``; follow ``next`` for more."""
     event_filter = EventFilter(
@@ -89,6 +99,7 @@ def list_events(query: EventListQuery) -> Response:
     responses={200: EventOut, 404: Problem, **COMMON_ERRORS},
     summary="Read an event",
 )
+@require_scope("events:read")
 def get_event(path: EventPath) -> Response:
     return _event_response(_store().get(path.event_id))
 
@@ -98,6 +109,7 @@ def get_event(path: EventPath) -> Response:
     responses={200: EventOut, 404: Problem, 409: Problem, 412: Problem, **COMMON_ERRORS},
     summary="Set stop_event",
 )
+@require_scope("events:write")
 def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Response:
     """Set ``stop_event`` (default now); it must not be before ``start_event``.
 
@@ -113,6 +125,7 @@ def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Respons
     responses={204: None, 404: Problem, **COMMON_ERRORS},
     summary="Delete an event",
 )
+@require_scope("events:admin")
 def delete_event(path: EventPath) -> Response:
     _store().delete(path.event_id)
     return Response(status=204)

@@ -14,6 +14,7 @@ from flask import Flask, Response, g, json, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from eventsvc.auth import Forbidden, Unauthenticated, www_authenticate
 from eventsvc.domain import (
     EventAlreadyStopped,
     EventNotFound,
@@ -22,6 +23,7 @@ from eventsvc.domain import (
     VersionMismatch,
 )
 from eventsvc.store import InvalidCursor, StoreUnavailable
+from eventsvc.tokens import TokenNotFound
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,7 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
     (StopBeforeStart, 400, "Invalid request", "validation"),
     (IdempotencyKeyReused, 422, "Idempotency-Key reused", "idempotency-key-reused"),
     (InvalidCursor, 400, "Invalid request", "validation"),
+    (TokenNotFound, 404, "Not Found", "not-found"),
 ]
 
 
@@ -97,6 +100,26 @@ def register_error_handlers(app: Flask) -> None:
             return problem(status, title, str(error), kind=kind, errors=errors)
 
         app.register_error_handler(error_type, handle)
+
+    @app.errorhandler(Unauthenticated)
+    def unauthenticated(error: Unauthenticated) -> Response:
+        return problem(
+            401,
+            "Unauthorized",
+            str(error),
+            kind="unauthorized",
+            headers={"WWW-Authenticate": www_authenticate(error)},
+        )
+
+    @app.errorhandler(Forbidden)
+    def forbidden(error: Forbidden) -> Response:
+        return problem(
+            403,
+            "Forbidden",
+            str(error),
+            kind="forbidden",
+            headers={"WWW-Authenticate": www_authenticate(error)},
+        )
 
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(error: StoreUnavailable) -> Response:

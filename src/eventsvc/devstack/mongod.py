@@ -158,6 +158,8 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
     return [
         on("events", "find", "insert", "update", "remove"),
         on("idempotency_keys", "find", "insert", "update", "remove"),
+        # Tokens are revoked (update), never deleted: revoked ones stay for the audit trail.
+        on("api_tokens", "find", "insert", "update"),
         on("audit", "find", "insert"),
         on("audit_checkpoints", "find", "insert"),
         on("rate_limits", "find", "insert", "update"),

@@ -1,0 +1,232 @@
+"""API tokens: minted once, stored only as a keyed digest, checked in constant time.
+
+A token looks like ``evt_<token_id>_<secret>``: the id finds the record
+without scanning, the 256-bit secret proves possession. The database holds
+``HMAC-SHA-256(pepper, token)`` only; the pepper comes from Vault KV, so a
+copy of the database alone cannot be used to check guessed tokens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import CollectionInvalid
+
+from eventsvc.domain import DomainError, utc_now
+from eventsvc.store import unavailable_on_connection_errors
+
+log = logging.getLogger(__name__)
+
+Document = dict[str, Any]
+
+SCOPES = frozenset({"events:read", "events:write", "events:admin", "audit:read", "tokens:admin"})
+IDENTIFIER_PREFIX = "evt"  # not a secret: makes leaked tokens greppable
+_TOKEN_PATTERN = re.compile(r"^evt_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$")
+MAX_TOKEN_LIFETIME = timedelta(days=365)
+TOKENS = "api_tokens"
+
+
+class TokenRejected(DomainError):
+    """Missing, malformed, unknown, expired or revoked: the caller gets a 401."""
+
+
+class TokenNotFound(DomainError):
+    """No token with this id (for revoke/list by admins)."""
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """A token's record, without anything that could authenticate."""
+
+    token_id: str
+    owner: str
+    scopes: frozenset[str]
+    created_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+    created_by: str
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None and self.expires_at > datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class MintedToken:
+    """The only moment the plaintext token exists on the server: return it, forget it."""
+
+    token: str
+    info: TokenInfo
+
+    def __repr__(self) -> str:
+        return f"MintedToken(token=<redacted>, info={self.info!r})"
+
+
+def token_digest(pepper: bytes, token: str) -> str:
+    """HMAC-SHA-256 of the whole token under the Vault-held pepper."""
+    return hmac.new(pepper, token.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def mint() -> tuple[str, str]:
+    """A fresh ``(token_id, token)`` pair; the secret part has 256 bits of entropy."""
+    token_id = "".join(secrets.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(16))
+    secret = secrets.token_urlsafe(32)  # 32 bytes = 256 bits -> 43 url-safe characters
+    return token_id, f"{IDENTIFIER_PREFIX}_{token_id}_{secret}"
+
+
+def parse_token_id(token: str) -> str:
+    """The id part of a well-formed token, or TokenRejected."""
+    match = _TOKEN_PATTERN.match(token)
+    if match is None:
+        raise TokenRejected("malformed token")
+    return match.group(1)
+
+
+def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
+    requested = frozenset(scopes)
+    unknown = requested - SCOPES
+    if not requested or unknown:
+        raise ValueError(f"scopes must be a non-empty subset of {sorted(SCOPES)}")
+    return requested
+
+
+def _to_info(document: Document) -> TokenInfo:
+    def aware(moment: datetime | None) -> datetime | None:
+        return None if moment is None else moment.replace(tzinfo=UTC)
+
+    created_at = aware(document["created_at"])
+    expires_at = aware(document["expires_at"])
+    assert created_at is not None  # noqa: S101 - required by the validator
+    assert expires_at is not None  # noqa: S101 - required by the validator
+    return TokenInfo(
+        token_id=document["_id"],
+        owner=document["owner"],
+        scopes=frozenset(document["scopes"]),
+        created_at=created_at,
+        expires_at=expires_at,
+        revoked_at=aware(document.get("revoked_at")),
+        created_by=document["created_by"],
+    )
+
+
+class TokenStore:
+    """Token records in MongoDB, keyed by token id."""
+
+    def __init__(self, database: Database[Document], pepper: bytes) -> None:
+        if len(pepper) < 32:
+            raise ValueError("the token pepper must be at least 32 bytes")
+        self._database = database
+        self._pepper = pepper
+
+    def replace_database(self, database: Database[Document]) -> None:
+        """Use a new client's database (credential rotation)."""
+        self._database = database
+
+    @property
+    def _tokens(self) -> Collection[Document]:
+        return self._database[TOKENS]
+
+    def ensure_schema(self) -> None:
+        with suppress(CollectionInvalid):
+            self._database.create_collection(TOKENS)
+        self._tokens.create_indexes([IndexModel([("owner", ASCENDING)], name="owner")])
+
+    def create(
+        self, owner: str, scopes: Iterable[str], lifetime: timedelta, created_by: str
+    ) -> MintedToken:
+        """Mint a token and store its digest; the plaintext is returned once."""
+        allowed = check_scopes(scopes)
+        if not timedelta(minutes=1) <= lifetime <= MAX_TOKEN_LIFETIME:
+            raise ValueError("token lifetime must be between 1 minute and 365 days")
+        token_id, token = mint()
+        now = utc_now()
+        document: Document = {
+            "_id": token_id,
+            "digest": token_digest(self._pepper, token),
+            "owner": owner,
+            "scopes": sorted(allowed),
+            "created_at": now,
+            "expires_at": now + lifetime,
+            "revoked_at": None,
+            "created_by": created_by,
+        }
+        self._tokens.insert_one(document)
+        log.info("token %s created for owner %s by %s", token_id, owner, created_by)
+        return MintedToken(token, _to_info(document))
+
+    def import_digest(
+        self,
+        token_id: str,
+        digest: str,
+        owner: str,
+        scopes: Iterable[str],
+        expires_at: datetime,
+    ) -> bool:
+        """Register a token minted elsewhere (the operator's bootstrap via Vault).
+
+        Only the digest crosses over; returns False when it was already there.
+        """
+        document: Document = {
+            "digest": digest,
+            "owner": owner,
+            "scopes": sorted(check_scopes(scopes)),
+            "created_at": utc_now(),
+            "expires_at": expires_at,
+            "revoked_at": None,
+            "created_by": "vault-bootstrap",
+        }
+        result = self._tokens.update_one({"_id": token_id}, {"$setOnInsert": document}, upsert=True)
+        return result.upserted_id is not None
+
+    def authenticate(self, token: str) -> TokenInfo:
+        """The token's record if it is genuine, unexpired and not revoked.
+
+        Every failure raises the same TokenRejected, and the digest comparison
+        is constant-time, so responses do not tell an attacker which part was
+        wrong.
+        """
+        token_id = parse_token_id(token)
+        document = unavailable_on_connection_errors(
+            lambda: self._tokens.find_one({"_id": token_id})
+        )
+        expected = document["digest"] if document else token_digest(self._pepper, "evt_dummy")
+        presented = token_digest(self._pepper, token)
+        if not hmac.compare_digest(expected, presented) or document is None:
+            raise TokenRejected("unknown token")
+        info = _to_info(document)
+        if info.revoked_at is not None:
+            raise TokenRejected("revoked token")
+        if info.expires_at <= datetime.now(UTC):
+            raise TokenRejected("expired token")
+        return info
+
+    def get(self, token_id: str) -> TokenInfo:
+        document = self._tokens.find_one({"_id": token_id})
+        if document is None:
+            raise TokenNotFound(f"token {token_id} does not exist")
+        return _to_info(document)
+
+    def list(self) -> list[TokenInfo]:
+        return [_to_info(document) for document in self._tokens.find().sort("created_at", -1)]
+
+    def revoke(self, token_id: str) -> TokenInfo:
+        """Mark a token revoked (kept for the audit trail, never deleted)."""
+        before = self.get(token_id)
+        if before.revoked_at is None:
+            self._tokens.update_one(
+                {"_id": token_id, "revoked_at": None}, {"$set": {"revoked_at": utc_now()}}
+            )
+            log.info("token %s revoked", token_id)
+        return self.get(token_id)
