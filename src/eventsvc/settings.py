@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     vault_role_id: str | None = None
     vault_wrapped_secret_id_file: Path | None = None
     vault_approle_mount: str = "approle"
+    vault_approle_role: str = "eventsvc"
+    vault_token_file: Path | None = None  # dev profile only (token auth)
+    vault_kubernetes_jwt_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
     vault_kubernetes_role: str | None = None
     vault_kubernetes_mount: str = "kubernetes"
     vault_kv_mount: str = "kv"

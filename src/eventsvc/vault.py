@@ -128,15 +128,8 @@ class VaultConfig:
             raise ValueError(f"Vault address must be https:// (got {self.addr!r})")
 
     @classmethod
-    def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        approle_role: str = "eventsvc",
-        token_file: Path | None = None,
-        kubernetes_jwt_file: Path = KUBERNETES_JWT_FILE,
-    ) -> VaultConfig:
-        """Build the config from service settings (keyword-only extras are not settings yet)."""
+    def from_settings(cls, settings: Settings) -> VaultConfig:
+        """Build the config from service settings."""
         if settings.vault_addr is None:
             raise ValueError("EVENTSVC_VAULT_ADDR is not set: the service is not using Vault")
         return cls(
@@ -147,11 +140,11 @@ class VaultConfig:
             role_id=settings.vault_role_id,
             wrapped_secret_id_file=settings.vault_wrapped_secret_id_file,
             approle_mount=settings.vault_approle_mount,
-            approle_role=approle_role,
-            token_file=token_file,
+            approle_role=settings.vault_approle_role,
+            token_file=settings.vault_token_file,
             kubernetes_role=settings.vault_kubernetes_role,
             kubernetes_mount=settings.vault_kubernetes_mount,
-            kubernetes_jwt_file=kubernetes_jwt_file,
+            kubernetes_jwt_file=settings.vault_kubernetes_jwt_file,
             kv_mount=settings.vault_kv_mount,
             kv_path=settings.vault_kv_path,
             pki_mount=settings.vault_pki_mount,

@@ -30,8 +30,9 @@ def test_config_from_settings_takes_every_vault_setting(tmp_path: Path) -> None:
         vault_server_ip_sans="127.0.0.1,::1",
         mongodb_auth_mode="scram",
         runtime_dir=tmp_path / "run",
+        vault_approle_role="eventsvc-blue",
     )
-    config = VaultConfig.from_settings(settings, approle_role="eventsvc-blue")
+    config = VaultConfig.from_settings(settings)
     assert config.addr == "https://vault.internal:8200"
     assert config.server_alt_names == ("localhost", "api.internal")
     assert config.server_ip_sans == ("127.0.0.1", "::1")
