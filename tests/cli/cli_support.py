@@ -64,3 +64,4 @@ class ServedApi(Protocol):
 
     base_url: str
     ca_file: Path
+    token: str
