@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+import shutil
+import subprocess  # nosec B404 - git with a fixed argument list
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -270,20 +272,47 @@ class AdvisoryDb:
         return [load_advisory(path) for path in self._files(name)]
 
     def snapshot(self) -> str:
-        """When the data was taken, and how we know (SOURCE.md, else newest ``modified``)."""
-        for source in (self.root / "SOURCE.md", self.root.parent / "SOURCE.md"):
-            if source.is_file():
-                text = source.read_text(encoding="utf-8")
-                date = re.search(r"dated (\d{4}-\d{2}-\d{2})", text)
-                commit = re.search(r"commit ([0-9a-f]{40})", text)
-                if date:
-                    where = f", commit {commit.group(1)}" if commit else ""
-                    return f"{date.group(1)} (from {source}{where})"
+        """When the data was taken and how we know: SOURCE.md, else the git commit, else
+        the newest ``modified`` field of any advisory (a lower bound, and said so)."""
+        found = _snapshot_from_source_md(self.root) or _snapshot_from_git(self.root)
+        if found:
+            return found
         newest = max(
             (adv.modified for name in self._dirs for adv in self.advisories_for(name)),
             default="unknown",
         )
         return f"{newest[:10]} (newest 'modified' field of any advisory)"
+
+
+def _snapshot_from_source_md(root: Path) -> str | None:
+    """The date a SOURCE.md beside or above the database states ("dated YYYY-MM-DD")."""
+    for source in (root / "SOURCE.md", root.parent / "SOURCE.md"):
+        if source.is_file():
+            text = source.read_text(encoding="utf-8")
+            date = re.search(r"dated (\d{4}-\d{2}-\d{2})", text)
+            commit = re.search(r"commit ([0-9a-f]{40})", text)
+            if date:
+                where = f", commit {commit.group(1)}" if commit else ""
+                return f"{date.group(1)} (from {source}{where})"
+    return None
+
+
+def _snapshot_from_git(root: Path) -> str | None:
+    """Commit date and hash when the database is a git checkout (as in CI)."""
+    git = shutil.which("git")
+    if git is None or not (root / ".git").exists():
+        return None
+    done = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
+        [git, "-C", str(root), "log", "-1", "--format=%cs %H"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=30,
+    )
+    if done.returncode != 0 or not done.stdout.strip():
+        return None
+    date, _, commit = done.stdout.strip().partition(" ")
+    return f"{date} (git commit {commit} of {root})"
 
 
 def audit(db: AdvisoryDb, pins: Mapping[str, str]) -> tuple[list[Match], list[Match]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -12,7 +14,9 @@ from packaging.version import Version
 from secgate import osv
 from secgate.model import Severity
 
-ADVISORY_DB = Path(__file__).resolve().parents[2] / ".." / "shared" / "advisory-db" / "pypa"
+REPO = Path(__file__).resolve().parents[2]
+# CI checks the PyPA advisory-database out at the same commit and points this variable at it.
+ADVISORY_DB = Path(os.environ.get("SECGATE_ADVISORY_DB", REPO.parent / "shared/advisory-db/pypa"))
 
 
 def entry(*ranges: tuple[osv.Event, ...], versions: tuple[str, ...] = ()) -> osv.AffectedPackage:
@@ -119,3 +123,27 @@ def test_audit_separates_withdrawn_and_normalises_names() -> None:
     assert {m.advisory.id for m in applicable} >= {"PYSEC-2019-217", "PYSEC-2021-66"}
     assert [m.advisory.id for m in withdrawn] == ["PYSEC-2023-73"]
     assert "2024-10-10" in db.snapshot()
+
+
+def _tiny_db(root: Path) -> Path:
+    (root / "vulns" / "demo").mkdir(parents=True)
+    (root / "vulns" / "demo" / "PYSEC-0-1.yaml").write_text(
+        "id: PYSEC-0-1\nmodified: '2023-05-06T00:00:00Z'\naffected:\n"
+        "- package: {name: demo, ecosystem: PyPI}\n  versions: ['1.0']\n",
+        encoding="utf-8",
+    )
+    return root
+
+
+def test_snapshot_without_source_md_says_it_is_the_newest_modified(tmp_path: Path) -> None:
+    db = osv.AdvisoryDb(_tiny_db(tmp_path / "db"))
+    assert db.snapshot() == "2023-05-06 (newest 'modified' field of any advisory)"
+
+
+def test_snapshot_of_a_git_checkout_is_its_commit(tmp_path: Path) -> None:
+    root = _tiny_db(tmp_path / "db")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "snapshot"], check=True)
+    assert "(git commit " in osv.AdvisoryDb(root).snapshot()
