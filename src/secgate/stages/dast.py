@@ -141,7 +141,9 @@ def _origin(base_url: str) -> str:
 def _schemathesis_config(out: Path, auth: tuple[str, str] | None) -> Path:
     """A config file for the auth header: its value reaches schemathesis via env, not argv."""
     config = out / "schemathesis.toml"
-    lines = ["# written by secgate's DAST stage"]
+    cache = json.dumps(str(out / "schemathesis-cache"))  # a TOML basic string is a JSON string
+    # The crash cache (for `st replay`) stays with this run's reports, not in the cwd.
+    lines = ["# written by secgate's DAST stage", "[cache]", f"directory = {cache}"]
     if auth:
         lines += ["[headers]", f'"{auth[0]}" = "${{{AUTH_ENV}}}"']
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -187,6 +189,7 @@ def _schemathesis(ctx: ScanContext, target: Target, out: Path, result: StageResu
         "--max-examples", opts.get("max_examples", "50"), "--max-time", opts.get("max_time", "120"),
         "--phases", opts.get("phases", "examples,coverage,fuzzing,stateful"),
         "--request-timeout", opts.get("request_timeout", "10"), "--workers", "1",
+        "--generation-database", "none",
         "--tls-verify", target.ca_file, "--max-redirects", "0",
         "--report", "junit,json",
         "--report-json-path", str(report),
