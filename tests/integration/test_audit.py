@@ -1,0 +1,558 @@
+"""The audit trail against a real mongod: atomicity with the change, least privilege, tampering.
+
+The attacker is played by the root user (``mongod.admin_client()``): it can
+rewrite the database at will but does not hold the HMAC key.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from eventsvc.audit import (
+    AUDIT,
+    AUDIT_CHECKPOINTS,
+    GENESIS_HASH,
+    AuditEntry,
+    AuditLog,
+    AuditRecord,
+    benchmark,
+    checkpoint_signature,
+    export,
+    record_hash,
+    verify,
+)
+from eventsvc.devstack.mongod import RunningMongod
+from eventsvc.settings import Settings
+from eventsvc.store import EventStore
+
+UNAUTHORIZED = 13
+Document = dict[str, Any]
+
+
+class InjectedFailure(Exception):
+    """Raised between the audit insert and the commit."""
+
+
+def entry(number: int = 0, **changes: Any) -> AuditEntry:
+    fields: Document = {
+        "actor": "token:tok_123",
+        "action": "event.create",
+        "target": f"event-{number}",
+        "outcome": "success",
+        "before": None,
+        "after": {"name": f"event {number}", "start_event": datetime(2024, 1, 1, tzinfo=UTC)},
+        "client_address": "192.0.2.10",
+        "request_id": f"req-{number}",
+        "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736",
+    }
+    fields.update(changes)
+    return AuditEntry(**fields)
+
+
+@pytest.fixture
+def key() -> bytes:
+    return secrets.token_bytes(32)
+
+
+@pytest.fixture
+def app_db(store: EventStore, settings: Settings) -> Database[Document]:
+    """The database as the app user (role eventsvcApp) sees it."""
+    return store.client[settings.mongodb_database]
+
+
+@pytest.fixture
+def attacker(mongod: RunningMongod, settings: Settings) -> Iterator[Database[Document]]:
+    """Root on the database, without the key."""
+    with mongod.admin_client() as client:
+        yield client[settings.mongodb_database]
+
+
+@pytest.fixture
+def audit(app_db: Database[Document], attacker: Database[Document], key: bytes) -> AuditLog:
+    """A fresh writer on empty audit collections (emptied as root: the app cannot)."""
+    attacker[AUDIT].delete_many({})
+    attacker[AUDIT_CHECKPOINTS].delete_many({})
+    log = AuditLog(app_db, key, checkpoint_every=1000)
+    log.ensure_schema()
+    return log
+
+
+def write(audit: AuditLog, count: int) -> list[AuditRecord]:
+    return [audit.append(entry(number)) for number in range(count)]
+
+
+def only_problem(database: Database[Document], key: bytes) -> tuple[str | None, int | None]:
+    report = verify(database, key)
+    assert not report.ok
+    assert len(report.problems) == 1, [problem.describe() for problem in report.problems]
+    problem = report.problems[0]
+    return problem.kind, problem.broken_sequence
+
+
+def renumber(records: Collection[Document], chain: str, sequences: list[int], delta: int) -> None:
+    """Shift records' sequence numbers, in an order the unique index accepts."""
+    for sequence in sorted(sequences, reverse=delta > 0):
+        records.update_one({"chain": chain, "sequence": sequence}, {"$inc": {"sequence": delta}})
+
+
+# --- writing and verifying ----------------------------------------------------------------
+
+
+def test_records_chain_and_verify(audit: AuditLog, app_db: Database[Document], key: bytes) -> None:
+    records = write(audit, 5)
+    assert [record.sequence for record in records] == [1, 2, 3, 4, 5]
+    assert records[0].prev_hash == GENESIS_HASH
+    assert all(b.prev_hash == a.hash for a, b in itertools.pairwise(records))
+    assert len({record.chain for record in records}) == 1
+    assert records[0].chain.startswith(f"{audit.writer_id}/")
+
+    report = verify(app_db, key)
+    assert report.ok, [problem.describe() for problem in report.problems]
+    assert report.records_checked == 5
+
+
+def test_stored_record_holds_digests_not_states(
+    audit: AuditLog, app_db: Database[Document]
+) -> None:
+    before = {"name": "secret-ish name", "attributes": {"k": "v"}}
+    record = audit.append(entry(before=before, action="event.stop", detail="stopped"))
+    stored = app_db[AUDIT].find_one({"chain": record.chain, "sequence": 1})
+    assert stored is not None
+    assert "secret-ish name" not in json.dumps(stored, default=str)
+    assert stored["before_digest"] == record.before_digest
+    assert len(str(record.before_digest)) == 64
+    assert stored["actor"] == "token:tok_123"
+
+
+def test_a_wrong_key_fails_every_chain(audit: AuditLog, app_db: Database[Document]) -> None:
+    write(audit, 3)
+    report = verify(app_db, secrets.token_bytes(32))
+    assert not report.ok
+    assert [problem.broken_sequence for problem in report.problems] == [1]
+
+
+def test_two_writers_three_threads_each_verify(
+    audit: AuditLog, app_db: Database[Document], key: bytes
+) -> None:
+    writers = [audit, AuditLog(app_db, key, checkpoint_every=7)]
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def run(writer: AuditLog) -> None:
+        try:
+            barrier.wait()
+            write(writer, 20)
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in writers for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for writer in writers:
+        writer.checkpoint()
+
+    report = verify(app_db, key)
+    assert report.ok, [problem.describe() for problem in report.problems]
+    assert len(report.chains) == 6
+    assert report.records_checked == 120
+    assert report.checkpoints_checked >= 2
+    assert {chain.chain.split("/")[0] for chain in report.chains} == {
+        writer.writer_id for writer in writers
+    }
+
+
+def test_a_second_writer_on_the_same_chain_collides_then_continues(
+    audit: AuditLog, app_db: Database[Document], key: bytes
+) -> None:
+    first = AuditLog(app_db, key, writer_id="fixed")
+    first.append(entry(1))
+    same_id = AuditLog(app_db, key, writer_id="fixed")
+    with pytest.raises(DuplicateKeyError):
+        same_id.append(entry(2))
+    record = same_id.append(entry(3))
+    assert record.sequence == 2
+    assert verify(app_db, key).ok
+
+
+# --- atomicity with the change ----------------------------------------------------------
+
+
+def valid_event() -> Document:
+    now = datetime.now(UTC).replace(microsecond=0)
+    return {
+        "_id": ObjectId(),
+        "name": "audited",
+        "start_event": now,
+        "stop_event": None,
+        "attributes": {},
+        "version": 1,
+    }
+
+
+def change_then_fail(
+    store: EventStore,
+    app_db: Database[Document],
+    audit: AuditLog,
+    event: Document,
+    written: list[AuditRecord],
+) -> None:
+    """Insert an event and its audit record in one transaction, then fail before commit."""
+    with store.client.start_session() as session, session.start_transaction():
+        app_db["events"].insert_one(event, session=session)
+        written.append(audit.append(entry(2, target=str(event["_id"])), session=session))
+        raise InjectedFailure
+
+
+def test_an_aborted_change_leaves_no_event_and_no_record(
+    audit: AuditLog, store: EventStore, app_db: Database[Document], key: bytes
+) -> None:
+    first = audit.append(entry(1))
+    event = valid_event()
+    written: list[AuditRecord] = []
+    with pytest.raises(InjectedFailure):
+        change_then_fail(store, app_db, audit, event, written)
+    doomed = written[0]
+    assert doomed.sequence == 2
+
+    assert app_db["events"].find_one({"_id": event["_id"]}) is None
+    assert app_db[AUDIT].count_documents({"chain": first.chain}) == 1
+    audit.checkpoint()  # must not sign the record that never committed
+
+    following = audit.append(entry(3))
+    assert following.sequence == 2
+    assert following.prev_hash == first.hash
+    assert following.hash != doomed.hash
+    assert verify(app_db, key).ok
+
+
+def test_a_committed_change_has_its_records(
+    audit: AuditLog, store: EventStore, app_db: Database[Document], key: bytes
+) -> None:
+    audit.append(entry(1))
+    event = valid_event()
+    with store.client.start_session() as session:
+        for number in (2, 4):  # one session, two transactions in a row
+            with session.start_transaction():
+                if number == 2:
+                    app_db["events"].insert_one(event, session=session)
+                first = audit.append(entry(number, target=str(event["_id"])), session=session)
+                second = audit.append(entry(number + 1), session=session)
+                assert second.prev_hash == first.hash
+    assert app_db["events"].find_one({"_id": event["_id"]}) is not None
+    audit.checkpoint()
+    after = audit.append(entry(6))
+    assert after.sequence == 6
+    chain = list(app_db[AUDIT].find({"chain": after.chain}).sort("sequence", 1))
+    assert [record["sequence"] for record in chain] == [1, 2, 3, 4, 5, 6]
+    checkpoint = app_db[AUDIT_CHECKPOINTS].find_one({"writer_id": audit.writer_id})
+    assert checkpoint is not None
+    assert checkpoint["heads"][after.chain]["sequence"] == 5
+    assert verify(app_db, key).ok
+
+
+# --- least privilege ------------------------------------------------------------------------
+
+
+def test_the_app_cannot_update_or_delete_audit_records(
+    audit: AuditLog, app_db: Database[Document]
+) -> None:
+    record = audit.append(entry(1))
+    audit.checkpoint()
+    where = {"chain": record.chain, "sequence": 1}
+    attempts: list[Callable[[], object]] = [
+        lambda: app_db[AUDIT].update_one(where, {"$set": {"actor": "anonymous"}}),
+        lambda: app_db[AUDIT].replace_one(where, record.document()),
+        lambda: app_db[AUDIT].delete_one(where),
+        lambda: app_db[AUDIT].delete_many({}),
+        lambda: app_db[AUDIT].drop(),
+        lambda: app_db[AUDIT_CHECKPOINTS].delete_many({}),
+        lambda: app_db[AUDIT_CHECKPOINTS].update_many({}, {"$set": {"heads": {}}}),
+    ]
+    for attempt in attempts:
+        with pytest.raises(OperationFailure) as raised:
+            attempt()
+        assert raised.value.code == UNAUTHORIZED
+    assert app_db[AUDIT].count_documents(where) == 1
+
+
+def test_the_validator_refuses_malformed_records(
+    audit: AuditLog, app_db: Database[Document]
+) -> None:
+    record = audit.append(entry(1))
+    malformed = {**record.document(), "sequence": 2, "hash": "not-a-hash"}
+    with pytest.raises(OperationFailure) as raised:
+        app_db[AUDIT].insert_one(malformed)
+    assert raised.value.code == 121  # DocumentValidationFailure
+
+
+# --- tampering ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def chain_of_ten(audit: AuditLog) -> list[AuditRecord]:
+    return write(audit, 10)
+
+
+def test_modified_record(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].update_one({"chain": chain, "sequence": 4}, {"$set": {"outcome": "denied"}})
+    assert only_problem(app_db, key) == ("modified", 4)
+
+
+def test_modified_last_record_covered_by_a_checkpoint(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    audit.checkpoint()
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].update_one({"chain": chain, "sequence": 10}, {"$set": {"actor": "anonymous"}})
+    assert only_problem(app_db, key) == ("modified", 10)
+
+
+def test_deleted_record(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_one({"chain": chain, "sequence": 6})
+    assert only_problem(app_db, key) == ("deleted", 6)
+
+
+def test_deleted_first_record(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_one({"chain": chain, "sequence": 1})
+    assert only_problem(app_db, key) == ("deleted", 1)
+
+
+def test_deleted_records_with_the_gap_closed(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_many({"chain": chain, "sequence": {"$in": [5, 6]}})
+    renumber(attacker[AUDIT], chain, [7, 8, 9, 10], -2)
+    assert only_problem(app_db, key) == ("deleted", 5)
+
+
+def test_inserted_record_with_the_rest_renumbered(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    renumber(attacker[AUDIT], chain, list(range(5, 11)), +1)
+    forged = {
+        **chain_of_ten[4].document(),
+        "prev_hash": chain_of_ten[3].hash,
+        "actor": "token:someone_else",
+        "hash": "ab" * 32,
+    }
+    attacker[AUDIT].insert_one(forged)
+    assert only_problem(app_db, key) == ("inserted", 5)
+
+
+def test_inserted_record_at_the_end(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    last = chain_of_ten[-1]
+    forged = {**last.document(), "sequence": 11, "prev_hash": last.hash, "hash": "cd" * 32}
+    attacker[AUDIT].insert_one(forged)
+    assert only_problem(app_db, key) == ("inserted", 11)
+
+
+def test_a_copied_hash_does_not_make_a_forgery_authentic(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    last = chain_of_ten[-1]
+    replayed = {**chain_of_ten[2].document(), "sequence": 11, "prev_hash": last.hash}
+    attacker[AUDIT].insert_one(replayed)
+    kind, sequence = only_problem(app_db, key)
+    assert sequence == 11
+    assert kind in {"inserted", "reordered"}
+
+
+@pytest.mark.parametrize(("first", "second"), [(3, 7), (5, 6)])
+def test_reordered_records(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+    first: int,
+    second: int,
+) -> None:
+    chain = chain_of_ten[0].chain
+    records = attacker[AUDIT]
+    records.update_one({"chain": chain, "sequence": first}, {"$set": {"sequence": 1000}})
+    records.update_one({"chain": chain, "sequence": second}, {"$set": {"sequence": first}})
+    records.update_one({"chain": chain, "sequence": 1000}, {"$set": {"sequence": second}})
+    assert only_problem(app_db, key) == ("reordered", first)
+
+
+def test_truncated_tail_detected_up_to_the_last_checkpoint(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    audit.checkpoint()
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_many({"chain": chain, "sequence": {"$gte": 8}})
+    assert only_problem(app_db, key) == ("truncated", 8)
+
+
+def test_truncated_whole_chain(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    audit.checkpoint()
+    attacker[AUDIT].delete_many({"chain": chain_of_ten[0].chain})
+    assert only_problem(app_db, key) == ("truncated", 1)
+
+
+def test_tail_after_the_last_checkpoint_is_not_protected(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """The documented limit: records written after the last checkpoint can vanish unnoticed."""
+    audit.checkpoint()
+    write(audit, 3)
+    attacker[AUDIT].delete_many({"chain": chain_of_ten[0].chain, "sequence": {"$gt": 10}})
+    assert verify(app_db, key).ok
+
+
+def test_forged_checkpoint(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT_CHECKPOINTS].insert_one(
+        {
+            "format": 1,
+            "writer_id": audit.writer_id,
+            "heads": {chain: {"sequence": 50, "hash": "ef" * 32}},
+            "time": datetime.now(UTC),
+            "signature": "12" * 32,
+        }
+    )
+    report = verify(app_db, key)
+    assert report.bad_checkpoints == 1
+    assert only_problem(app_db, key) == ("bad-checkpoint", 50)
+
+
+def test_altered_checkpoint(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """Lowering a signed head (to hide a truncation) breaks the signature."""
+    audit.checkpoint()
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_many({"chain": chain, "sequence": {"$gte": 9}})
+    attacker[AUDIT_CHECKPOINTS].update_one(
+        {"writer_id": audit.writer_id},
+        {"$set": {f"heads.{chain}": {"sequence": 8, "hash": chain_of_ten[7].hash}}},
+    )
+    assert only_problem(app_db, key) == ("bad-checkpoint", 8)
+
+
+def test_tampering_in_one_chain_leaves_the_others_ok(
+    audit: AuditLog, attacker: Database[Document], app_db: Database[Document], key: bytes
+) -> None:
+    other = threading.Thread(target=write, args=(audit, 4))
+    other.start()
+    other.join()
+    mine = write(audit, 4)
+    attacker[AUDIT].update_one(
+        {"chain": mine[0].chain, "sequence": 2}, {"$set": {"target": "other"}}
+    )
+    report = verify(app_db, key)
+    assert [(p.chain, p.kind, p.broken_sequence) for p in report.problems] == [
+        (mine[0].chain, "modified", 2)
+    ]
+    assert len(report.chains) == 2
+
+
+# --- export and throughput --------------------------------------------------------------------
+
+
+def test_export_carries_its_proof(audit: AuditLog, app_db: Database[Document], key: bytes) -> None:
+    records = write(audit, 4)
+    audit.checkpoint()
+    start = records[0].time - timedelta(seconds=1)
+    lines = [json.loads(json.dumps(line)) for line in export(app_db, start, None)]
+
+    exported = [line for line in lines if line["type"] == "record"]
+    checkpoints = [line for line in lines if line["type"] == "checkpoint"]
+    assert [line["sequence"] for line in exported] == [1, 2, 3, 4]
+    assert all(record_hash(line, key) == line["hash"] for line in exported)
+    assert exported[3]["prev_hash"] == exported[2]["hash"]
+    assert len(checkpoints) == 1
+    assert checkpoint_signature(checkpoints[0], key) == checkpoints[0]["signature"]
+    assert checkpoints[0]["heads"][records[0].chain]["hash"] == records[-1].hash
+
+    nothing = list(export(app_db, None, start))
+    assert nothing == []
+
+
+def test_throughput(mongod: RunningMongod) -> None:
+    """Printed, not asserted: timing depends on the machine."""
+    with mongod.admin_client() as client:
+        client.drop_database("eventsvc_audit_bench")
+        try:
+            for threads in (1, 4):
+                result = benchmark(client["eventsvc_audit_bench"], 400, threads=threads)
+                print(result.describe())
+                assert result.appends == 400
+        finally:
+            client.drop_database("eventsvc_audit_bench")
