@@ -241,7 +241,8 @@ def checkpoint_signature(checkpoint: Mapping[str, Any], key: bytes) -> str:
 def _wire(document: Mapping[str, Any]) -> Document:
     """A stored document as JSON-ready fields: no ``_id``, time as RFC 3339."""
     wire = {name: value for name, value in document.items() if name != "_id"}
-    wire["time"] = rfc3339(document["time"])
+    if isinstance(wire.get("time"), datetime):  # anything else fails its hash check later
+        wire["time"] = rfc3339(wire["time"])
     return wire
 
 
@@ -742,7 +743,7 @@ def _link_problem(
         return ("deleted", expected, f"record {missing} missing; the chain goes on at {sequence}")
     if not _authentic(record, hmac_key):
         return _diagnose(record, hmac_key, checkpointed, load_chain())
-    if record["prev_hash"] != previous.hash:
+    if record.get("prev_hash") != previous.hash:
         return ("modified", sequence, f"prev_hash does not link to record {previous.sequence}")
     return None
 
@@ -763,6 +764,7 @@ def _diagnose(
 ) -> Problem:
     """Name the tampering that makes ``record`` (its chain's first bad one) fail its hash.
 
+    - it is not shaped like a record at all ("inserted");
     - it links to a record no longer in the chain: records were deleted and
       the rest renumbered to close the gap ("deleted");
     - it is authentic at another sequence number: it was moved ("reordered");
@@ -773,8 +775,11 @@ def _diagnose(
       modification, and the message says so.
     """
     sequence = int(record["sequence"])
-    hashes = {str(link["hash"]) for link in chain_links}
-    if record["prev_hash"] != GENESIS_HASH and record["prev_hash"] not in hashes:
+    hashes = {str(link.get("hash")) for link in chain_links}
+    prev_hash = record.get("prev_hash")
+    if not isinstance(prev_hash, str) or not re.match(_HEX64, prev_hash):
+        return ("inserted", sequence, f"record {sequence} is not an audit record at all")
+    if prev_hash != GENESIS_HASH and prev_hash not in hashes:
         return (
             "deleted",
             sequence,
@@ -791,10 +796,10 @@ def _diagnose(
             )
     later = [link for link in chain_links if int(link["sequence"]) > sequence]
     if later:
-        vouched = later[0]["prev_hash"] == record["hash"]
+        vouched = later[0].get("prev_hash") == record.get("hash")
         nothing_links = "the next record does not link to it"
     else:
-        vouched = checkpointed == ChainHead(sequence, str(record["hash"]))
+        vouched = checkpointed == ChainHead(sequence, str(record.get("hash")))
         nothing_links = (
             "no record or checkpoint links to it (forged and appended, or the last record "
             "modified after the last checkpoint)"

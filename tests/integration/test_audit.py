@@ -556,3 +556,16 @@ def test_throughput(mongod: RunningMongod) -> None:
                 assert result.appends == 400
         finally:
             client.drop_database("eventsvc_audit_bench")
+
+
+def test_garbage_bypassing_the_validator_is_reported_not_crashed_on(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    attacker[AUDIT].insert_one(
+        {"chain": chain_of_ten[0].chain, "sequence": 11, "time": "yesterday"},
+        bypass_document_validation=True,
+    )
+    assert only_problem(app_db, key) == ("inserted", 11)
