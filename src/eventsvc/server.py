@@ -7,30 +7,49 @@ MongoClient after the fork (pymongo clients are not fork-safe) and shares its
 connection pool between its threads.
 
 The master process resolves credentials once (from settings in dev/test, from
-Vault in prod); workers inherit them through the fork. A graceful reload
-(SIGHUP) starts workers with fresh credentials and certificates and lets the
-old ones finish their in-flight requests: that is how rotation avoids
-downtime.
+Vault when ``EVENTSVC_VAULT_ADDR`` is set); workers inherit them through the
+fork. With Vault, a child of the master runs the :class:`~eventsvc.vault.LeaseKeeper`
+(:class:`LeaseKeeperProcess`). When it re-issues a certificate to the same
+files, it asks the master for a graceful reload (SIGHUP): new workers start
+with the new files, the old ones finish their in-flight requests and exit.
+That is how rotation avoids downtime without a lock around queries. On exit
+the certificates and the token are revoked and the runtime directory removed.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import ssl
 import sys
+import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import gunicorn.sock
 from gunicorn.app.base import BaseApplication
+from gunicorn.arbiter import Arbiter
 from pydantic import SecretStr, ValidationError
 
 from eventsvc.app import create_app
 from eventsvc.observability import configure_logging
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import EventStore, connect
+from eventsvc.tokens import TokenStore
+from eventsvc.vault import (
+    LeaseKeeper,
+    MongoCredential,
+    MongoScramCredential,
+    ServerTLS,
+    VaultConfig,
+    VaultError,
+    VaultSession,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +61,8 @@ MODERN_CIPHERS = (
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 )
+EXIT_CONFIG_ERROR = 2
+EXIT_VAULT_ERROR = 1
 
 
 @dataclass(frozen=True)
@@ -51,6 +72,7 @@ class Credentials:
     mongodb_username: str | None = None
     mongodb_password: SecretStr | None = None
     mongodb_cert_key_file: Path | None = None
+    token_pepper: SecretStr | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 
@@ -61,9 +83,49 @@ def credentials_from_settings(settings: Settings) -> Credentials:
         mongodb_username=settings.mongodb_username,
         mongodb_password=settings.mongodb_password,
         mongodb_cert_key_file=settings.mongodb_tls_cert_key_file,
+        token_pepper=settings.token_pepper,
         tls_cert_file=settings.tls_cert_file,
         tls_key_file=settings.tls_key_file,
     )
+
+
+def with_mongo_credential(credentials: Credentials, mongo: MongoCredential) -> Credentials:
+    """``credentials`` with the MongoDB login replaced by one Vault issued."""
+    if isinstance(mongo, MongoScramCredential):
+        return replace(
+            credentials,
+            mongodb_username=mongo.username,
+            mongodb_password=mongo.password,
+            mongodb_cert_key_file=None,
+        )
+    return replace(
+        credentials,
+        mongodb_username=None,
+        mongodb_password=None,
+        mongodb_cert_key_file=mongo.cert_key_file,
+    )
+
+
+def with_server_tls(credentials: Credentials, tls: ServerTLS) -> Credentials:
+    """``credentials`` with the HTTPS certificate and key Vault issued."""
+    return replace(credentials, tls_cert_file=tls.cert_file, tls_key_file=tls.key_file)
+
+
+def credentials_from_vault(
+    settings: Settings, session: VaultSession
+) -> tuple[Settings, Credentials]:
+    """Issue the MongoDB credential and the HTTPS certificate; return what workers need.
+
+    Without an explicit ``EVENTSVC_MONGODB_TLS_CA_FILE``, MongoDB is verified
+    against the CA chain that issued our client certificate (it issued mongod's too).
+    """
+    pepper = SecretStr(session.read_app_secret("app")["token_pepper"])
+    mongo = session.issue_mongo_credential()
+    tls = session.issue_server_tls()
+    if settings.mongodb_tls_ca_file is None and not isinstance(mongo, MongoScramCredential):
+        settings = settings.model_copy(update={"mongodb_tls_ca_file": mongo.ca_file})
+    credentials = with_mongo_credential(Credentials(token_pepper=pepper), mongo)
+    return settings, with_server_tls(credentials, tls)
 
 
 def build_store(settings: Settings, credentials: Credentials) -> EventStore:
@@ -79,13 +141,40 @@ def build_store(settings: Settings, credentials: Credentials) -> EventStore:
     return store
 
 
+# This worker's TLS context (at most one). Forked workers start with it empty.
+_WORKER_TLS_CONTEXT: list[ssl.SSLContext] = []
+
+
+def build_token_store(store: EventStore, credentials: Credentials) -> TokenStore:
+    """Token records live beside the events, checked with the pepper from Vault."""
+    if credentials.token_pepper is None:
+        raise RuntimeError("no token pepper: it must come from Vault KV (or settings in dev/test)")
+    tokens = TokenStore(store.database, credentials.token_pepper.get_secret_value().encode())
+    tokens.ensure_schema()
+    return tokens
+
+
 def ssl_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """gunicorn hook: TLS 1.2 minimum, modern ciphers, no compression or renegotiation."""
-    context = default_factory()
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.set_ciphers(MODERN_CIPHERS)
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-    return context
+    """gunicorn hook: TLS 1.2 minimum, modern ciphers, no compression or renegotiation.
+
+    gunicorn calls it for every connection. The context is built once per
+    worker: the key and certificate are read once (not per connection, and
+    never half-way through Vault replacing them), and a worker serves the
+    certificate it started with until a reload replaces it by a new worker.
+    """
+    if not _WORKER_TLS_CONTEXT:
+        context = default_factory()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(MODERN_CIPHERS)
+        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        _WORKER_TLS_CONTEXT.append(context)
+    return _WORKER_TLS_CONTEXT[0]
+
+
+def load_tls_context_at_boot(worker: Any) -> None:
+    """gunicorn post_worker_init hook: read the TLS files before the first connection."""
+    if worker.cfg.is_ssl:
+        gunicorn.sock.ssl_context(worker.cfg)
 
 
 def logconfig(level: str) -> dict[str, Any]:
@@ -134,6 +223,7 @@ def gunicorn_options(settings: Settings, credentials: Credentials) -> dict[str, 
             "certfile": str(credentials.tls_cert_file),
             "keyfile": str(credentials.tls_key_file),
             "ssl_context": ssl_context,
+            "post_worker_init": load_tls_context_at_boot,
         }
         if settings.tls_client_ca_file is not None:
             options["ca_certs"] = str(settings.tls_client_ca_file)
@@ -143,37 +233,168 @@ def gunicorn_options(settings: Settings, credentials: Credentials) -> dict[str, 
     return options
 
 
-class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
-    """gunicorn, configured in code rather than from a config file or argv."""
+class LeaseKeeperProcess:
+    """The Vault lease keeper, in a child process of the gunicorn master.
 
-    def __init__(self, settings: Settings, credentials: Credentials) -> None:
+    Why not a thread in the master: the master forks workers at start and at
+    every reload, and a fork copies the locks a running thread holds but not
+    the thread, so a new worker can block forever on one (we saw it happen on
+    stderr's buffer lock). The master therefore stays single-threaded.
+
+    The child owns the Vault session from the fork on. Certificates are
+    re-issued to the same file paths, so a reload is all the master needs:
+    the child sends it SIGHUP. On SIGTERM (from the master's exit hook), or
+    when the master is gone, the child revokes its certificates and token and
+    removes the runtime directory.
+    """
+
+    POLL_S = 1.0
+
+    def __init__(self, session: VaultSession) -> None:
+        self.session = session
+        self.pid: int | None = None
+
+    def start(self, master_pid: int, listeners: list[Any]) -> None:
+        """Fork the keeper; returns in the master only."""
+        pid = os.fork()
+        if pid == 0:
+            self._run_child(master_pid, listeners)
+        self.pid = pid
+        log.info("vault: lease keeper runs in process %d", pid)
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """Ask the keeper to revoke and exit, and wait for it (gunicorn may reap it first)."""
+        if self.pid is None:
+            return
+        pid, self.pid = self.pid, None
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:  # already reaped by gunicorn's SIGCHLD handler
+                return
+            time.sleep(0.05)
+        log.warning("vault: lease keeper %d did not exit; its leases expire on their own", pid)
+
+    def _run_child(self, master_pid: int, listeners: list[Any]) -> NoReturn:
+        """The keeper's whole life: keep leases fresh until told to stop, then revoke."""
+        stopping = threading.Event()
+        for signum in (*Arbiter.SIGNALS, signal.SIGCHLD):
+            signal.signal(signum, signal.SIG_DFL)  # the master's handlers are not ours
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the master decides
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        for listener in listeners:
+            listener.close()  # the port belongs to the master and its workers
+        status = 0
+        try:
+            keeper = LeaseKeeper(
+                self.session,
+                on_mongo_credential=lambda _: self._reload(master_pid, "new MongoDB credential"),
+                on_server_tls=lambda _: self._reload(master_pid, "new HTTPS certificate"),
+            )
+            keeper.start()
+            while not stopping.wait(self.POLL_S) and os.getppid() == master_pid:
+                pass
+            keeper.stop()
+            self.session.shutdown()
+            log.info("vault: session closed")
+        except BaseException:  # the process must end here, never return into gunicorn
+            log.exception("vault: lease keeper process failed")
+            status = 1
+        finally:
+            os._exit(status)
+
+    @staticmethod
+    def _reload(master_pid: int, reason: str) -> None:
+        """Ask the master for a graceful reload: new workers, new files; old ones finish."""
+        log.info("vault: %s; reloading the workers of %d", reason, master_pid)
+        os.kill(master_pid, signal.SIGHUP)
+
+
+class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
+    """gunicorn, configured in code rather than from a config file or argv.
+
+    With a ``vault`` session, the master hands it to a :class:`LeaseKeeperProcess`
+    once gunicorn handles signals, and stops that process on exit.
+    """
+
+    def __init__(
+        self, settings: Settings, credentials: Credentials, vault: VaultSession | None = None
+    ) -> None:
         self.settings = settings
         self.credentials = credentials
+        self.keeper = LeaseKeeperProcess(vault) if vault is not None else None
         super().__init__()
 
     def load_config(self) -> None:
+        """Runs in the master at start and at every reload."""
         for key, value in gunicorn_options(self.settings, self.credentials).items():
             self.cfg.set(key, value)
+        if self.keeper is not None:
+            self.cfg.set("when_ready", self.start_lease_keeper)
+            self.cfg.set("on_exit", self.stop_lease_keeper)
 
     def load(self) -> Any:
         """Runs in each worker after the fork: its own MongoDB client and app."""
-        return create_app(self.settings, build_store(self.settings, self.credentials))
+        store = build_store(self.settings, self.credentials)
+        return create_app(self.settings, store, build_token_store(store, self.credentials))
+
+    def start_lease_keeper(self, arbiter: Arbiter) -> None:
+        """gunicorn when_ready hook: the master handles SIGHUP now, and no worker exists yet."""
+        if self.keeper is not None and self.keeper.pid is None:
+            self.keeper.start(os.getpid(), arbiter.LISTENERS)
+
+    def stop_lease_keeper(self, arbiter: Arbiter) -> None:
+        """gunicorn on_exit hook (master, workers already stopped): revoke and clean up."""
+        if self.keeper is not None:
+            self.keeper.stop()
 
 
 def main() -> None:
-    """Start the service; on bad configuration exit 2 with one clear line."""
+    """Start the service; on bad configuration or a Vault failure exit with one clear line."""
     try:
         settings = load_settings()
     except (ValidationError, UnsafeSettingsError) as error:
-        sys.stderr.write(f"eventsvc: configuration error: {_one_line(error)}\n")
-        raise SystemExit(2) from None
+        _fail(EXIT_CONFIG_ERROR, f"configuration error: {_one_line(error)}")
     configure_logging(settings.log_level)
-    credentials = credentials_from_settings(settings)
+    vault: VaultSession | None = None
+    if settings.uses_vault:
+        settings, credentials, vault = _start_from_vault(settings)
+    else:
+        credentials = credentials_from_settings(settings)
     if credentials.tls_cert_file is None and settings.profile == "prod":
-        sys.stderr.write("eventsvc: configuration error: prod serves HTTPS only; no certificate\n")
-        raise SystemExit(2)
+        _fail(EXIT_CONFIG_ERROR, "configuration error: prod serves HTTPS only; no certificate")
+    if credentials.token_pepper is None:
+        _fail(EXIT_CONFIG_ERROR, "configuration error: EVENTSVC_TOKEN_PEPPER is unset (no Vault)")
     log.info("starting eventsvc on %s (profile %s)", settings.bind, settings.profile)
-    EventsvcServer(settings, credentials).run()
+    EventsvcServer(settings, credentials, vault).run()
+
+
+def _start_from_vault(settings: Settings) -> tuple[Settings, Credentials, VaultSession]:
+    """Log in and issue credentials; fail closed (exit, no fallback) on any Vault error."""
+    try:
+        config = VaultConfig.from_settings(settings)
+    except ValueError as error:
+        _fail(EXIT_CONFIG_ERROR, f"configuration error: {error}")
+    try:
+        session = VaultSession.login(config, allow_token_auth=settings.profile == "dev")
+    except (VaultError, OSError) as error:
+        _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
+    try:
+        settings, credentials = credentials_from_vault(settings, session)
+    except (VaultError, OSError) as error:
+        session.shutdown()  # revoke the token and whatever was issued before the failure
+        _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
+    return settings, credentials, session
+
+
+def _fail(status: int, message: str) -> Any:
+    """Write one line to stderr and exit: no traceback, nothing to parse."""
+    sys.stderr.write(f"eventsvc: {message}\n")
+    raise SystemExit(status)
 
 
 def _one_line(error: Exception) -> str:

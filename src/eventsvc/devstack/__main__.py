@@ -1,0 +1,125 @@
+"""``python -m eventsvc.devstack run|up|down|status``: the local stack for ``make``.
+
+``run`` stays in the foreground (Ctrl-C stops everything); ``up`` starts the
+same runner in the background and returns once the API is ready; ``down``
+stops it; ``status`` says whether it runs. State lives in ``.run/`` at the
+repo root (``--run-dir`` to change it): pid files, ``state.json`` (no
+secret) and the logs.
+
+The banner (URLs, CA file, a CLI example) goes to stdout; a failure is one
+line on stderr naming the component and its log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from eventsvc.devstack.stack import REPO_ROOT, AlreadyUp, StackError, StackPaths, live_state
+from eventsvc.devstack.stack import down as stack_down
+from eventsvc.devstack.stack import run as stack_run
+from eventsvc.devstack.stack import up as stack_up
+
+EXIT_FAILED = 1
+EXIT_NOT_RUNNING = 3
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m eventsvc.devstack", description=__doc__)
+    parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / ".run")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("run", "start the stack in the foreground; Ctrl-C stops it"),
+        ("up", "start the stack in the background"),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("--port", type=int, default=None, help="API port (default 8443)")
+    commands.add_parser("down", help="stop the background stack")
+    commands.add_parser("status", help="show whether the stack runs, and where")
+    args = parser.parse_args(argv)
+    paths = StackPaths(args.run_dir.absolute())
+    _log_to(paths)
+    try:
+        return _dispatch(args.command, paths, args)
+    except AlreadyUp as exc:
+        _out(f"{exc}\n")
+        _out(banner(exc.state))
+        return 0
+    except StackError as exc:
+        sys.stderr.write(f"devstack: {exc}\n")
+        return EXIT_FAILED
+
+
+def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
+    if command == "run":
+        return stack_run(paths, api_port=args.port, on_ready=lambda state: _out(banner(state)))
+    if command == "up":
+        _out(banner(stack_up(paths, api_port=args.port)))
+        _out("stop it with: make down\n")
+        return 0
+    if command == "down":
+        _out("stack stopped\n" if stack_down(paths) else "the stack was not running\n")
+        return 0
+    running = live_state(paths)
+    if running is None:
+        _out("the stack is not running\n")
+        return EXIT_NOT_RUNNING
+    _out(banner(running))
+    return 0
+
+
+def banner(state: dict[str, Any]) -> str:
+    """What a developer needs next: where the API is, what to trust, how to call it."""
+    if state.get("status") != "ready":
+        return f"the stack is starting (runner pid {state.get('runner_pid')})\n"
+    cli_config = _shown(state["cli_config"])
+    timings = state.get("timings_s", {})
+    return "\n".join(
+        [
+            "",
+            f"eventsvc API   {state['api_url']}",
+            f"API docs       {state['docs_url']}",
+            f"CA file        {_shown(state['ca_file'])}  (curl --cacert, EVENTSVC_CA_FILE)",
+            f"OpenBao        {state['vault_addr']}  (CA {_shown(state['vault_ca_file'])})",
+            f"MongoDB        {state['mongodb_hosts']}  (TLS, X.509 {state['mongodb_app_user']})",
+            f"logs           {_shown(str(Path(state['logs']['eventsvc']).parent))}/*.log",
+            f"started in     {timings.get('total', '?')} s",
+            "",
+            "try the CLI:",
+            f'  EVENTSVC_CONFIG={cli_config} .venv/bin/eventsvc start "my first event"',
+            f"  EVENTSVC_CONFIG={cli_config} .venv/bin/eventsvc list",
+            "",
+        ]
+    )
+
+
+def _shown(path: str) -> str:
+    """A path relative to the current directory when it is below it (shorter to copy)."""
+    try:
+        return os.path.relpath(path) if Path(path).is_relative_to(Path.cwd()) else path
+    except ValueError:
+        return path
+
+
+def _out(text: str) -> None:
+    """The banner: the one place the stack runner writes to stdout."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _log_to(paths: StackPaths) -> None:
+    """The runner's own log goes to ``stack.log``; the terminal keeps the banner only."""
+    paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    logging.basicConfig(
+        filename=paths.stack_log,
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
