@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -28,10 +27,11 @@ from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import write_test_pki
+from support import ApiServer, write_test_pki
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-test"
+GENEROUS_RATE_LIMIT = "100000/minute"
 
 
 @pytest.fixture(scope="session")
@@ -60,6 +60,10 @@ def settings(mongod: RunningMongod) -> Settings:
         mongodb_database=APP_DATABASE,
         mongodb_auth_mode="scram",
         mongodb_tls=False,
+        # The suite sends hundreds of requests a minute from 127.0.0.1;
+        # tests/api/test_abuse_protection.py sets tight limits explicitly.
+        rate_limit_per_address=GENEROUS_RATE_LIMIT,
+        rate_limit_per_token=GENEROUS_RATE_LIMIT,
     )
 
 
@@ -129,25 +133,6 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-@dataclass
-class ApiServer:
-    """A real ``python -m eventsvc.server`` (gunicorn, HTTPS) on a free port."""
-
-    base_url: str
-    ca_file: Path
-    port: int
-    process: subprocess.Popen[bytes]
-    log_file: Path
-    token: str  # every scope; sent by `headers`
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(encoding="utf-8", errors="replace")
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -184,6 +169,8 @@ def api_server(
         "EVENTSVC_MONGODB_USERNAME": APP_USERNAME,
         "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
         "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
+        "EVENTSVC_RATE_LIMIT_PER_ADDRESS": GENEROUS_RATE_LIMIT,
+        "EVENTSVC_RATE_LIMIT_PER_TOKEN": GENEROUS_RATE_LIMIT,
     }
     log_file = workdir / "server.log"
     with log_file.open("wb") as log_handle:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +79,22 @@ def write_test_pki(directory: Path, *, hostname: str = "localhost") -> tuple[Pat
         )
     )
     return ca_file, cert_file, key_file
+
+
+@dataclass
+class ApiServer:
+    """A real ``python -m eventsvc.server`` (gunicorn, HTTPS) on a free port."""
+
+    base_url: str
+    ca_file: Path
+    port: int
+    process: subprocess.Popen[bytes]
+    log_file: Path
+    token: str  # every scope; sent by `headers`
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(encoding="utf-8", errors="replace")

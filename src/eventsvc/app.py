@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from flask_cors import CORS
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from eventsvc import __version__
 from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
 from eventsvc.api.middleware import register_middleware
 from eventsvc.api.problems import register_error_handlers, validation_problem
+from eventsvc.observability import init_observability
+from eventsvc.ratelimit import create_limiter, token_key
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
@@ -42,10 +46,37 @@ def create_app(settings: Settings, store: EventStore, tokens: TokenStore) -> Ope
     app.extensions["eventsvc.tokens"] = tokens
     app.extensions["eventsvc.settings"] = settings
 
+    init_observability(app, settings)  # first: its span wraps the other middleware
     register_middleware(app)
     register_error_handlers(app)
+    protect_edges(app, settings, store)
     app.register_api(health.blueprint)
     app.register_api(events.blueprint)
     app.register_api(api_tokens.blueprint)
     app.register_blueprint(docs.blueprint)
     return app
+
+
+def protect_edges(app: OpenAPI, settings: Settings, store: EventStore) -> None:
+    """Proxy trust, CORS and rate limits: what stands between the internet and a route."""
+    if settings.trusted_proxy_count:
+        # Only then is X-Forwarded-For believed; otherwise anyone could pick their address.
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxy_count, x_proto=settings.trusted_proxy_count
+        )
+    if settings.cors_origins:
+        CORS(
+            app,
+            resources={r"/api/*": {"origins": settings.cors_origins}},
+            methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
+            expose_headers=["ETag", "Location", "X-Request-Id", "Retry-After"],
+            supports_credentials=False,
+            max_age=600,
+        )
+    limiter = create_limiter(app, settings, store.client)
+    limiter.exempt(health.blueprint)
+    per_token = limiter.shared_limit(settings.rate_limit_per_token, "per-token", key_func=token_key)
+    per_token(events.blueprint)
+    per_token(api_tokens.blueprint)
+    app.extensions["eventsvc.limiter"] = limiter

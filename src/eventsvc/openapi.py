@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pymongo import MongoClient
 
+from eventsvc.api.docs import openapi_document
 from eventsvc.app import create_app
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
@@ -25,8 +26,8 @@ def render() -> str:
     store = EventStore(MongoClient(connect=False), settings.mongodb_database)
     tokens = TokenStore(store.database, pepper=b"\0" * 32)  # never used to check a token
     app = create_app(settings, store, tokens)
-    with app.test_request_context():
-        document = app.test_client().get("/openapi.json").get_json()
+    with app.app_context():
+        document = openapi_document()
     return json.dumps(document, indent=2, sort_keys=True) + "\n"
 
 

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
     tls_client_ca_file: Path | None = None
     tls_require_client_cert: bool = False
     workers: int | None = Field(default=None, ge=1, le=64)
+    # Abuse protection (flask-limiter syntax, counted in MongoDB for all instances).
+    rate_limit_per_address: str = "300/minute"
+    rate_limit_per_token: str = "600/minute"  # noqa: S105 - a rate, not a secret
+    # How many reverse proxies in front set X-Forwarded-For; 0 = trust none.
+    trusted_proxy_count: int = Field(default=0, ge=0, le=5)
+    # Browser origins allowed to call the API (CORS); empty = no CORS at all.
+    cors_origins: list[str] = Field(default_factory=list)
 
     # --- MongoDB ----------------------------------------------------------
     mongodb_hosts: str = "127.0.0.1:27017"
@@ -90,6 +97,11 @@ class Settings(BaseSettings):
     vault_server_ip_sans: str = "127.0.0.1"
     runtime_dir: Path | None = None
 
+    # --- Observability (eventsvc.observability, eventsvc.metrics) -----------
+    otel_exporter: Literal["none", "console", "otlp"] = "none"
+    otel_endpoint: str | None = None  # OTLP/HTTP traces URL; None: OTEL_EXPORTER_OTLP_*
+    metrics_port: int | None = Field(default=None, ge=1024, le=65535)  # 127.0.0.1 only
+
     @field_validator("mongodb_hosts")
     @classmethod
     def _hosts_have_no_credentials(cls, value: str) -> str:
@@ -128,6 +140,8 @@ class Settings(BaseSettings):
             reasons.append("EVENTSVC_TOKEN_PEPPER must not be set (read it from Vault KV)")
         if self.mongodb_tls_cert_key_file is not None:
             reasons.append("EVENTSVC_MONGODB_TLS_CERT_KEY_FILE must not be set (Vault issues it)")
+        if self.otel_endpoint is not None and not self.otel_endpoint.startswith("https://"):
+            reasons.append("EVENTSVC_OTEL_ENDPOINT must be an https:// URL")
         return reasons
 
     def check(self) -> Settings:

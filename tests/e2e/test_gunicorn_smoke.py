@@ -8,7 +8,7 @@ import ssl
 import pytest
 import requests
 
-from conftest import ApiServer
+from support import ApiServer
 
 
 def test_create_and_read_over_verified_https(api_server: ApiServer) -> None:

@@ -319,9 +319,9 @@ def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None
         db.events.insert_one({"_id": "e1", "name": "a"})
         db.events.update_one({"_id": "e1"}, {"$set": {"name": "b"}})
         db.events.delete_one({"_id": "e1"})
-        db.rate_limits.update_one({"_id": "k"}, {"$inc": {"n": 1}}, upsert=True)
+        db.rate_limit_counters.update_one({"_id": "k"}, {"$inc": {"n": 1}}, upsert=True)
         with pytest.raises(OperationFailure):
-            db.rate_limits.delete_one({"_id": "k"})
+            db.rate_limit_counters.delete_one({"_id": "k"})
 
 
 def test_app_user_writes_event_and_audit_in_one_transaction(plain_mongod: RunningMongod) -> None:

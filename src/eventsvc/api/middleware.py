@@ -11,6 +11,8 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from eventsvc.observability import TRACE_ID_HEADER, current_trace_id
+
 log = logging.getLogger("eventsvc.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -67,6 +69,9 @@ def add_security_headers(response: Response) -> Response:
     """Headers every response carries; the docs page gets its own CSP."""
     headers = response.headers
     headers[REQUEST_ID_HEADER] = g.get("request_id", "")
+    trace_id = current_trace_id()  # the caller's (from traceparent) or a new one
+    if trace_id is not None:
+        headers[TRACE_ID_HEADER] = trace_id
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"

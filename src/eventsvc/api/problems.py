@@ -11,6 +11,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json, request
+from limits.errors import StorageError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -121,8 +122,9 @@ def register_error_handlers(app: Flask) -> None:
             headers={"WWW-Authenticate": www_authenticate(error)},
         )
 
+    @app.errorhandler(StorageError)
     @app.errorhandler(StoreUnavailable)
-    def store_unavailable(error: StoreUnavailable) -> Response:
+    def store_unavailable(error: Exception) -> Response:
         log.warning("database unavailable: %s", error)
         return problem(
             503,

@@ -7,6 +7,7 @@ unusable config). No command ever prints a traceback or the token.
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 from pathlib import Path
@@ -235,7 +236,7 @@ def serve() -> None:
     Imported only here, so client commands never load the server's dependencies.
     """
     try:
-        from eventsvc import server
+        server = importlib.import_module("eventsvc.server")
     except ImportError as exc:
         raise CommandFailed(f"cannot load the server: {exc}") from None
     server.main()

@@ -162,7 +162,9 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
         on("api_tokens", "find", "insert", "update"),
         on("audit", "find", "insert"),
         on("audit_checkpoints", "find", "insert"),
-        on("rate_limits", "find", "insert", "update"),
+        # flask-limiter counters (expired by a TTL index, never deleted by the app).
+        on("rate_limit_counters", "find", "insert", "update"),
+        on("rate_limit_windows", "find", "insert", "update"),
         # Startup: create collections, validators and indexes. pymongo's
         # create_collection lists collections first, and checking an index
         # or validator needs to read them: metadata of this database only.

@@ -1,0 +1,90 @@
+"""Rate limits per client address and per token, counted in MongoDB.
+
+Counters live in the application database (``rate_limit_*`` collections,
+expired by a TTL index), so every instance behind the load balancer shares
+them: limits hold for the service, not for one process.
+
+flask-limiter does the counting. We only give it our already authenticated
+MongoDB client (no second credential, no connection string with a password)
+and the two keys: the caller's address, and the token id once the token has
+been verified.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, g, request
+from flask_limiter import Limiter
+from limits.storage import MongoDBStorage
+from pymongo import MongoClient
+
+from eventsvc.auth import Unauthenticated, authenticate
+from eventsvc.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COUNTERS = "rate_limit_counters"
+WINDOWS = "rate_limit_windows"
+
+
+class SharedClientMongoDBStorage(MongoDBStorage):
+    """limits' MongoDB storage, on a client we built (TLS, X.509/SCRAM, timeouts).
+
+    The client belongs to the event store: this storage never closes it.
+    """
+
+    STORAGE_SCHEME = ["eventsvc+mongodb"]  # noqa: RUF012 - the registry key limits reads
+
+    def __init__(self, uri: str, *, client: MongoClient[Any], database_name: str) -> None:
+        super().__init__(
+            "mongodb://unused",
+            database_name=database_name,
+            counter_collection_name=COUNTERS,
+            window_collection_name=WINDOWS,
+            wrap_exceptions=True,
+        )
+        self._client = client
+
+    def _init_mongo_client(self, uri: str | None, **options: Any) -> MongoClient[Any]:
+        return self._client
+
+    def __del__(self) -> None:
+        """limits closes its client on garbage collection; ours is shared, so don't."""
+
+
+def client_address() -> str:
+    """The caller's address (behind trusted proxies, ProxyFix has already set it)."""
+    return request.remote_addr or "unknown"
+
+
+def token_key() -> str:
+    """Limit per verified token; unauthenticated callers share their address's bucket."""
+    try:
+        return "token:" + authenticate().token.token_id
+    except Unauthenticated:
+        return "address:" + client_address()
+
+
+def create_limiter(app: Flask, settings: Settings, client: MongoClient[Any]) -> Limiter:
+    """A limiter bound to ``app``: per-address default limit, per-token limit on the API."""
+    limiter = Limiter(
+        key_func=client_address,
+        app=app,
+        application_limits=[settings.rate_limit_per_address],
+        storage_uri="eventsvc+mongodb://",
+        storage_options={"client": client, "database_name": settings.mongodb_database},  # type: ignore[dict-item]
+        strategy="fixed-window",
+        headers_enabled=True,
+        # A storage outage must not turn into an open door or a 500: we
+        # answer 503 through the usual store error path instead.
+        swallow_errors=False,
+        on_breach=_log_breach,
+    )
+    return limiter
+
+
+def _log_breach(limit: Any) -> None:
+    log.warning("rate limit exceeded", extra={"limit": str(limit.limit), "key": limit.key})
+    g.rate_limited = True
