@@ -120,7 +120,7 @@ def _scan(
     except (PolicyError, WaiverError, click.BadParameter) as exc:
         console.print(Text(f"secgate: {exc}", style="bold red"))
         return EXIT_USAGE
-    base = (report_dir or security / "reports").absolute()
+    base = (report_dir or root / "security" / "reports").absolute()
     info = start_run(root, base, names, dt.datetime.now(dt.UTC))
     ctx = ScanContext(
         root=root,

@@ -127,7 +127,8 @@ def run_schema_check(
     )
     out.write_text(done.stdout, encoding="utf-8")
     result.artifacts.append(out)
-    result.tool_versions["check-jsonschema"] = tool_version(ctx, "check-jsonschema")
+    if "check-jsonschema" not in result.tool_versions:  # each call costs ~1 s of start-up
+        result.tool_versions["check-jsonschema"] = tool_version(ctx, "check-jsonschema")
     report = json.loads(done.stdout)
     errors = [*report.get("errors", []), *report.get("parse_errors", [])]
     return [schema_finding(name, error) for error in errors]

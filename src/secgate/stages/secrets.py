@@ -9,12 +9,13 @@ compares: anything new, confirmed real, or not yet audited is a finding.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
 
 from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
-from secgate.tools import ToolFailed, run_tool, tool_version
+from secgate.tools import ToolFailed, run_tool
 
 STAGE = "secrets"
 TOOL = "detect-secrets"
@@ -45,17 +46,29 @@ def run(ctx: ScanContext) -> StageResult:
     scanned = ctx.report_dir / "detect-secrets.json"
     shutil.copyfile(baseline_path, scanned)
     # --baseline reuses the plugins and exclude patterns recorded in the baseline.
-    run_tool(ctx, TOOL, ["scan", "--all-files", "--baseline", str(scanned.absolute())])
+    args = ["scan", "--all-files", "--baseline", str(scanned.absolute())]
+    run_tool(ctx, TOOL, [*args, *_exclude_reports(ctx)])
     result.artifacts.append(scanned)
-    result.tool_versions[TOOL] = tool_version(ctx, TOOL)
+    report = _load(scanned)
+    # The scan rewrote the copy, so its "version" is the detect-secrets that just ran.
+    result.tool_versions[TOOL] = str(report.get("version", "unknown"))
     baseline = _entries(_load(baseline_path))
-    current = _entries(_load(scanned))
+    current = _entries(report)
     result.findings = [
         _finding(key, entry, baseline.get(key)) for key, entry in sorted(current.items())
     ]
     result.findings = [f for f in result.findings if f.rule_id != "audited-false-positive"]
     result.metadata["secrets.baseline_entries"] = str(len(baseline))
     return result
+
+
+def _exclude_reports(ctx: ScanContext) -> list[str]:
+    """Never scan our own reports (they quote findings), wherever --report-dir points."""
+    reports = ctx.report_dir.absolute().parent
+    if not reports.is_relative_to(ctx.root.absolute()):
+        return []
+    relative = reports.relative_to(ctx.root.absolute()).as_posix()
+    return ["--exclude-files", f"^{re.escape(relative)}/"]
 
 
 def _load(path: Path) -> dict[str, Any]:
