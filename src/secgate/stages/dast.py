@@ -130,6 +130,12 @@ def target_from(ctx: ScanContext) -> Target:
     return Target(base_url, str(ca_file), _auth(ctx.options.get("auth_header", "")))
 
 
+def _short(exc: Exception) -> str:
+    """First and last line of a tool failure: what failed, and the error it died with."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
+
+
 def _origin(base_url: str) -> str:
     parts = urlsplit(base_url)
     return f"{parts.scheme}://{parts.netloc}"
@@ -169,7 +175,7 @@ def parse_schemathesis(report: dict[str, Any], base_url: str) -> list[Finding]:
                     message=f"{title} ({failure.get('count')} case(s)) in {operation}",
                     location=f"{method} {base_url}{path}",
                     fingerprint=fingerprint(STAGE, "schemathesis", code, str(operation)),
-                    help=f"`schemathesis explain {code}`; cURL reproductions in schemathesis.log",
+                    help=f"schemathesis explain {code}; reproductions in dast/schemathesis.log",
                     owasp=owasp,
                     cwe=cwe,
                 )
@@ -206,7 +212,7 @@ def _schemathesis(ctx: ScanContext, target: Target, out: Path, result: StageResu
             timeout=int(opts.get("max_time", "120")) + 120,
         )
     except (ToolMissing, ToolFailed) as exc:
-        return f"schemathesis could not run: {exc}"
+        return f"schemathesis could not run: {_short(exc)}"
     log_file = out / "schemathesis.log"
     log_file.write_text(done.stdout + done.stderr, encoding="utf-8")
     result.tool_versions["schemathesis"] = tool_version(ctx, "schemathesis")
@@ -313,7 +319,7 @@ def _wapiti(ctx: ScanContext, target: Target, out: Path, result: StageResult) ->
     try:
         done = run_tool(ctx, "wapiti", args, env=env, timeout=budget)
     except (ToolMissing, ToolFailed) as exc:
-        return f"wapiti could not run: {str(exc)[-500:]}"
+        return f"wapiti could not run: {_short(exc)}"
     log_file = out / "wapiti.log"
     log_file.write_text(done.stdout + done.stderr, encoding="utf-8")
     try:
@@ -396,7 +402,7 @@ def _zap(ctx: ScanContext, target: Target, out: Path, result: StageResult) -> st
             ctx, "python", args, ok_codes=(0, zap_script.EXIT_UNREACHABLE), timeout=timeout
         )
     except (ToolMissing, ToolFailed) as exc:
-        return f"ZAP scan failed: {str(exc)[-500:]}"
+        return f"ZAP scan failed: {_short(exc)}"
     if done.returncode == zap_script.EXIT_UNREACHABLE:
         return _zap_not_run(f"no ZAP daemon at ZAP_API_URL={api_url}", required, result)
     try:
