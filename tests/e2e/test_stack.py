@@ -1,0 +1,209 @@
+"""The whole local stack from nothing (real bao, mongod, gunicorn), as ``make up`` builds it.
+
+One stack for the module, started through ``eventsvc.devstack.stack``. The
+secret_id the API unwraps is chosen by the test (AppRole custom-secret-id), so
+the test knows every secret in play and can look for it in every log.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hvac
+import pymongo
+import pytest
+import requests
+from cryptography import x509
+from pymongo.errors import OperationFailure, PyMongoError
+
+from eventsvc.devstack import stack as stack_module
+from eventsvc.devstack.openbao import deliver_wrapped_secret_id
+from eventsvc.devstack.stack import RunningStack, StackPaths, pick_api_port, start_stack
+from support import write_test_pki
+
+
+class KnownSecrets:
+    """The secrets an observer of the stack can know, collected while it starts.
+
+    The secret_id and the API's own Vault token are not among them: only the
+    API ever sees them (tests/integration/test_vault.py checks them in-process).
+    """
+
+    def __init__(self) -> None:
+        self.values: list[str] = []
+
+    def record_wrapping_token(
+        self, client: hvac.Client, target_file: Path, *, approle_mount: str, role_name: str
+    ) -> Path:
+        """The real delivery; the wrapping token is remembered before the API spends it."""
+        delivered = deliver_wrapped_secret_id(
+            client, target_file, approle_mount=approle_mount, role_name=role_name
+        )
+        self.values.append(delivered.read_text(encoding="ascii").strip())
+        return delivered
+
+
+@pytest.fixture(scope="module")
+def known() -> KnownSecrets:
+    return KnownSecrets()
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, known: KnownSecrets) -> Iterator[RunningStack]:
+    paths = StackPaths(tmp_path_factory.mktemp("stack") / ".run")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(stack_module, "deliver_wrapped_secret_id", known.record_wrapping_token)
+        running = start_stack(paths, api_port=pick_api_port(0), api_env={"EVENTSVC_WORKERS": "2"})
+    try:
+        pepper = running.root_client().read("kv/data/eventsvc/app")["data"]["data"]
+        known.values.append(pepper["token_pepper"])
+        yield running
+    finally:
+        running.stop()
+
+
+def cli_config(stack: RunningStack) -> dict[str, Any]:
+    with stack.paths.cli_config.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def api_runtime_files(stack: RunningStack) -> Path:
+    """The API's private runtime directory (one eventsvc-vault-* directory per process)."""
+    (directory,) = stack.paths.api_runtime_dir.glob("eventsvc-vault-*")
+    return directory
+
+
+def test_create_and_list_events_over_verified_https(stack: RunningStack) -> None:
+    config = cli_config(stack)
+    headers = {"Authorization": f"Bearer {config['token']}"}
+    ca = str(stack.paths.ca_file)
+    assert config["url"] == stack.api.url
+    created = requests.post(
+        f"{stack.api.url}/api/v1/events",
+        json={"name": "from the stack test"},
+        headers=headers,
+        verify=ca,
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    listed = requests.get(f"{stack.api.url}/api/v1/events", headers=headers, verify=ca, timeout=10)
+    assert listed.status_code == 200
+    assert created.json()["id"] in [event["id"] for event in listed.json()["items"]]
+
+
+def test_cli_config_is_private_and_state_holds_no_secret(stack: RunningStack) -> None:
+    assert stack.paths.cli_config.stat().st_mode & 0o077 == 0
+    state_text = repr(stack.state())
+    assert cli_config(stack)["token"] not in state_text
+    assert stack.bao.root_token not in state_text
+    assert not stack.paths.wrapped_secret_id_file.exists()  # spent, and removed
+
+
+def test_app_logs_in_to_mongodb_as_its_certificate_subject(stack: RunningStack) -> None:
+    issued = x509.load_pem_x509_certificate(
+        (api_runtime_files(stack) / "mongo-client.pem").read_bytes()
+    )
+    assert issued.subject.rfc4514_string() == stack.app_subject
+    with stack.mongod.admin_client() as admin:
+        operations = admin.admin.command({"currentOp": 1, "$all": True})["inprog"]
+    app_users = {
+        (user["user"], user["db"])
+        for operation in operations
+        if operation.get("appName") == "eventsvc"
+        for user in operation.get("effectiveUsers", [])
+    }
+    assert app_users == {(stack.app_subject, "$external")}
+
+
+def test_mongodb_refuses_plaintext_and_unauthenticated_clients(stack: RunningStack) -> None:
+    host, port = stack.mongod.host, stack.mongod.port
+    plain: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        host, port, directConnection=True, serverSelectionTimeoutMS=1500
+    )
+    with plain, pytest.raises(PyMongoError):
+        plain.admin.command("ping")
+    assert stack.mongod.tls is not None
+    anonymous: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(
+        host,
+        port,
+        directConnection=True,
+        tls=True,
+        tlsCAFile=str(stack.mongod.tls.ca_file),
+        serverSelectionTimeoutMS=3000,
+    )
+    with anonymous, pytest.raises(OperationFailure, match="requires authentication"):
+        anonymous["eventsvc"]["events"].find_one()
+
+
+def test_a_server_certificate_from_another_ca_is_refused(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    _other_ca, cert_file, key_file = write_test_pki(tmp_path / "other")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_file, key_file)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        accepted = threading.Thread(target=_handshake_once, args=(listener, server_context))
+        accepted.start()
+        with pytest.raises(requests.exceptions.SSLError, match="certificate verify failed"):
+            requests.get(
+                f"https://127.0.0.1:{port}/readyz", verify=str(stack.paths.ca_file), timeout=5
+            )
+        accepted.join(5)
+
+
+def _handshake_once(listener: socket.socket, context: ssl.SSLContext) -> None:
+    connection, _ = listener.accept()
+    with connection, pytest.raises(ssl.SSLError):
+        context.wrap_socket(connection, server_side=True)
+
+
+def test_the_api_is_not_trusted_through_another_ca(stack: RunningStack, tmp_path: Path) -> None:
+    other_ca, _cert, _key = write_test_pki(tmp_path / "other")
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{stack.api.url}/readyz", verify=str(other_ca), timeout=5)
+
+
+def test_no_secret_in_the_api_environment_or_command_line(
+    stack: RunningStack, known: KnownSecrets
+) -> None:
+    pid = stack.api.process.pid
+    exposed = Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
+    for index, secret in enumerate([stack.bao.root_token, *known.values]):
+        assert secret.encode() not in exposed, f"secret #{index} is in the API's environ/argv"
+    assert b"VAULT_TOKEN" not in exposed
+
+
+def test_no_secret_in_any_log(stack: RunningStack, known: KnownSecrets) -> None:
+    runtime = api_runtime_files(stack)
+    private_keys = [
+        (runtime / "mongo-client.pem").read_text().split("-----END CERTIFICATE-----")[1].strip(),
+        (runtime / "server-key.pem").read_text().strip(),
+    ]
+    assert stack.mongod.tls is not None
+    mongod_key = stack.mongod.tls.server_pem_file.read_text().split("-----END CERTIFICATE-----")[1]
+    all_secrets = [
+        stack.bao.root_token,
+        *known.values,
+        cli_config(stack)["token"],
+        stack.mongod._root_password.reveal(),
+        *private_keys,
+        mongod_key.strip(),
+    ]
+    logs = [
+        path
+        for path in stack.paths.root.rglob("*")
+        if path.is_file() and path.suffix in (".log", ".out", ".console", ".json")
+    ]
+    assert stack.paths.api_log in logs
+    for log_file in logs:
+        text = log_file.read_text(encoding="utf-8", errors="replace")
+        for index, secret in enumerate(all_secrets):
+            assert secret, f"secret #{index} is empty: the test would prove nothing"
+            assert secret not in text, f"secret #{index} appears in {log_file}"
