@@ -37,7 +37,9 @@ from gunicorn.arbiter import Arbiter
 from pydantic import SecretStr, ValidationError
 
 from eventsvc.app import create_app
-from eventsvc.observability import configure_logging
+from eventsvc.audit import AuditLog, start_checkpoints
+from eventsvc.metrics import start_metrics_server, worker_exited
+from eventsvc.observability import configure_logging, init_tracing
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import TokenStore
@@ -54,6 +56,7 @@ from eventsvc.vault import (
 log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 8
+AUDIT_CHECKPOINT_SECONDS = 30  # how much of a chain's tail can be cut unnoticed, at most
 # TLS 1.2 ciphers with forward secrecy and AEAD only (TLS 1.3 suites are
 # always on and not configurable here).
 MODERN_CIPHERS = (
@@ -73,6 +76,7 @@ class Credentials:
     mongodb_password: SecretStr | None = None
     mongodb_cert_key_file: Path | None = None
     token_pepper: SecretStr | None = None
+    audit_key: SecretStr | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
 
@@ -84,6 +88,7 @@ def credentials_from_settings(settings: Settings) -> Credentials:
         mongodb_password=settings.mongodb_password,
         mongodb_cert_key_file=settings.mongodb_tls_cert_key_file,
         token_pepper=settings.token_pepper,
+        audit_key=settings.audit_hmac_key,
         tls_cert_file=settings.tls_cert_file,
         tls_key_file=settings.tls_key_file,
     )
@@ -119,12 +124,16 @@ def credentials_from_vault(
     Without an explicit ``EVENTSVC_MONGODB_TLS_CA_FILE``, MongoDB is verified
     against the CA chain that issued our client certificate (it issued mongod's too).
     """
-    pepper = SecretStr(session.read_app_secret("app")["token_pepper"])
+    app_secrets = session.read_app_secret("app")
+    pepper = SecretStr(app_secrets["token_pepper"])
+    audit_key = SecretStr(app_secrets["audit_hmac_key"])
     mongo = session.issue_mongo_credential()
     tls = session.issue_server_tls()
     if settings.mongodb_tls_ca_file is None and not isinstance(mongo, MongoScramCredential):
         settings = settings.model_copy(update={"mongodb_tls_ca_file": mongo.ca_file})
-    credentials = with_mongo_credential(Credentials(token_pepper=pepper), mongo)
+    credentials = with_mongo_credential(
+        Credentials(token_pepper=pepper, audit_key=audit_key), mongo
+    )
     return settings, with_server_tls(credentials, tls)
 
 
@@ -136,7 +145,11 @@ def build_store(settings: Settings, credentials: Credentials) -> EventStore:
         password=credentials.mongodb_password,
         tls_cert_key_file=credentials.mongodb_cert_key_file,
     )
-    store = EventStore(client, settings.mongodb_database)
+    if credentials.audit_key is None:
+        raise RuntimeError("no audit key: it must come from Vault KV (or settings in dev/test)")
+    audit_key = credentials.audit_key.get_secret_value().encode()
+    audit = AuditLog(client[settings.mongodb_database], audit_key)
+    store = EventStore(client, settings.mongodb_database, audit)
     store.ensure_schema()
     return store
 
@@ -149,7 +162,8 @@ def build_token_store(store: EventStore, credentials: Credentials) -> TokenStore
     """Token records live beside the events, checked with the pepper from Vault."""
     if credentials.token_pepper is None:
         raise RuntimeError("no token pepper: it must come from Vault KV (or settings in dev/test)")
-    tokens = TokenStore(store.database, credentials.token_pepper.get_secret_value().encode())
+    pepper = credentials.token_pepper.get_secret_value().encode()
+    tokens = TokenStore(store.database, pepper, store.audit)
     tokens.ensure_schema()
     return tokens
 
@@ -333,14 +347,18 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         """Runs in the master at start and at every reload."""
         for key, value in gunicorn_options(self.settings, self.credentials).items():
             self.cfg.set(key, value)
+        self.cfg.set("child_exit", worker_exited)  # metrics: forget a dead worker's gauges
         if self.keeper is not None:
             self.cfg.set("when_ready", self.start_lease_keeper)
             self.cfg.set("on_exit", self.stop_lease_keeper)
 
     def load(self) -> Any:
         """Runs in each worker after the fork: its own MongoDB client and app."""
+        init_tracing(self.settings)  # before the MongoClient: pymongo reads listeners at creation
         store = build_store(self.settings, self.credentials)
-        return create_app(self.settings, store, build_token_store(store, self.credentials))
+        tokens = build_token_store(store, self.credentials)
+        start_checkpoints(store.audit, AUDIT_CHECKPOINT_SECONDS)
+        return create_app(self.settings, store, tokens, store.audit)
 
     def start_lease_keeper(self, arbiter: Arbiter) -> None:
         """gunicorn when_ready hook: the master handles SIGHUP now, and no worker exists yet."""
@@ -360,6 +378,12 @@ def main() -> None:
     except (ValidationError, UnsafeSettingsError) as error:
         _fail(EXIT_CONFIG_ERROR, f"configuration error: {_one_line(error)}")
     configure_logging(settings.log_level)
+    if settings.metrics_port is not None:
+        # In the master, which outlives reloads and aggregates every worker's files.
+        try:
+            start_metrics_server(settings.metrics_port)
+        except (RuntimeError, OSError) as error:
+            _fail(EXIT_CONFIG_ERROR, f"configuration error: metrics: {error}")
     vault: VaultSession | None = None
     if settings.uses_vault:
         settings, credentials, vault = _start_from_vault(settings)

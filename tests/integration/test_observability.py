@@ -11,17 +11,26 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, format_span_id, format_trace_id
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from pymongo import MongoClient
 
@@ -36,6 +45,7 @@ from eventsvc.observability import (
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
+from support import write_test_pki
 
 APP_USERNAME = "eventsvc-test"  # tests/conftest.py's app user
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -253,3 +263,153 @@ def test_mongodb_pool_gauges_follow_a_real_client(
     finally:
         client.close()
     assert sample("eventsvc_mongodb_pool_connections") == open_before
+
+
+# --- The real server: gunicorn, 2 workers, console spans, metrics port ---------
+
+
+@dataclass
+class ObservedServer:
+    base_url: str
+    ca_file: Path
+    metrics_url: str
+    token: str
+    spans_file: Path
+    log_file: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="module")
+def observed_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    settings: Settings,
+    app_password: SecretStr,
+    token_pepper: SecretStr,
+    tokens: TokenStore,
+) -> Iterator[ObservedServer]:
+    """``python -m eventsvc.server`` with console spans and multiprocess metrics."""
+    workdir = tmp_path_factory.mktemp("observed")
+    ca_file, cert_file, key_file = write_test_pki(workdir / "pki")
+    multiproc_dir = workdir / "prometheus"
+    multiproc_dir.mkdir()
+    port, metrics_port = _free_port(), _free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+        "HOME": str(workdir),
+        "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
+        "EVENTSVC_PROFILE": "test",
+        "EVENTSVC_BIND": f"127.0.0.1:{port}",
+        "EVENTSVC_WORKERS": "2",
+        "EVENTSVC_METRICS_PORT": str(metrics_port),
+        "EVENTSVC_OTEL_EXPORTER": "console",
+        "EVENTSVC_TLS_CERT_FILE": str(cert_file),
+        "EVENTSVC_TLS_KEY_FILE": str(key_file),
+        "EVENTSVC_MONGODB_HOSTS": settings.mongodb_hosts,
+        "EVENTSVC_MONGODB_REPLICA_SET": settings.mongodb_replica_set or "",
+        "EVENTSVC_MONGODB_TLS": "false",
+        "EVENTSVC_MONGODB_AUTH_MODE": "scram",
+        "EVENTSVC_MONGODB_USERNAME": APP_USERNAME,
+        "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
+        "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
+        "EVENTSVC_RATE_LIMIT_PER_ADDRESS": "100000/minute",
+        "EVENTSVC_RATE_LIMIT_PER_TOKEN": "100000/minute",
+    }
+    spans_file, log_file = workdir / "spans.jsonl", workdir / "server.log"
+    with spans_file.open("wb") as stdout, log_file.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "eventsvc.server"], env=env, stdout=stdout, stderr=stderr
+        )
+    token = tokens.create("obs-e2e", sorted(SCOPES), timedelta(hours=1), created_by="tests").token
+    server = ObservedServer(
+        f"https://127.0.0.1:{port}",
+        ca_file,
+        f"http://127.0.0.1:{metrics_port}/metrics",
+        token,
+        spans_file,
+        log_file,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{server.base_url}/healthz", verify=str(ca_file), timeout=1).ok:
+                break
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            log_text = log_file.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"eventsvc server did not start:\n{log_text}")
+        time.sleep(0.2)
+    try:
+        yield server
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def scrape(server: ObservedServer) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    text = requests.get(server.metrics_url, timeout=5).text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_one_trace_id_from_caller_to_mongodb_spans_and_logs_in_the_real_server(
+    observed_server: ObservedServer,
+) -> None:
+    trace_id = "0af7651916cd43dd8448eb211c80319c"
+    response = requests.get(
+        observed_server.base_url + EVENTS,
+        headers={
+            "Authorization": f"Bearer {observed_server.token}",
+            "traceparent": f"00-{trace_id}-b7ad6b7169203331-01",
+        },
+        verify=str(observed_server.ca_file),
+        timeout=5,
+    )
+    assert response.status_code == 200
+    assert response.headers[TRACE_ID_HEADER] == trace_id
+
+    deadline = time.monotonic() + 15  # the batch processor exports every 5 s
+    kinds: set[str] = set()
+    while time.monotonic() < deadline and kinds != {"SpanKind.SERVER", "SpanKind.CLIENT"}:
+        time.sleep(0.5)
+        spans = [json.loads(line) for line in observed_server.spans_file.read_text().splitlines()]
+        kinds = {span["kind"] for span in spans if span["context"]["trace_id"] == "0x" + trace_id}
+    assert kinds == {"SpanKind.SERVER", "SpanKind.CLIENT"}  # Flask span and MongoDB spans
+
+    records = [json.loads(line) for line in observed_server.log_file.read_text().splitlines()]
+    (access,) = [
+        record
+        for record in records
+        if record["logger"] == "eventsvc.access" and record["trace_id"] == trace_id
+    ]
+    assert access["actor"].startswith("token:")
+    assert observed_server.token not in observed_server.log_file.read_text()
+
+
+def test_metrics_port_aggregates_every_worker(observed_server: ObservedServer) -> None:
+    key = (
+        "eventsvc_http_requests_total",
+        frozenset({("method", "GET"), ("route", "/healthz"), ("status", "200")}),
+    )
+    before = scrape(observed_server).get(key, 0.0)
+    for _ in range(8):  # a new connection each: both workers may answer
+        requests.get(
+            observed_server.base_url + "/healthz", verify=str(observed_server.ca_file), timeout=5
+        )
+    after = scrape(observed_server)
+    assert after[key] == before + 8
+    assert after[("eventsvc_mongodb_pool_connections", frozenset())] >= 0
