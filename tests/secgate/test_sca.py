@@ -150,3 +150,55 @@ def test_lock_parser_skips_hashes_and_normalises_names(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert sca.read_lock(lock) == {"markupsafe": "3.0.4", "typing-extensions": "4.16.0"}
+
+
+def fake_pip_audit(tmp_path: Path, report: dict[str, object], exit_code: int) -> Path:
+    """A tools_bin whose pip-audit writes ``report`` to its --output and exits ``exit_code``.
+
+    The real pip-audit cannot reach PyPI here; this checks how its report is read.
+    cyclonedx-py is a stub that fails fast (the SBOM has its own tests above).
+    """
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "cyclonedx-py").write_text("#!/bin/sh\nexit 3\n", encoding="utf-8")
+    (tools / "cyclonedx-py").chmod(0o755)
+    script = tools / "pip-audit"
+    script.write_text(
+        "#!/bin/sh\n"
+        '[ "$1" = "--version" ] && { echo "pip-audit (fake)"; exit 0; }\n'
+        'while [ $# -gt 0 ] && [ "$1" != "--output" ]; do shift; done\n'
+        f"cat > \"$2\" <<'EOF'\n{json.dumps(report)}\nEOF\n"
+        f"exit {exit_code}\n",
+        encoding="utf-8",
+    )
+    script.chmod(0o755)
+    return tools
+
+
+def online_context(tmp_path: Path, tools: Path) -> ScanContext:
+    ctx = context(tmp_path / "reports", sca_source="pip-audit", lock_file=str(VULNERABLE_LOCK))
+    return ScanContext(ctx.root, ctx.report_dir, ctx.security_dir, tools, False, ctx.options)
+
+
+def test_pip_audit_vulnerabilities_become_findings(tmp_path: Path, vulnerable: StageResult) -> None:
+    vuln = {"id": "PYSEC-2019-217", "fix_versions": ["2.10.1"], "aliases": ["CVE-2019-10906"]}
+    report = {"dependencies": [{"name": "jinja2", "version": "2.10", "vulns": [vuln]}]}
+    result = sca.run(online_context(tmp_path, fake_pip_audit(tmp_path, report, 1)))
+    assert result.tool_versions["pip-audit"] == "pip-audit (fake)"
+    [finding] = [f for f in result.findings if f.tool == "pip-audit"]
+    assert finding.rule_id == "PYSEC-2019-217"
+    assert finding.help == "upgrade jinja2 to >= 2.10.1"
+    # The same advisory from either source is the same finding (waivers keep matching).
+    offline = next(f for f in vulnerable.findings if f.rule_id == "PYSEC-2019-217")
+    assert finding.fingerprint == offline.fingerprint
+
+
+def test_pip_audit_skipped_dependency_fails_even_with_exit_0(tmp_path: Path) -> None:
+    skipped = {
+        "name": "flask",
+        "skip_reason": "Dependency not found on PyPI and could not be audited",
+    }
+    report = {"dependencies": [{"name": "jinja2", "version": "2.10", "vulns": []}, skipped]}
+    result = sca.run(online_context(tmp_path, fake_pip_audit(tmp_path, report, 0)))
+    assert not result.ran
+    assert "pip-audit could not audit flask" in (result.error or "")
