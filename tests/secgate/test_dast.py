@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from flask import Flask, request
 from werkzeug.serving import make_server
 
 from secgate.model import ScanContext, StageResult
@@ -123,12 +124,10 @@ def serve(tmp_path: Path) -> Iterator[Callable[[bool], Served]]:
     def start(flawed: bool) -> Served:
         pki = make_pki(tmp_path / f"pki-{len(servers)}")
         seen: list[dict[str, str]] = []
-        app = app_module.create_app(flawed)
+        app: Flask = app_module.create_app(flawed)
 
         @app.before_request
         def record() -> None:
-            from flask import request
-
             seen.append(dict(request.headers))
 
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -152,7 +153,7 @@ def test_lock_parser_skips_hashes_and_normalises_names(tmp_path: Path) -> None:
     assert sca.read_lock(lock) == {"markupsafe": "3.0.4", "typing-extensions": "4.16.0"}
 
 
-def fake_pip_audit(tmp_path: Path, report: dict[str, object], exit_code: int) -> Path:
+def fake_pip_audit(tmp_path: Path, report: Mapping[str, object], exit_code: int) -> Path:
     """A tools_bin whose pip-audit writes ``report`` to its --output and exits ``exit_code``.
 
     The real pip-audit cannot reach PyPI here; this checks how its report is read.
