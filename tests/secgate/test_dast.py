@@ -232,7 +232,7 @@ def test_flawed_app_is_caught(
     assert "test-token-1" not in (tmp_path / "reports" / "dast" / "schemathesis.toml").read_text()
     if WAPITI_WORKS:
         assert result.ran, result.error
-        assert any(f.rule_id == "wapiti/Cross Site Scripting" for f in result.findings)
+        assert any("Cross Site Scripting" in f.rule_id for f in result.findings)
     else:
         assert not result.ran  # a broken scanner is never a pass
         assert "wapiti could not run" in (result.error or "")
@@ -243,7 +243,8 @@ def test_wapiti_finds_reflected_xss(tmp_path: Path, serve: Callable[[bool], Serv
     served = serve(True)
     result = dast.run(context(tmp_path, served, dast_tools="wapiti", wapiti_modules="xss"))
     assert result.ran, result.error
-    xss = [f for f in result.findings if f.rule_id == "wapiti/Cross Site Scripting"]
+    # "Cross Site Scripting" in wapiti 3.0, "Reflected Cross Site Scripting" in 3.2.
+    xss = [f for f in result.findings if "Cross Site Scripting" in f.rule_id]
     assert xss
     assert xss[0].owasp == dast.INJECTION
 

@@ -63,13 +63,15 @@ SCHEMATHESIS_TAXONOMY: dict[str, tuple[str | None, str | None]] = {
     "UseAfterFree": (ACCESS, "CWE-416"),
     "AcceptedNegativeData": (INJECTION, "CWE-20"),
 }
-# wapiti category (vulnerability or anomaly name) -> (OWASP, CWE).
+# wapiti category (vulnerability or anomaly name; 3.0 and 3.2 spellings) -> (OWASP, CWE).
 WAPITI_TAXONOMY: dict[str, tuple[str, str | None]] = {
     "Cross Site Scripting": (INJECTION, "CWE-79"),
+    "Reflected Cross Site Scripting": (INJECTION, "CWE-79"),
     "Stored Cross Site Scripting": (INJECTION, "CWE-79"),
     "SQL Injection": (INJECTION, "CWE-89"),
     "Blind SQL Injection": (INJECTION, "CWE-89"),
     "Commands execution": (INJECTION, "CWE-78"),
+    "Command execution": (INJECTION, "CWE-78"),
     "CRLF Injection": (INJECTION, "CWE-93"),
     "Path Traversal": (ACCESS, "CWE-22"),
     "File Handling": (ACCESS, "CWE-22"),
