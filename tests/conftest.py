@@ -23,11 +23,12 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from eventsvc.app import create_app
+from eventsvc.audit import AuditLog
 from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import ApiServer, write_test_pki
+from support import TEST_CONTEXT, ApiServer, write_test_pki
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-test"
@@ -68,9 +69,15 @@ def settings(mongod: RunningMongod) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def store(settings: Settings, app_password: SecretStr) -> Iterator[EventStore]:
+def audit_key() -> bytes:
+    """The audit HMAC key (Vault KV in production), random per run."""
+    return secrets.token_urlsafe(32).encode()  # text, as it travels through Vault KV
+
+
+@pytest.fixture(scope="session")
+def store(settings: Settings, app_password: SecretStr, audit_key: bytes) -> Iterator[EventStore]:
     client = connect(settings, username=APP_USERNAME, password=app_password)
-    event_store = EventStore(client, APP_DATABASE)
+    event_store = EventStore(client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key))
     event_store.ensure_schema()
     try:
         yield event_store
@@ -92,8 +99,14 @@ def token_pepper() -> SecretStr:
 
 
 @pytest.fixture(scope="session")
-def tokens(store: EventStore, token_pepper: SecretStr) -> TokenStore:
-    token_store = TokenStore(store.database, token_pepper.get_secret_value().encode())
+def audit_log(store: EventStore, audit_key: bytes) -> AuditLog:
+    """The app's audit writer (the store has its own; both chain into one trail)."""
+    return AuditLog(store.database, audit_key)
+
+
+@pytest.fixture(scope="session")
+def tokens(store: EventStore, token_pepper: SecretStr, audit_log: AuditLog) -> TokenStore:
+    token_store = TokenStore(store.database, token_pepper.get_secret_value().encode(), audit_log)
     token_store.ensure_schema()
     return token_store
 
@@ -103,14 +116,16 @@ def make_token(tokens: TokenStore) -> Callable[..., str]:
     """Mint a real token with the given scopes (default: all of them)."""
 
     def mint(*scopes: str, lifetime: timedelta = timedelta(hours=1)) -> str:
-        return tokens.create("tests", scopes or sorted(SCOPES), lifetime, created_by="tests").token
+        return tokens.create("tests", scopes or sorted(SCOPES), lifetime, TEST_CONTEXT).token
 
     return mint
 
 
 @pytest.fixture
-def app(settings: Settings, store: EventStore, tokens: TokenStore, clean_db: None) -> Flask:
-    application = create_app(settings, store, tokens)
+def app(
+    settings: Settings, store: EventStore, tokens: TokenStore, audit_log: AuditLog, clean_db: None
+) -> Flask:
+    application = create_app(settings, store, tokens, audit_log)
     application.config["TESTING"] = True
     return application
 
@@ -148,6 +163,7 @@ def api_server(
     store: EventStore,
     token_pepper: SecretStr,
     tokens: TokenStore,
+    audit_key: bytes,
 ) -> Iterator[ApiServer]:
     """The service as production runs it (gunicorn, gthread, TLS), against the test mongod."""
     workdir = tmp_path_factory.mktemp("api")
@@ -169,6 +185,7 @@ def api_server(
         "EVENTSVC_MONGODB_USERNAME": APP_USERNAME,
         "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
         "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
+        "EVENTSVC_AUDIT_HMAC_KEY": audit_key.decode(),
         "EVENTSVC_RATE_LIMIT_PER_ADDRESS": GENEROUS_RATE_LIMIT,
         "EVENTSVC_RATE_LIMIT_PER_TOKEN": GENEROUS_RATE_LIMIT,
     }
@@ -180,7 +197,7 @@ def api_server(
             stdout=log_handle,
             stderr=subprocess.STDOUT,
         )
-    token = tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), created_by="tests").token
+    token = tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), TEST_CONTEXT).token
     server = ApiServer(f"https://127.0.0.1:{port}", ca_file, port, process, log_file, token)
     deadline = time.monotonic() + 30
     while True:

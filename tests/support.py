@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from eventsvc.domain import RequestContext
+
+# The actor of changes that tests make directly through the stores.
+TEST_CONTEXT = RequestContext(actor="token:pytest-fixture")
+
 
 def problem_of(response: Any) -> dict[str, Any]:
     """The problem+json body of an error response (asserting its media type)."""

@@ -8,10 +8,12 @@ from flask_openapi3.openapi import OpenAPI
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from eventsvc import __version__
+from eventsvc.api import audit as api_audit
 from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
 from eventsvc.api.middleware import register_middleware
 from eventsvc.api.problems import register_error_handlers, validation_problem
+from eventsvc.audit import AuditLog
 from eventsvc.observability import init_observability
 from eventsvc.ratelimit import create_limiter, token_key
 from eventsvc.settings import Settings
@@ -19,7 +21,9 @@ from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
 
 
-def create_app(settings: Settings, store: EventStore, tokens: TokenStore) -> OpenAPI:
+def create_app(
+    settings: Settings, store: EventStore, tokens: TokenStore, audit: AuditLog
+) -> OpenAPI:
     """Build the app around already connected stores.
 
     Stores are passed in (not created here) so tests and the server decide
@@ -44,6 +48,7 @@ def create_app(settings: Settings, store: EventStore, tokens: TokenStore) -> Ope
     )
     app.extensions["eventsvc.store"] = store
     app.extensions["eventsvc.tokens"] = tokens
+    app.extensions["eventsvc.audit"] = audit
     app.extensions["eventsvc.settings"] = settings
 
     init_observability(app, settings)  # first: its span wraps the other middleware
@@ -53,6 +58,7 @@ def create_app(settings: Settings, store: EventStore, tokens: TokenStore) -> Ope
     app.register_api(health.blueprint)
     app.register_api(events.blueprint)
     app.register_api(api_tokens.blueprint)
+    app.register_api(api_audit.blueprint)
     app.register_blueprint(docs.blueprint)
     return app
 
@@ -70,7 +76,7 @@ def protect_edges(app: OpenAPI, settings: Settings, store: EventStore) -> None:
             resources={r"/api/*": {"origins": settings.cors_origins}},
             methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match"],
-            expose_headers=["ETag", "Location", "X-Request-Id", "Retry-After"],
+            expose_headers=["ETag", "Location", "X-Request-Id", "X-Trace-Id", "Retry-After"],
             supports_credentials=False,
             max_age=600,
         )
@@ -79,4 +85,5 @@ def protect_edges(app: OpenAPI, settings: Settings, store: EventStore) -> None:
     per_token = limiter.shared_limit(settings.rate_limit_per_token, "per-token", key_func=token_key)
     per_token(events.blueprint)
     per_token(api_tokens.blueprint)
+    per_token(api_audit.blueprint)
     app.extensions["eventsvc.limiter"] = limiter

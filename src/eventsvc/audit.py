@@ -95,7 +95,11 @@ ACTIONS = frozenset(
     }
 )
 OUTCOMES = frozenset({"success", "denied", "failure"})
-_ACTOR = re.compile(r"^(anonymous|token:[A-Za-z0-9_.-]{1,128}|cert:[^\x00-\x1f]{1,512})$")
+_ACTOR = re.compile(
+    r"^(anonymous"
+    r"|token:[A-Za-z0-9_.-]{1,128}( cert:[^\x00-\x1f]{1,380})?"
+    r"|cert:[^\x00-\x1f]{1,512})$"
+)
 _WRITER_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _HEX64 = r"^[0-9a-f]{64}$"
 
@@ -277,7 +281,9 @@ class AuditEntry:
 
     def __post_init__(self) -> None:
         if not _ACTOR.match(self.actor):
-            raise ValueError("actor must be 'anonymous', 'token:<token id>' or 'cert:<subject>'")
+            raise ValueError(
+                "actor must be 'anonymous', 'token:<token id>[ cert:<subject>]' or 'cert:<subject>'"
+            )
         if self.action not in ACTIONS:
             raise ValueError(f"unknown audit action {self.action!r}")
         if self.outcome not in OUTCOMES:
@@ -924,3 +930,24 @@ def benchmark(database: Database[Document], n: int = 2000, *, threads: int = 1) 
         hashes_per_second=n / hashing_seconds,
         verified_per_second=report.records_checked / verify_seconds,
     )
+
+
+def start_checkpoints(audit: AuditLog, interval_seconds: float) -> threading.Thread:
+    """Sign this writer's chain heads every ``interval_seconds`` in a daemon thread.
+
+    A tail cut after the last checkpoint goes unnoticed, so the interval is
+    the window an attacker with database access has; failures are logged
+    and retried at the next tick, never fatal to the service.
+    """
+
+    def run() -> None:
+        while True:
+            time.sleep(interval_seconds)
+            try:
+                audit.checkpoint()
+            except Exception:
+                log.exception("audit checkpoint failed; retrying in %.0f s", interval_seconds)
+
+    thread = threading.Thread(target=run, name="audit-checkpoints", daemon=True)
+    thread.start()
+    return thread

@@ -17,6 +17,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from flask import current_app, g, request
 
+from eventsvc.domain import RequestContext
+from eventsvc.observability import current_trace_id
 from eventsvc.tokens import TokenInfo, TokenRejected, TokenStore
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,17 @@ def require_scope(
         return guarded
 
     return decorate
+
+
+def request_context() -> RequestContext:
+    """Who is asking and from where, for the audit record of this request."""
+    principal = g.get("principal")
+    return RequestContext(
+        actor=principal.actor if isinstance(principal, Principal) else "anonymous",
+        client_address=request.remote_addr,
+        request_id=g.get("request_id"),
+        trace_id=current_trace_id(),
+    )
 
 
 def www_authenticate(error: Unauthenticated | Forbidden) -> str:

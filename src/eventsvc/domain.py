@@ -58,6 +58,23 @@ class InvalidTimestamp(ValueError):
 
 
 @dataclass(frozen=True)
+class RequestContext:
+    """Who asked for a change, from where: what the audit trail records with it.
+
+    ``actor`` is ``token:<id>`` (plus `` cert:<subject>`` over mutual TLS) or
+    ``anonymous``; never a secret.
+    """
+
+    actor: str
+    client_address: str | None = None
+    request_id: str | None = None
+    trace_id: str | None = None
+
+
+SYSTEM_CONTEXT = RequestContext(actor="anonymous")
+
+
+@dataclass(frozen=True)
 class Event:
     """One event as the service sees it."""
 

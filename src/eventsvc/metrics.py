@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -129,6 +131,16 @@ def record_rate_limited() -> None:
 def record_audit_failure() -> None:
     """Called when an audit record could not be written (the change was refused)."""
     AUDIT_WRITE_FAILURES.inc()
+
+
+@contextmanager
+def count_audit_failures() -> Iterator[None]:
+    """Count an audit write that raised (and let the error propagate)."""
+    try:
+        yield
+    except Exception:
+        record_audit_failure()
+        raise
 
 
 def set_vault_token_ttl(ttl_seconds: float) -> None:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 
 from eventsvc.api.docs import openapi_document
 from eventsvc.app import create_app
+from eventsvc.audit import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
@@ -23,9 +25,11 @@ def render() -> str:
     """The OpenAPI document as stable, pretty JSON (no database needed)."""
     settings = Settings(profile="test", mongodb_tls=False)
     # connect=False: the client never opens a connection; routes are not called.
-    store = EventStore(MongoClient(connect=False), settings.mongodb_database)
-    tokens = TokenStore(store.database, pepper=b"\0" * 32)  # never used to check a token
-    app = create_app(settings, store, tokens)
+    client: MongoClient[dict[str, Any]] = MongoClient(connect=False)
+    unused_key = b"\0" * 32  # the export never checks a token or writes a record
+    audit = AuditLog(client[settings.mongodb_database], unused_key)
+    store = EventStore(client, settings.mongodb_database, audit)
+    app = create_app(settings, store, TokenStore(store.database, unused_key, audit), audit)
     with app.app_context():
         document = openapi_document()
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

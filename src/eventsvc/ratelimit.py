@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_limiter import Limiter
 from limits.storage import MongoDBStorage
 from pymongo import MongoClient
@@ -87,4 +87,3 @@ def create_limiter(app: Flask, settings: Settings, client: MongoClient[Any]) -> 
 
 def _log_breach(limit: Any) -> None:
     log.warning("rate limit exceeded", extra={"limit": str(limit.limit), "key": limit.key})
-    g.rate_limited = True

@@ -35,13 +35,14 @@ import gunicorn.sock
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from pydantic import SecretStr, ValidationError
+from pymongo.errors import PyMongoError
 
 from eventsvc.app import create_app
 from eventsvc.audit import AuditLog, start_checkpoints
 from eventsvc.metrics import start_metrics_server, worker_exited
 from eventsvc.observability import configure_logging, init_tracing
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
-from eventsvc.store import EventStore, connect
+from eventsvc.store import EventStore, StoreUnavailable, connect
 from eventsvc.tokens import TokenStore
 from eventsvc.vault import (
     LeaseKeeper,
@@ -138,7 +139,7 @@ def credentials_from_vault(
 
 
 def build_store(settings: Settings, credentials: Credentials) -> EventStore:
-    """Connect to MongoDB with the current credentials and make sure the schema exists."""
+    """A store on a new MongoDB client with the current credentials (connects lazily)."""
     client = connect(
         settings,
         username=credentials.mongodb_username,
@@ -149,9 +150,7 @@ def build_store(settings: Settings, credentials: Credentials) -> EventStore:
         raise RuntimeError("no audit key: it must come from Vault KV (or settings in dev/test)")
     audit_key = credentials.audit_key.get_secret_value().encode()
     audit = AuditLog(client[settings.mongodb_database], audit_key)
-    store = EventStore(client, settings.mongodb_database, audit)
-    store.ensure_schema()
-    return store
+    return EventStore(client, settings.mongodb_database, audit)
 
 
 # This worker's TLS context (at most one). Forked workers start with it empty.
@@ -163,9 +162,7 @@ def build_token_store(store: EventStore, credentials: Credentials) -> TokenStore
     if credentials.token_pepper is None:
         raise RuntimeError("no token pepper: it must come from Vault KV (or settings in dev/test)")
     pepper = credentials.token_pepper.get_secret_value().encode()
-    tokens = TokenStore(store.database, pepper, store.audit)
-    tokens.ensure_schema()
-    return tokens
+    return TokenStore(store.database, pepper, store.audit)
 
 
 def ssl_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
@@ -263,10 +260,18 @@ class LeaseKeeperProcess:
     """
 
     POLL_S = 1.0
+    MIN_ON_DEMAND_INTERVAL_S = 30.0
+    """At most one on-demand MongoDB credential per interval, whatever workers ask."""
 
     def __init__(self, session: VaultSession) -> None:
         self.session = session
         self.pid: int | None = None
+
+    def request_new_mongo_credential(self) -> None:
+        """From a worker that MongoDB refused at boot: ask for a new credential now (SIGUSR1)."""
+        if self.pid is not None:
+            with suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGUSR1)
 
     def start(self, master_pid: int, listeners: list[Any]) -> None:
         """Fork the keeper; returns in the master only."""
@@ -295,23 +300,26 @@ class LeaseKeeperProcess:
 
     def _run_child(self, master_pid: int, listeners: list[Any]) -> NoReturn:
         """The keeper's whole life: keep leases fresh until told to stop, then revoke."""
-        stopping = threading.Event()
+        stopping, wanted = threading.Event(), threading.Event()
         for signum in (*Arbiter.SIGNALS, signal.SIGCHLD):
             signal.signal(signum, signal.SIG_DFL)  # the master's handlers are not ours
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the master decides
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+        signal.signal(signal.SIGUSR1, lambda signum, frame: wanted.set())
         for listener in listeners:
             listener.close()  # the port belongs to the master and its workers
         status = 0
         try:
-            keeper = LeaseKeeper(
-                self.session,
-                on_mongo_credential=lambda _: self._reload(master_pid, "new MongoDB credential"),
-                on_server_tls=lambda _: self._reload(master_pid, "new HTTPS certificate"),
-            )
-            keeper.start()
+            keeper = self._new_keeper(master_pid)
+            last_on_demand = -self.MIN_ON_DEMAND_INTERVAL_S
             while not stopping.wait(self.POLL_S) and os.getppid() == master_pid:
-                pass
+                since_last = time.monotonic() - last_on_demand
+                if wanted.is_set() and since_last >= self.MIN_ON_DEMAND_INTERVAL_S:
+                    wanted.clear()
+                    last_on_demand = time.monotonic()
+                    keeper.stop()  # only one thread talks to Vault at a time
+                    self._reissue_mongo_credential(master_pid)
+                    keeper = self._new_keeper(master_pid)
             keeper.stop()
             self.session.shutdown()
             log.info("vault: session closed")
@@ -320,6 +328,24 @@ class LeaseKeeperProcess:
             status = 1
         finally:
             os._exit(status)
+
+    def _new_keeper(self, master_pid: int) -> LeaseKeeper:
+        keeper = LeaseKeeper(
+            self.session,
+            on_mongo_credential=lambda _: self._reload(master_pid, "new MongoDB credential"),
+            on_server_tls=lambda _: self._reload(master_pid, "new HTTPS certificate"),
+        )
+        keeper.start()
+        return keeper
+
+    def _reissue_mongo_credential(self, master_pid: int) -> None:
+        """On demand: MongoDB refused a new worker (e.g. our certificate was revoked)."""
+        try:
+            self.session.issue_mongo_credential()
+        except (VaultError, OSError) as exc:
+            log.warning("vault: on-demand MongoDB credential failed: %s", exc)
+            return
+        self._reload(master_pid, "new MongoDB credential (asked for by a worker)")
 
     @staticmethod
     def _reload(master_pid: int, reason: str) -> None:
@@ -341,6 +367,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         self.settings = settings
         self.credentials = credentials
         self.keeper = LeaseKeeperProcess(vault) if vault is not None else None
+        self.reloaded = False
         super().__init__()
 
     def load_config(self) -> None:
@@ -348,6 +375,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         for key, value in gunicorn_options(self.settings, self.credentials).items():
             self.cfg.set(key, value)
         self.cfg.set("child_exit", worker_exited)  # metrics: forget a dead worker's gauges
+        self.cfg.set("on_reload", self.mark_reloaded)
         if self.keeper is not None:
             self.cfg.set("when_ready", self.start_lease_keeper)
             self.cfg.set("on_exit", self.stop_lease_keeper)
@@ -357,8 +385,32 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         init_tracing(self.settings)  # before the MongoClient: pymongo reads listeners at creation
         store = build_store(self.settings, self.credentials)
         tokens = build_token_store(store, self.credentials)
+        self.check_schema(store, tokens)
         start_checkpoints(store.audit, AUDIT_CHECKPOINT_SECONDS)
         return create_app(self.settings, store, tokens, store.audit)
+
+    def check_schema(self, store: EventStore, tokens: TokenStore) -> None:
+        """Create or check collections, validators and indexes before serving.
+
+        At startup a failure stops the server (fail closed: the operator sees
+        it). After a reload it does not: gunicorn halts the whole server when
+        a new worker fails to boot, which would turn one refused credential
+        (say, a revoked certificate) into an outage. The worker serves 503s
+        (/readyz says why) and asks the lease keeper for a new credential.
+        """
+        try:
+            store.ensure_schema()
+            tokens.ensure_schema()
+        except (StoreUnavailable, PyMongoError) as exc:
+            if not self.reloaded:
+                raise
+            log.error("mongodb refused this worker at boot, serving 503 until it answers: %s", exc)
+            if self.keeper is not None:
+                self.keeper.request_new_mongo_credential()
+
+    def mark_reloaded(self, arbiter: Arbiter) -> None:
+        """gunicorn on_reload hook (master): workers from now on tolerate MongoDB at boot."""
+        self.reloaded = True
 
     def start_lease_keeper(self, arbiter: Arbiter) -> None:
         """gunicorn when_ready hook: the master handles SIGHUP now, and no worker exists yet."""

@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     mongodb_password: SecretStr | None = None
     # dev/test only, like the password above; prod reads it from Vault KV.
     token_pepper: SecretStr | None = None
+    audit_hmac_key: SecretStr | None = None
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
     mongodb_max_pool_size: int = Field(default=50, ge=1, le=1000)
 
@@ -136,6 +137,8 @@ class Settings(BaseSettings):
             reasons.append("EVENTSVC_MONGODB_TLS must be true")
         if self.mongodb_password is not None:
             reasons.append("EVENTSVC_MONGODB_PASSWORD must not be set (read it from Vault KV)")
+        if self.audit_hmac_key is not None:
+            reasons.append("EVENTSVC_AUDIT_HMAC_KEY must not be set (read it from Vault KV)")
         if self.token_pepper is not None:
             reasons.append("EVENTSVC_TOKEN_PEPPER must not be set (read it from Vault KV)")
         if self.mongodb_tls_cert_key_file is not None:

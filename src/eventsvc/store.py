@@ -19,11 +19,10 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -43,14 +42,17 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
+from eventsvc.audit import AuditEntry, AuditLog
 from eventsvc.domain import (
     Event,
     EventNotFound,
     IdempotencyKeyReused,
+    RequestContext,
     check_stop,
     to_bson_precision,
     utc_now,
 )
+from eventsvc.metrics import MongoPoolMetrics, count_audit_failures
 from eventsvc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -209,6 +211,13 @@ def _to_event(document: Document) -> Event:
     )
 
 
+def _audit_state(document: Document | None) -> Document | None:
+    """The state the audit trail hashes: the stored document, id as a string."""
+    if document is None:
+        return None
+    return {**document, "_id": str(document["_id"])}
+
+
 def _parse_id(event_id: str) -> ObjectId:
     """An id that is not a valid ObjectId cannot exist: EventNotFound."""
     try:
@@ -258,6 +267,7 @@ def connect(
         "timeoutMS": settings.mongodb_timeout_ms,
         "maxPoolSize": settings.mongodb_max_pool_size,
         "appname": "eventsvc",
+        "event_listeners": [MongoPoolMetrics()],
         "tz_aware": False,
     }
     if settings.mongodb_tls:
@@ -284,10 +294,10 @@ class EventStore:
     in-flight operations finish on the old one and nothing is serialised.
     """
 
-    def __init__(self, client: MongoClient[Document], database: str) -> None:
+    def __init__(self, client: MongoClient[Document], database: str, audit: AuditLog) -> None:
         self._client = client
         self._database = database
-        self._retired: list[MongoClient[Document]] = []
+        self._audit = audit
         self._swap_lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------
@@ -303,10 +313,16 @@ class EventStore:
         """
         with self._swap_lock:
             old_client, self._client = self._client, new_client
+            self._audit.replace_database(new_client[self._database])
         timer = threading.Timer(grace_seconds, old_client.close)
         timer.daemon = True
         timer.start()
         log.info("mongodb client replaced; previous one closes in %.0f s", grace_seconds)
+
+    @property
+    def audit(self) -> AuditLog:
+        """The audit writer this store's changes are recorded with."""
+        return self._audit
 
     @property
     def database(self) -> Database[Document]:
@@ -322,18 +338,6 @@ class EventStore:
             write_concern=WriteConcern(w="majority", j=True),
             read_concern=ReadConcern("majority"),
         )
-
-    @contextmanager
-    def _transaction(self) -> Iterator[ClientSession]:
-        """A majority-committed transaction on the current client."""
-        with (
-            self._client.start_session() as session,
-            session.start_transaction(
-                read_concern=ReadConcern("snapshot"),
-                write_concern=WriteConcern(w="majority", j=True),
-            ),
-        ):
-            yield session
 
     def ping(self) -> None:
         """Raise StoreUnavailable unless MongoDB answers."""
@@ -354,18 +358,41 @@ class EventStore:
             database[IDEMPOTENCY_KEYS].create_indexes(IDEMPOTENCY_INDEXES)
 
         unavailable_on_connection_errors(create)
+        unavailable_on_connection_errors(self._audit.ensure_schema)
         log.info("mongodb schema ready (validator and indexes on %s)", EVENTS)
 
     # --- commands -------------------------------------------------------
-    def create(self, new_event: NewEvent, idempotency_key: str | None = None) -> CreateResult:
+    # Each change and its audit record commit in one transaction: no event
+    # without its record, no record of a change that did not happen.
+
+    def _in_transaction(self, work: Callable[[ClientSession], T]) -> T:
+        """Run ``work`` in a majority-committed transaction, retried on transient errors.
+
+        ``with_transaction`` re-runs ``work`` after a write conflict, so a
+        concurrent change is re-read and re-checked, never overwritten.
+        """
+
+        def run() -> T:
+            with self._client.start_session() as session:
+                return session.with_transaction(
+                    work,
+                    read_concern=ReadConcern("snapshot"),
+                    write_concern=WriteConcern(w="majority", j=True),
+                )
+
+        return unavailable_on_connection_errors(run)
+
+    def create(
+        self,
+        new_event: NewEvent,
+        context: RequestContext,
+        idempotency_key: str | None = None,
+    ) -> CreateResult:
         """Insert an event; with an idempotency key, a retry returns the first result.
 
-        The event and its idempotency record commit in one transaction, so a
-        key never points at an event that does not exist.
+        The event, its idempotency record and its audit record commit
+        together, so a key never points at an event that does not exist.
         """
-        return unavailable_on_connection_errors(lambda: self._create(new_event, idempotency_key))
-
-    def _create(self, new_event: NewEvent, idempotency_key: str | None) -> CreateResult:
         now = utc_now()
         document: Document = {
             "_id": ObjectId(),
@@ -377,13 +404,10 @@ class EventStore:
             "updated_at": now,
             "version": 1,
         }
-        if idempotency_key is None:
-            self._collection(EVENTS).insert_one(document)
-            return CreateResult(_to_event(document), replayed=False)
-
         fingerprint = _request_fingerprint(new_event)
-        try:
-            with self._transaction() as session:
+
+        def work(session: ClientSession) -> None:
+            if idempotency_key is not None:
                 self._collection(IDEMPOTENCY_KEYS).insert_one(
                     {
                         "_id": idempotency_key,
@@ -393,18 +417,21 @@ class EventStore:
                     },
                     session=session,
                 )
-                self._collection(EVENTS).insert_one(document, session=session)
+            self._collection(EVENTS).insert_one(document, session=session)
+            self._audit_change(session, context, "event.create", None, document)
+
+        try:
+            self._in_transaction(work)
         except DuplicateKeyError:
+            if idempotency_key is None:
+                raise
             return self._replay(idempotency_key, fingerprint)
-        except OperationFailure as error:
-            # A concurrent transaction with the same key: the loser replays.
-            if error.has_error_label("TransientTransactionError"):
-                return self._replay(idempotency_key, fingerprint)
-            raise
         return CreateResult(_to_event(document), replayed=False)
 
     def _replay(self, idempotency_key: str, fingerprint: str) -> CreateResult:
-        record = self._collection(IDEMPOTENCY_KEYS).find_one({"_id": idempotency_key})
+        record = unavailable_on_connection_errors(
+            lambda: self._collection(IDEMPOTENCY_KEYS).find_one({"_id": idempotency_key})
+        )
         if record is None:
             # The winner's transaction aborted after all: nothing to replay.
             raise IdempotencyKeyReused("a request with this Idempotency-Key is in progress")
@@ -423,40 +450,82 @@ class EventStore:
             raise EventNotFound(f"event {event_id} does not exist")
         return _to_event(document)
 
-    def stop(self, event_id: str, stop_event: datetime, *, if_match: str | None) -> Event:
+    def stop(
+        self,
+        event_id: str,
+        stop_event: datetime,
+        context: RequestContext,
+        *,
+        if_match: str | None,
+    ) -> Event:
         """Set ``stop_event`` under the domain rules, without lost updates.
 
-        The update is conditional on the version we checked the rules against:
-        if another request changed the event in between, we re-read and decide
-        again rather than overwrite its change.
+        The rules are checked against the version read in the same snapshot
+        transaction that writes the stop; a concurrent change makes the
+        transaction conflict and retry, so it is decided again, not overwritten.
         """
-        stop_at = to_bson_precision(stop_event)
-        for _attempt in range(5):
-            event = self.get(event_id)
-            check_stop(event, stop_at, if_match=if_match)
-            updated = unavailable_on_connection_errors(
-                partial(self._set_stop_if_unchanged, event, stop_at)
-            )
-            if updated is not None:
-                return updated
-        raise StoreUnavailable("event changed concurrently too many times; retry")
-
-    def _set_stop_if_unchanged(self, event: Event, stop_event: datetime) -> Event | None:
-        """Write the stop only if the event is still at the version we checked."""
-        updated = self._collection(EVENTS).find_one_and_update(
-            {"_id": ObjectId(event.id), "version": event.version},
-            {"$set": {"stop_event": stop_event, "updated_at": utc_now()}, "$inc": {"version": 1}},
-            return_document=ReturnDocument.AFTER,
-        )
-        return None if updated is None else _to_event(updated)
-
-    def delete(self, event_id: str) -> None:
         object_id = _parse_id(event_id)
-        result = unavailable_on_connection_errors(
-            lambda: self._collection(EVENTS).delete_one({"_id": object_id})
-        )
-        if result.deleted_count == 0:
-            raise EventNotFound(f"event {event_id} does not exist")
+        stop_at = to_bson_precision(stop_event)
+
+        def work(session: ClientSession) -> Event:
+            before = self._collection(EVENTS).find_one({"_id": object_id}, session=session)
+            if before is None:
+                raise EventNotFound(f"event {event_id} does not exist")
+            check_stop(_to_event(before), stop_at, if_match=if_match)
+            after = self._collection(EVENTS).find_one_and_update(
+                {"_id": object_id, "version": before["version"]},
+                {"$set": {"stop_event": stop_at, "updated_at": utc_now()}, "$inc": {"version": 1}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
+            )
+            if after is None:  # cannot happen inside the snapshot; refuse rather than guess
+                raise StoreUnavailable("event changed concurrently; retry")
+            self._audit_change(session, context, "event.stop", before, after)
+            return _to_event(after)
+
+        return self._in_transaction(work)
+
+    def delete(self, event_id: str, context: RequestContext) -> None:
+        object_id = _parse_id(event_id)
+
+        def work(session: ClientSession) -> None:
+            before = self._collection(EVENTS).find_one_and_delete(
+                {"_id": object_id}, session=session
+            )
+            if before is None:
+                raise EventNotFound(f"event {event_id} does not exist")
+            self._audit_change(session, context, "event.delete", before, None)
+
+        self._in_transaction(work)
+
+    def _audit_change(
+        self,
+        session: ClientSession,
+        context: RequestContext,
+        action: str,
+        before: Document | None,
+        after: Document | None,
+    ) -> None:
+        """Append the change's audit record inside its transaction.
+
+        If the record cannot be written, the change is not made either.
+        """
+        target = str((after or before or {}).get("_id"))
+        with count_audit_failures():
+            self._audit.append(
+                AuditEntry(
+                    actor=context.actor,
+                    action=action,
+                    target=target,
+                    outcome="success",
+                    before=_audit_state(before),
+                    after=_audit_state(after),
+                    client_address=context.client_address,
+                    request_id=context.request_id,
+                    trace_id=context.trace_id,
+                ),
+                session=session,
+            )
 
     # --- queries --------------------------------------------------------
     def list(self, event_filter: EventFilter, limit: int, cursor: str | None = None) -> Page:

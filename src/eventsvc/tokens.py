@@ -13,23 +13,28 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid
+from pymongo.read_concern import ReadConcern
+from pymongo.write_concern import WriteConcern
 
-from eventsvc.domain import DomainError, utc_now
+from eventsvc.audit import AuditEntry, AuditLog
+from eventsvc.domain import DomainError, RequestContext, utc_now
 from eventsvc.store import unavailable_on_connection_errors
 
 log = logging.getLogger(__name__)
 
 Document = dict[str, Any]
+T = TypeVar("T")
 
 SCOPES = frozenset({"events:read", "events:write", "events:admin", "audit:read", "tokens:admin"})
 IDENTIFIER_PREFIX = "evt"  # not a secret: makes leaked tokens greppable
@@ -124,11 +129,12 @@ def _to_info(document: Document) -> TokenInfo:
 class TokenStore:
     """Token records in MongoDB, keyed by token id."""
 
-    def __init__(self, database: Database[Document], pepper: bytes) -> None:
+    def __init__(self, database: Database[Document], pepper: bytes, audit: AuditLog) -> None:
         if len(pepper) < 32:
             raise ValueError("the token pepper must be at least 32 bytes")
         self._database = database
         self._pepper = pepper
+        self._audit = audit
 
     def replace_database(self, database: Database[Document]) -> None:
         """Use a new client's database (credential rotation)."""
@@ -136,7 +142,46 @@ class TokenStore:
 
     @property
     def _tokens(self) -> Collection[Document]:
-        return self._database[TOKENS]
+        return self._database.get_collection(
+            TOKENS, write_concern=WriteConcern(w="majority", j=True)
+        )
+
+    def _in_transaction(self, work: Callable[[ClientSession], T]) -> T:
+        """A token change and its audit record commit together (see EventStore)."""
+
+        def run() -> T:
+            with self._database.client.start_session() as session:
+                return session.with_transaction(
+                    work,
+                    read_concern=ReadConcern("snapshot"),
+                    write_concern=WriteConcern(w="majority", j=True),
+                )
+
+        return unavailable_on_connection_errors(run)
+
+    def _audit_change(
+        self,
+        session: ClientSession,
+        context: RequestContext,
+        action: str,
+        before: Document | None,
+        after: Document | None,
+    ) -> None:
+        target = str((after or before or {}).get("_id"))
+        self._audit.append(
+            AuditEntry(
+                actor=context.actor,
+                action=action,
+                target=target,
+                outcome="success",
+                before=before,
+                after=after,
+                client_address=context.client_address,
+                request_id=context.request_id,
+                trace_id=context.trace_id,
+            ),
+            session=session,
+        )
 
     def ensure_schema(self) -> None:
         with suppress(CollectionInvalid):
@@ -144,7 +189,11 @@ class TokenStore:
         self._tokens.create_indexes([IndexModel([("owner", ASCENDING)], name="owner")])
 
     def create(
-        self, owner: str, scopes: Iterable[str], lifetime: timedelta, created_by: str
+        self,
+        owner: str,
+        scopes: Iterable[str],
+        lifetime: timedelta,
+        context: RequestContext,
     ) -> MintedToken:
         """Mint a token and store its digest; the plaintext is returned once."""
         allowed = check_scopes(scopes)
@@ -160,10 +209,15 @@ class TokenStore:
             "created_at": now,
             "expires_at": now + lifetime,
             "revoked_at": None,
-            "created_by": created_by,
+            "created_by": context.actor,
         }
-        self._tokens.insert_one(document)
-        log.info("token %s created for owner %s by %s", token_id, owner, created_by)
+
+        def work(session: ClientSession) -> None:
+            self._tokens.insert_one(document, session=session)
+            self._audit_change(session, context, "token.create", None, document)
+
+        self._in_transaction(work)
+        log.info("token %s created for owner %s by %s", token_id, owner, context.actor)
         return MintedToken(token, _to_info(document))
 
     def import_digest(
@@ -221,12 +275,24 @@ class TokenStore:
     def list(self) -> list[TokenInfo]:
         return [_to_info(document) for document in self._tokens.find().sort("created_at", -1)]
 
-    def revoke(self, token_id: str) -> TokenInfo:
-        """Mark a token revoked (kept for the audit trail, never deleted)."""
-        before = self.get(token_id)
-        if before.revoked_at is None:
-            self._tokens.update_one(
-                {"_id": token_id, "revoked_at": None}, {"$set": {"revoked_at": utc_now()}}
+    def revoke(self, token_id: str, context: RequestContext) -> TokenInfo:
+        """Mark a token revoked (kept for the audit trail, never deleted). Idempotent."""
+
+        def work(session: ClientSession) -> Document | None:
+            return self._tokens.find_one_and_update(
+                {"_id": token_id, "revoked_at": None},
+                {"$set": {"revoked_at": utc_now()}},
+                return_document=ReturnDocument.AFTER,
+                session=session,
             )
-            log.info("token %s revoked", token_id)
+
+        def revoke_and_audit(session: ClientSession) -> None:
+            after = work(session)
+            if after is not None:
+                before = {**after, "revoked_at": None}
+                self._audit_change(session, context, "token.revoke", before, after)
+
+        self.get(token_id)  # 404 for an unknown id
+        self._in_transaction(revoke_and_audit)
+        log.info("token %s revoked by %s", token_id, context.actor)
         return self.get(token_id)

@@ -53,6 +53,7 @@ import requests
 from cryptography import x509
 from pydantic import SecretStr
 
+from eventsvc.metrics import set_certificate_expiry, set_vault_token_ttl
 from eventsvc.settings import MongoAuthMode, Settings, VaultAuthMethod
 
 log = logging.getLogger(__name__)
@@ -500,6 +501,7 @@ class VaultSession:
             ",".join(self.token.policies),
             self.token.ttl_s,
         )
+        set_vault_token_ttl(self.token.ttl_s)
 
     def _use_existing_token(self) -> None:
         """Dev only: use a token from a file (default ``$VAULT_TOKEN``), never revoke it."""
@@ -536,6 +538,7 @@ class VaultSession:
             return
         self.token = _token_state(response["auth"], increment_s=self.token.increment_s)
         log.info("vault: token renewed (ttl %ss)", self.token.ttl_s)
+        set_vault_token_ttl(self.token.ttl_s)
 
     # -- credentials --
 
@@ -562,6 +565,7 @@ class VaultSession:
         certificate = x509.load_pem_x509_certificate(str(data["certificate"]).encode("ascii"))
         self._mongo_refresh_at = refresh_at
         log.info("vault: issued MongoDB client certificate %s", data["serial_number"])
+        set_certificate_expiry("mongodb_client", _expiration(data))
         return MongoX509Credential(
             cert_key_file=cert_key_file,
             ca_file=ca_file,
@@ -593,6 +597,7 @@ class VaultSession:
         self.server_tls = tls
         self._server_tls_refresh_at = refresh_at
         log.info("vault: issued API server certificate %s", tls.serial_number)
+        set_certificate_expiry("https_server", tls.expires_at)
         return tls
 
     def _issue(self, role: str, request: dict[str, str]) -> tuple[dict[str, Any], float]:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
+from eventsvc.audit import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
@@ -16,7 +17,8 @@ from support import problem_of
 def instance(
     settings: Settings, store: EventStore, tokens: TokenStore, **changes: object
 ) -> FlaskClient:
-    app = create_app(settings.model_copy(update=changes), store, tokens)
+    audit = AuditLog(store.database, b"k" * 32)
+    app = create_app(settings.model_copy(update=changes), store, tokens, audit)
     return app.test_client()
 
 

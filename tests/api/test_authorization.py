@@ -17,7 +17,7 @@ from flask.testing import FlaskClient
 from eventsvc.api.tokens import Scope
 from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.tokens import SCOPES, TokenStore, parse_token_id
-from support import problem_of
+from support import TEST_CONTEXT, problem_of
 
 PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
 EXPECTED_SCOPE = {
@@ -30,6 +30,7 @@ EXPECTED_SCOPE = {
     ("post", "/api/v1/tokens"): "tokens:admin",
     ("get", "/api/v1/tokens/{token_id}"): "tokens:admin",
     ("delete", "/api/v1/tokens/{token_id}"): "tokens:admin",
+    ("get", "/api/v1/audit"): "audit:read",
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/events": {"name": "matrix"},
@@ -107,7 +108,7 @@ def test_authorization_matrix(
     assert call(anonymous_client, method, path, expired).status_code == 401
 
     revoked = make_token(scope)
-    tokens.revoke(parse_token_id(revoked))
+    tokens.revoke(parse_token_id(revoked), TEST_CONTEXT)
     assert call(anonymous_client, method, path, revoked).status_code == 401
 
     allowed = call(anonymous_client, method, path, make_token(scope))

@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
+from eventsvc.audit import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import TokenStore
@@ -140,9 +141,11 @@ def test_dead_database_is_503_within_seconds() -> None:
         mongodb_tls=False,
         mongodb_timeout_ms=800,
     )
-    store = EventStore(connect(settings), "eventsvc")
-    tokens = TokenStore(store.database, b"p" * 32)
-    client = create_app(settings, store, tokens).test_client()
+    client_ = connect(settings)
+    audit = AuditLog(client_["eventsvc"], b"k" * 32)
+    store = EventStore(client_, "eventsvc", audit)
+    tokens = TokenStore(store.database, b"p" * 32, audit)
+    client = create_app(settings, store, tokens, audit).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer evt_" + "a" * 16 + "_" + "b" * 43
     try:
         started = time.monotonic()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,12 @@ def assert_one_error_line(result: Result, exit_code: int = 1) -> str:
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ")
     assert "Traceback" not in result.output
-    return lines[0]
+    return TRACE_SUFFIX.sub("", lines[0])
+
+
+# API errors end with the run's trace id, to find it in the server logs;
+# tests compare the rest of the line.
+TRACE_SUFFIX = re.compile(r" \(trace [0-9a-f]{32}\)$")
 
 
 class ServedApi(Protocol):

@@ -8,6 +8,8 @@ tokens, and ``clean_db`` to start each test with no events.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -184,3 +186,26 @@ def test_token_from_a_0600_config_file(
     result = run("--config", str(config_file), "start", "from-config", "--json")
     assert result.exit_code == 0, result.output
     assert api_server.token not in result.output
+
+
+def test_one_trace_id_follows_a_cli_run_into_the_server_log(
+    run: Run, env: dict[str, str], api_server: ServedApi
+) -> None:
+    """The CLI starts a trace; its id ends the error line and tags the server's log lines."""
+    result = run("show", MISSING_ID, env=env)
+    trace_id = re.search(r"\(trace ([0-9a-f]{32})\)$", result.stderr.strip())
+    assert trace_id is not None, result.stderr
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        records = [
+            json.loads(line)
+            for line in api_server.log_file.read_text().splitlines()  # type: ignore[attr-defined]
+            if trace_id.group(1) in line
+        ]
+        if records:
+            break
+        time.sleep(0.1)
+    assert any(
+        record.get("logger") == "eventsvc.access" and record.get("status") == 404
+        for record in records
+    ), records

@@ -36,6 +36,7 @@ from pymongo import MongoClient
 
 from eventsvc import metrics
 from eventsvc.app import create_app
+from eventsvc.audit import AuditLog
 from eventsvc.observability import (
     TRACE_ID_HEADER,
     RequestContextFilter,
@@ -45,7 +46,7 @@ from eventsvc.observability import (
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import write_test_pki
+from support import TEST_CONTEXT, write_test_pki
 
 APP_USERNAME = "eventsvc-test"  # tests/conftest.py's app user
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -57,11 +58,13 @@ SPANS = InMemorySpanExporter()
 
 
 @pytest.fixture(scope="module")
-def traced_store(settings: Settings, app_password: SecretStr) -> Iterator[EventStore]:
+def traced_store(
+    settings: Settings, app_password: SecretStr, audit_key: bytes
+) -> Iterator[EventStore]:
     init_tracing(settings, span_exporter=SPANS)
-    store = EventStore(
-        connect(settings, username=APP_USERNAME, password=app_password), settings.mongodb_database
-    )
+    client = connect(settings, username=APP_USERNAME, password=app_password)
+    audit = AuditLog(client[settings.mongodb_database], audit_key)
+    store = EventStore(client, settings.mongodb_database, audit)
     try:
         yield store
     finally:
@@ -72,8 +75,9 @@ def traced_store(settings: Settings, app_password: SecretStr) -> Iterator[EventS
 def traced_app(
     settings: Settings, traced_store: EventStore, token_pepper: SecretStr, clean_db: None
 ) -> Flask:
-    tokens = TokenStore(traced_store.database, token_pepper.get_secret_value().encode())
-    app = create_app(settings, traced_store, tokens)
+    pepper = token_pepper.get_secret_value().encode()
+    tokens = TokenStore(traced_store.database, pepper, traced_store.audit)
+    app = create_app(settings, traced_store, tokens, traced_store.audit)
     app.config["TESTING"] = True
     return app
 
@@ -81,7 +85,7 @@ def traced_app(
 @pytest.fixture
 def token(traced_app: Flask) -> str:
     tokens: TokenStore = traced_app.extensions["eventsvc.tokens"]
-    return tokens.create("obs", sorted(SCOPES), timedelta(hours=1), created_by="tests").token
+    return tokens.create("obs", sorted(SCOPES), timedelta(hours=1), TEST_CONTEXT).token
 
 
 @pytest.fixture
@@ -292,6 +296,7 @@ def observed_server(
     app_password: SecretStr,
     token_pepper: SecretStr,
     tokens: TokenStore,
+    audit_key: bytes,
 ) -> Iterator[ObservedServer]:
     """``python -m eventsvc.server`` with console spans and multiprocess metrics."""
     workdir = tmp_path_factory.mktemp("observed")
@@ -318,6 +323,7 @@ def observed_server(
         "EVENTSVC_MONGODB_USERNAME": APP_USERNAME,
         "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
         "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
+        "EVENTSVC_AUDIT_HMAC_KEY": audit_key.decode(),
         "EVENTSVC_RATE_LIMIT_PER_ADDRESS": "100000/minute",
         "EVENTSVC_RATE_LIMIT_PER_TOKEN": "100000/minute",
     }
@@ -326,7 +332,7 @@ def observed_server(
         process = subprocess.Popen(
             [sys.executable, "-m", "eventsvc.server"], env=env, stdout=stdout, stderr=stderr
         )
-    token = tokens.create("obs-e2e", sorted(SCOPES), timedelta(hours=1), created_by="tests").token
+    token = tokens.create("obs-e2e", sorted(SCOPES), timedelta(hours=1), TEST_CONTEXT).token
     server = ObservedServer(
         f"https://127.0.0.1:{port}",
         ca_file,

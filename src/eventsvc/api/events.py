@@ -21,7 +21,7 @@ from eventsvc.api.schemas import (
     StopHeaders,
     event_json,
 )
-from eventsvc.auth import require_scope
+from eventsvc.auth import request_context, require_scope
 from eventsvc.domain import Event, utc_now
 from eventsvc.store import EventFilter, EventStore, NewEvent
 
@@ -71,7 +71,7 @@ def create_event(body: EventCreate, header: CreateHeaders) -> Response:
         start_event=body.start_event,
         attributes=body.attributes,
     )
-    result = _store().create(new_event, header.idempotency_key)
+    result = _store().create(new_event, request_context(), header.idempotency_key)
     response = _event_response(result.event, status=201)
     response.headers["Location"] = url_for(".get_event", event_id=result.event.id)
     if result.replayed:
@@ -116,7 +116,9 @@ def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Respons
     An event that is already stopped answers 409 unless ``If-Match`` carries
     its current ETag; a stale ETag answers 412.
     """
-    event = _store().stop(path.event_id, body.stop_event or utc_now(), if_match=header.if_match)
+    event = _store().stop(
+        path.event_id, body.stop_event or utc_now(), request_context(), if_match=header.if_match
+    )
     return _event_response(event)
 
 
@@ -127,5 +129,5 @@ def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Respons
 )
 @require_scope("events:admin")
 def delete_event(path: EventPath) -> Response:
-    _store().delete(path.event_id)
+    _store().delete(path.event_id, request_context())
     return Response(status=204)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, json, request
+from flask import Flask, Response, current_app, g, json, request
 from limits.errors import StorageError
 from pydantic import ValidationError
+from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from eventsvc.auth import Forbidden, Unauthenticated, www_authenticate
+from eventsvc.audit import AuditEntry, AuditLog
+from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
 from eventsvc.domain import (
     EventAlreadyStopped,
     EventNotFound,
@@ -23,6 +25,7 @@ from eventsvc.domain import (
     StopBeforeStart,
     VersionMismatch,
 )
+from eventsvc.metrics import record_audit_failure, record_rate_limited
 from eventsvc.store import InvalidCursor, StoreUnavailable
 from eventsvc.tokens import TokenNotFound
 
@@ -86,6 +89,29 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
 ]
 
 
+def record_denied(detail: str) -> None:
+    """Audit a refused request; an audit outage is counted and logged, not turned into a 500."""
+    audit: AuditLog = current_app.extensions["eventsvc.audit"]
+    context = request_context()
+    entry = AuditEntry(
+        actor=context.actor,
+        action="request.denied",
+        target=f"{request.method} {request.path}"[:200],
+        outcome="denied",
+        before=None,
+        after=None,
+        client_address=context.client_address,
+        request_id=context.request_id,
+        trace_id=context.trace_id,
+        detail=detail[:200],
+    )
+    try:
+        audit.append(entry)
+    except (PyMongoError, StoreUnavailable):
+        record_audit_failure()
+        log.exception("could not write the audit record of a denied request")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map every error the app can raise to a problem+json response."""
     for error_type, status, title, kind in _DOMAIN_STATUS:
@@ -137,6 +163,9 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
+        if status == 429:
+            record_rate_limited()
+            record_denied("429 rate limit exceeded")
         headers: dict[str, str] = {}
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(sorted(error.valid_methods))

@@ -11,7 +11,7 @@ from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventsvc.api.schemas import Problem, format_timestamp
-from eventsvc.auth import authenticate, require_scope
+from eventsvc.auth import request_context, require_scope
 from eventsvc.tokens import SCOPES, TokenInfo, TokenStore
 
 tokens_tag = Tag(name="tokens", description="API tokens (tokens:admin)")
@@ -82,7 +82,7 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
 def create_token(body: TokenCreate) -> Response:
     """The response is the only time the token is visible: store it securely."""
     minted = _tokens().create(
-        body.owner, body.scopes, timedelta(days=body.ttl_days), created_by=authenticate().actor
+        body.owner, body.scopes, timedelta(days=body.ttl_days), request_context()
     )
     payload = token_json(minted.info) | {"token": minted.token}
     response = Response(json.dumps(payload), status=201, mimetype="application/json")
@@ -113,5 +113,5 @@ def get_token(path: TokenPath) -> Response:
 @require_scope("tokens:admin")
 def revoke_token(path: TokenPath) -> Response:
     """Revoked tokens stay listed (with revoked_at) for the audit trail."""
-    info = _tokens().revoke(path.token_id)
+    info = _tokens().revoke(path.token_id, request_context())
     return Response(json.dumps(token_json(info)), mimetype="application/json")

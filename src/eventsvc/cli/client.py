@@ -10,6 +10,7 @@ whose message is one readable line.
 
 from __future__ import annotations
 
+import secrets
 import ssl
 import uuid
 from collections.abc import Iterator, Mapping
@@ -62,6 +63,10 @@ class EventsClient:
         self._session = requests.Session()
         self._session.trust_env = False
         self._session.headers["User-Agent"] = f"eventsvc-cli/{__version__}"
+        # Each CLI run starts a W3C trace: the API and MongoDB spans join it,
+        # and the id in an error line finds the run's records in the server logs.
+        self.trace_id = secrets.token_hex(16)
+        self._session.headers["traceparent"] = f"00-{self.trace_id}-{secrets.token_hex(8)}-01"
         if config.token is not None:
             self._session.headers["Authorization"] = f"Bearer {config.token}"
         if config.client_cert is not None:
@@ -157,9 +162,11 @@ class EventsClient:
                 f" (server points to {one_line(response.headers.get('Location', '?'))})"
             )
         if response.status_code == 401 and self._config.token is None:
-            raise ClientError(f"{problem_line(response)}; {UNAUTHENTICATED_HINT}")
+            raise ClientError(
+                f"{problem_line(response)}; {UNAUTHENTICATED_HINT} (trace {self.trace_id})"
+            )
         if response.status_code >= 400:
-            raise ClientError(problem_line(response))
+            raise ClientError(f"{problem_line(response)} (trace {self.trace_id})")
         return response
 
     def _describe_failure(self, exc: requests.exceptions.RequestException) -> str:

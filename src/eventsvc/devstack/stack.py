@@ -41,6 +41,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pymongo.errors import PyMongoError
 
+from eventsvc.audit import AuditLog
 from eventsvc.devstack.mongod import MongodError, MongodTLS, RunningMongod, start_mongod
 from eventsvc.devstack.openbao import (
     BootstrapResult,
@@ -52,6 +53,7 @@ from eventsvc.devstack.openbao import (
     load_definition,
     start_openbao,
 )
+from eventsvc.domain import SYSTEM_CONTEXT
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, StoreUnavailable
 from eventsvc.tokens import TokenStore
@@ -65,7 +67,7 @@ PREFERRED_API_PORT = 8443
 API_READY_TIMEOUT_S = 60.0
 API_STOP_TIMEOUT_S = 40.0  # gunicorn's graceful_timeout is 30 s
 # Passed through to the API; nothing else from this process's environment is.
-API_INHERITED_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "COVERAGE_PROCESS_START")
+API_INHERITED_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "COVERAGE_PROCESS_START")
 
 
 class StackError(RuntimeError):
@@ -500,11 +502,15 @@ def prepare_database(mongod: RunningMongod, root: hvac.Client, env: Mapping[str,
     try:
         secret = root.read(f"{config.kv_mount}/data/{config.kv_path}/app")
         pepper = str(secret["data"]["data"]["token_pepper"]).encode()
+        audit_key = str(secret["data"]["data"]["audit_hmac_key"]).encode()
         with mongod.admin_client() as admin:
-            EventStore(admin, settings.mongodb_database).ensure_schema()
-            tokens = TokenStore(admin[settings.mongodb_database], pepper)
+            audit = AuditLog(admin[settings.mongodb_database], audit_key)
+            EventStore(admin, settings.mongodb_database, audit).ensure_schema()
+            tokens = TokenStore(admin[settings.mongodb_database], pepper, audit)
             tokens.ensure_schema()
-            minted = tokens.create("devstack-cli", CLI_TOKEN_SCOPES, CLI_TOKEN_LIFETIME, "devstack")
+            minted = tokens.create(
+                "devstack-cli", CLI_TOKEN_SCOPES, CLI_TOKEN_LIFETIME, SYSTEM_CONTEXT
+            )
     except (PyMongoError, StoreUnavailable, hvac.exceptions.VaultError) as exc:
         raise StackError("database preparation", str(exc), mongod.logpath) from None
     return minted.token
