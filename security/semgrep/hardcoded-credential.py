@@ -42,3 +42,8 @@ ENV_NAMES = {
     # ok: hardcoded-credential
     "token": "EVENTSVC_TOKEN",
 }
+
+
+class RateLimits:
+    # ok: hardcoded-credential
+    rate_limit_per_token: str = "600/minute"

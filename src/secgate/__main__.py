@@ -6,6 +6,8 @@ used as given (unknown stage, malformed policy or waivers file).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -17,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from secgate import reports
+from secgate.dast_target import throwaway_stack
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
 from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
@@ -64,6 +67,8 @@ def scan_options(func: click.decorators.FC) -> click.decorators.FC:
                      help="Stage option, e.g. base_url=https://127.0.0.1:8443 for DAST."),
         click.option("--step-summary", type=click.Path(path_type=Path), default=None,
                      help="Append summary.md here (pass \"$GITHUB_STEP_SUMMARY\" in CI)."),
+        click.option("--with-dast-stack", is_flag=True,
+                     help="Start a throwaway local eventsvc stack for the dast stage."),
         click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
@@ -107,6 +112,7 @@ def _scan(
     tools_bin: Path,
     options: tuple[str, ...],
     step_summary: Path | None,
+    with_dast_stack: bool,
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
@@ -129,7 +135,7 @@ def _scan(
         tools_bin=tools_bin.absolute(),
         options=stage_options,
     )
-    results = run_stages(ctx, names)
+    results = _run(ctx, names, with_dast_stack)
     info.finished_at = dt.datetime.now(dt.UTC)
     verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date())
     reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
@@ -139,6 +145,28 @@ def _scan(
             stream.write((info.report_dir / "summary.md").read_text(encoding="utf-8"))
     print_summary(console, info, results, verdict)
     return verdict.exit_code
+
+
+def _run(ctx: ScanContext, names: list[str], with_dast_stack: bool) -> list[StageResult]:
+    """Run the stages, inside a throwaway stack when DAST needs one."""
+    if not (with_dast_stack and "dast" in names):
+        return run_stages(ctx, names)
+    with contextlib.ExitStack() as cleanup:
+        try:
+            target = cleanup.enter_context(throwaway_stack(ctx.root))
+        except Exception as exc:  # noqa: BLE001 - a stack that cannot start fails DAST only
+            error = f"DAST stack did not start: {exc}"
+            return [
+                StageResult(name, ran=False, error=error) if name == "dast" else result
+                for name, result in zip(names, _run_except_dast(ctx, names), strict=True)
+            ]
+        return run_stages(dataclasses.replace(ctx, options={**target, **ctx.options}), names)
+
+
+def _run_except_dast(ctx: ScanContext, names: list[str]) -> list[StageResult]:
+    """Results in ``names`` order, with a placeholder where DAST would be."""
+    results = iter(run_stages(ctx, [n for n in names if n != "dast"]))
+    return [StageResult("dast", ran=False) if n == "dast" else next(results) for n in names]
 
 
 def print_summary(

@@ -92,3 +92,16 @@ def test_repository_baseline_is_fully_audited() -> None:
         if "is_secret" not in item
     ]
     assert unaudited == []
+
+
+def test_baseline_exclude_patterns_and_report_dir_are_honoured(tmp_path: Path) -> None:
+    """The clean fixture's baseline excludes build/ (as the repository's does)."""
+    root = copy_fixture("clean", tmp_path)
+    (root / "build").mkdir()
+    (root / "build" / "keys.py").write_text(f'KEY = "{FAKE_AWS_KEY}"\n', encoding="utf-8")
+    reports = root / "security" / "reports"
+    (reports / "old-run").mkdir(parents=True)
+    (reports / "old-run" / "quoted.txt").write_text(f"{FAKE_AWS_KEY}\n", encoding="utf-8")
+    result = run_stage("secrets", context(root, reports / "new-run"))
+    assert result.ran, result.error
+    assert result.findings == []

@@ -45,14 +45,17 @@ def run(ctx: ScanContext) -> StageResult:
         )
     scanned = ctx.report_dir / "detect-secrets.json"
     shutil.copyfile(baseline_path, scanned)
-    # --baseline reuses the plugins and exclude patterns recorded in the baseline.
+    committed = _load(baseline_path)
+    # --baseline reuses the plugins and filters recorded in the baseline.
+    excludes = _exclude_patterns(ctx, committed)
     args = ["scan", "--all-files", "--baseline", str(scanned.absolute())]
-    run_tool(ctx, TOOL, [*args, *_exclude_reports(ctx)])
+    args += [arg for pattern in excludes for arg in ("--exclude-files", pattern)]
+    run_tool(ctx, TOOL, [*args, "--", *_top_level_paths(ctx.root, excludes)])
     result.artifacts.append(scanned)
     report = _load(scanned)
     # The scan rewrote the copy, so its "version" is the detect-secrets that just ran.
     result.tool_versions[TOOL] = str(report.get("version", "unknown"))
-    baseline = _entries(_load(baseline_path))
+    baseline = _entries(committed)
     current = _entries(report)
     result.findings = [
         _finding(key, entry, baseline.get(key)) for key, entry in sorted(current.items())
@@ -62,13 +65,32 @@ def run(ctx: ScanContext) -> StageResult:
     return result
 
 
-def _exclude_reports(ctx: ScanContext) -> list[str]:
-    """Never scan our own reports (they quote findings), wherever --report-dir points."""
+def _exclude_patterns(ctx: ScanContext, baseline: dict[str, Any]) -> list[str]:
+    """--exclude-files patterns: the baseline's own plus our report directory.
+
+    detect-secrets replaces (does not extend) the baseline's patterns when any
+    --exclude-files is given, so all of them are passed again. Reports are never
+    scanned: they quote findings, wherever --report-dir points.
+    """
+    patterns: list[str] = []
+    for used in baseline.get("filters_used", []):
+        if used.get("path") == "detect_secrets.filters.regex.should_exclude_file":
+            patterns += [str(p) for p in used.get("pattern", [])]
     reports = ctx.report_dir.absolute().parent
-    if not reports.is_relative_to(ctx.root.absolute()):
-        return []
-    relative = reports.relative_to(ctx.root.absolute()).as_posix()
-    return ["--exclude-files", f"^{re.escape(relative)}/"]
+    if reports.is_relative_to(ctx.root.absolute()):
+        patterns.append(f"^{re.escape(reports.relative_to(ctx.root.absolute()).as_posix())}/")
+    return patterns
+
+
+def _top_level_paths(root: Path, patterns: list[str]) -> list[str]:
+    """Top-level entries not excluded, so detect-secrets never walks .venv* or .git (~3 s)."""
+    compiled = [re.compile(p) for p in patterns]
+    paths = []
+    for entry in sorted(root.iterdir()):
+        name = f"{entry.name}/" if entry.is_dir() else entry.name
+        if not any(p.search(name) for p in compiled):
+            paths.append(entry.name)
+    return paths
 
 
 def _load(path: Path) -> dict[str, Any]:
