@@ -10,6 +10,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 SCAN_VENV := .venv-scan
+WAPITI_VENV := .venv-wapiti
 PY := $(VENV)/bin/python
 SCAN_BIN := $(SCAN_VENV)/bin
 SECGATE := $(PY) -m secgate
@@ -28,10 +29,15 @@ $(VENV)/.installed: requirements/pip.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --no-deps --no-build-isolation -q -e .
 	touch $@
 
-$(SCAN_VENV)/.installed: requirements/pip.txt requirements/scan.txt
+$(SCAN_VENV)/.installed: requirements/pip.txt requirements/scan.txt requirements/wapiti.txt
 	$(PYTHON) -m venv $(SCAN_VENV)
 	$(SCAN_BIN)/python -m pip install $(PIP_INSTALL) -r requirements/pip.txt
 	$(SCAN_BIN)/python -m pip install --require-hashes --disable-pip-version-check -q -r requirements/scan.txt
+	# wapiti's pins clash with schemathesis': its own venv, its command linked beside the others.
+	$(PYTHON) -m venv $(WAPITI_VENV)
+	$(WAPITI_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/pip.txt
+	$(WAPITI_VENV)/bin/python -m pip install --require-hashes --disable-pip-version-check -q -r requirements/wapiti.txt
+	ln -sf $(abspath $(WAPITI_VENV))/bin/wapiti $(SCAN_BIN)/wapiti
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv from the locked requirements
