@@ -5,8 +5,8 @@
 * a stage could not run (missing tool, crash): an unscanned tree is not clean;
 * a finding meets its stage's policy threshold and no valid waiver covers it;
 * a waiver has expired (even if its finding is gone: the file must be tidied);
-* a waiver matched no finding in a stage that ran (stale waivers hide nothing
-  today but would silently hide a different problem tomorrow).
+* a waiver matched no finding in a run of its stage (stale waivers hide
+  nothing today but would silently hide a different problem tomorrow).
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Waivers: accepted findings, each with a reason, an owner and an expiry date.
 
-A waiver names one finding by its fingerprint. The gate fails when a waiver
-has expired (the risk must be looked at again) or matched nothing (the
-finding is gone or its fingerprint changed: delete or update the waiver), so
-the file cannot silently rot.
+A waiver names one finding by its fingerprint and the stage that reports it.
+The gate fails when a waiver has expired (the risk must be looked at again)
+or matched nothing in a run of its stage (the finding is gone or its
+fingerprint changed: delete or update the waiver), so the file cannot
+silently rot. The stage is required because CI runs each stage in its own
+job: only the job of the waiver's stage can tell that it matched nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ class Waiver:
     reason: str
     owner: str
     expires: dt.date
-    stage: str | None = None  # scopes the "unused" check to runs of that stage
+    stage: str  # the "unused" check happens in runs of this stage only
     rule: str | None = None  # for the reader; matching is by fingerprint only
     tool: str | None = None
 
@@ -38,8 +40,9 @@ class Waiver:
         return today > self.expires
 
 
-_REQUIRED = ("fingerprint", "reason", "owner", "expires")
-_OPTIONAL = ("stage", "rule", "tool")
+_REQUIRED = ("fingerprint", "stage", "reason", "owner", "expires")
+_OPTIONAL = ("rule", "tool")
+STAGES = ("sast", "sca", "secrets", "dast", "config")  # secgate.stages.STAGE_NAMES
 _FINGERPRINT = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -73,12 +76,15 @@ def _waiver(path: Path, number: int, entry: Any) -> Waiver:
     fingerprint = str(entry["fingerprint"]).strip()
     if not _FINGERPRINT.match(fingerprint):
         raise WaiverError(f"{where}: fingerprint must be 64 lowercase hex characters")
+    stage = str(entry["stage"]).strip()
+    if stage not in STAGES:
+        raise WaiverError(f"{where}: stage must be one of {', '.join(STAGES)}, got {stage!r}")
     return Waiver(
         fingerprint=fingerprint,
         reason=str(entry["reason"]).strip(),
         owner=str(entry["owner"]).strip(),
         expires=_date(where, entry["expires"]),
-        stage=_optional(entry, "stage"),
+        stage=stage,
         rule=_optional(entry, "rule"),
         tool=_optional(entry, "tool"),
     )

@@ -96,7 +96,7 @@ def test_malformed_waivers_exit_2_with_a_clear_message(tmp_path: Path) -> None:
     waivers.write_text("waivers:\n  - fingerprint: abc\n", encoding="utf-8")
     done = secgate("scan", "--root", str(root), "--waivers", str(waivers), cwd=tmp_path)
     assert done.returncode == 2
-    assert "waiver #1: missing reason, owner, expires" in done.stdout
+    assert "waiver #1: missing stage, reason, owner, expires" in done.stdout
 
 
 def test_unknown_stage_is_a_usage_error(tmp_path: Path) -> None:
@@ -196,7 +196,7 @@ def test_html_escapes_attacker_controlled_text(tmp_path: Path) -> None:
     )
     result = StageResult("dast", True, [finding], tool_versions={"wapiti": evil})
     result.metadata["advisory"] = evil
-    waiver = Waiver("0" * 64, evil, evil, dt.date(2026, 6, 1))
+    waiver = Waiver("0" * 64, evil, evil, dt.date(2026, 6, 1), stage="dast")
     verdict = evaluate([result], DEFAULT_POLICY, [waiver], dt.date(2026, 6, 1))
     now = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
     info = RunInfo("run", evil, tmp_path, tmp_path, now, stages=["dast"])

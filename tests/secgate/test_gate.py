@@ -36,7 +36,7 @@ def finding(
     )
 
 
-def waiver(fp: str, expires: dt.date = TODAY, stage: str | None = None) -> Waiver:
+def waiver(fp: str, expires: dt.date = TODAY, stage: str = "sast") -> Waiver:
     return Waiver(fingerprint=fp, reason="accepted", owner="team-a", expires=expires, stage=stage)
 
 
@@ -155,7 +155,11 @@ def test_waivers_file_round_trip(tmp_path: Path) -> None:
     [
         ("waivers: [", "not valid YAML"),
         ("- just a list", "expected 'waivers:'"),
-        ("waivers:\n  - fingerprint: " + "d" * 64 + "\n    owner: a\n", "missing reason, expires"),
+        (
+            "waivers:\n  - fingerprint: " + "d" * 64 + "\n    owner: a\n",
+            "missing stage, reason, expires",
+        ),
+        (VALID.format(fp="2" * 64).replace("stage: sca", "stage: lint"), "stage must be one of"),
         (VALID.format(fp="not-hex"), "64 lowercase hex"),
         (VALID.format(fp="e" * 64).replace("2026-12-31", "next year"), "expires must be a date"),
         (VALID.format(fp="f" * 64) + "    ticket: SEC-1\n", "unknown keys ticket"),

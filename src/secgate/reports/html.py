@@ -182,7 +182,7 @@ def _waivers(waivers: list[Waiver], verdict: GateVerdict) -> str:
     rows = [
         [
             f"<code>{esc(w.fingerprint)}</code>",
-            esc(" ".join(x for x in (w.stage, w.tool, w.rule) if x)),
+            esc(" / ".join(x for x in (w.stage, w.tool, w.rule) if x)),
             esc(w.owner),
             esc(w.expires.isoformat()),
             esc(w.reason),
