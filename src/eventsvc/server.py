@@ -404,7 +404,12 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         except (StoreUnavailable, PyMongoError) as exc:
             if not self.reloaded:
                 raise
-            log.error("mongodb refused this worker at boot, serving 503 until it answers: %s", exc)
+            cause = exc.__cause__ or exc
+            log.error(
+                "mongodb refused worker %d at boot; it serves 503 until MongoDB answers: %s",
+                os.getpid(),
+                cause,
+            )
             if self.keeper is not None:
                 self.keeper.request_new_mongo_credential()
 
