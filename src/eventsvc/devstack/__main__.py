@@ -19,7 +19,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventsvc.devstack.stack import REPO_ROOT, AlreadyUp, StackError, StackPaths, live_state
+from eventsvc.devstack.stack import (
+    REPO_ROOT,
+    AlreadyUp,
+    RunnerFailed,
+    StackError,
+    StackPaths,
+    live_state,
+)
 from eventsvc.devstack.stack import down as stack_down
 from eventsvc.devstack.stack import run as stack_run
 from eventsvc.devstack.stack import up as stack_up
@@ -49,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         _out(f"{exc}\n")
         _out(banner(exc.state))
         return 0
-    except StackError as exc:
+    except (StackError, RunnerFailed) as exc:
         sys.stderr.write(f"devstack: {exc}\n")
         return EXIT_FAILED
 

@@ -80,6 +80,10 @@ class StackError(RuntimeError):
         super().__init__(f"{component} failed: {_first_line(reason)}{where}")
 
 
+class RunnerFailed(RuntimeError):
+    """The background runner (``up``) stopped before the API was ready; its own one-line reason."""
+
+
 def _first_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[0] if lines else "no reason given"
@@ -175,6 +179,14 @@ def app_client_subject(definition: Path, config: VaultConfig) -> str:
     return x509.Name(attributes).rfc4514_string()
 
 
+def _mongod_log(paths: StackPaths) -> Path:
+    """mongod's log, or its console output when it died before logging anything."""
+    log_file = paths.mongod_dir / "mongod.log"
+    console = paths.mongod_dir / "mongod.log.console"
+    has_log = log_file.exists() and log_file.stat().st_size > 0
+    return console if not has_log and console.exists() else log_file
+
+
 def start_database(
     paths: StackPaths,
     root: hvac.Client,
@@ -192,7 +204,7 @@ def start_database(
     try:
         mongod = start_mongod(paths.mongod_dir, tls=tls)
     except MongodError as exc:
-        raise StackError("mongod", str(exc), paths.mongod_dir / "mongod.log") from None
+        raise StackError("mongod", str(exc), _mongod_log(paths)) from None
     try:
         mongod.create_app_user_x509(app_subject, database)
     except (PyMongoError, MongodError) as exc:
@@ -704,7 +716,7 @@ def up(
         if state and state.get("status") == "ready" and state.get("runner_pid") == runner.pid:
             return state
         if runner.poll() is not None:
-            raise StackError("stack", _last_line(output), output)
+            raise RunnerFailed(_last_line(output).removeprefix("devstack: "))
         if time.monotonic() > deadline:
             runner.terminate()
             runner.wait(STOP_TIMEOUT_S)
