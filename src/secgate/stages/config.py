@@ -128,7 +128,9 @@ def run_schema_check(
     out.write_text(done.stdout, encoding="utf-8")
     result.artifacts.append(out)
     if "check-jsonschema" not in result.tool_versions:  # each call costs ~1 s of start-up
-        result.tool_versions["check-jsonschema"] = tool_version(ctx, "check-jsonschema")
+        # "check-jsonschema, version 0.38.1" -> "0.38.1"
+        version = tool_version(ctx, "check-jsonschema").rsplit(" ", 1)[-1]
+        result.tool_versions["check-jsonschema"] = version
     report = json.loads(done.stdout)
     errors = [*report.get("errors", []), *report.get("parse_errors", [])]
     return [schema_finding(name, error) for error in errors]
