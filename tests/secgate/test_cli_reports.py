@@ -19,7 +19,7 @@ from secgate.gate import evaluate
 from secgate.model import Confidence, Finding, Severity, StageResult
 from secgate.pipeline import RunInfo
 from secgate.policy import DEFAULT_POLICY
-from secgate.reports import html
+from secgate.reports import html, sarif
 from secgate.waivers import Waiver
 
 SARIF_SCHEMA = json.loads(
@@ -204,3 +204,37 @@ def test_html_escapes_attacker_controlled_text(tmp_path: Path) -> None:
     assert "<script" not in page
     assert "<img" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img" in page
+
+
+def test_every_sarif_result_has_a_file_location_as_github_requires(tmp_path: Path) -> None:
+    """GitHub code scanning rejects the whole file if one result lacks a physical location."""
+    (tmp_path / "openapi.json").write_text("{}", encoding="utf-8")
+    url_finding = Finding(
+        stage="dast",
+        tool="schemathesis",
+        rule_id="server-error",
+        severity=Severity.HIGH,
+        confidence=Confidence.HIGH,
+        message="500 Internal Server Error",
+        location="GET https://127.0.0.1:8443/api/v1/events?limit=-1",
+        fingerprint="1" * 64,
+    )
+    result = StageResult("dast", True, [url_finding], tool_versions={"schemathesis": "4"})
+    verdict = evaluate([result], DEFAULT_POLICY, [], dt.date(2026, 6, 1))
+    path = sarif.write_merged(tmp_path / "secgate.sarif", [result], verdict, [], tmp_path)
+    document = json.loads(path.read_text("utf-8"))
+    jsonschema.validate(document, SARIF_SCHEMA)
+    [entry] = document["runs"][0]["results"]
+    [where] = entry["locations"]
+    assert where["physicalLocation"]["artifactLocation"]["uri"] == "openapi.json"
+    assert where["logicalLocations"][0]["fullyQualifiedName"] == url_finding.location
+
+
+def test_flawed_run_sarif_results_all_have_file_locations(
+    flawed_run: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    document = json.loads((flawed_run[1] / "secgate.sarif").read_text("utf-8"))
+    for run in document["runs"]:
+        for entry in run["results"]:
+            for where in entry["locations"]:
+                assert where["physicalLocation"]["artifactLocation"]["uri"], entry

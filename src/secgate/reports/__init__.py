@@ -26,8 +26,8 @@ def write_all(
 ) -> list[Path]:
     """Write every report into ``info.report_dir`` and return their paths."""
     out = info.report_dir
-    written = sarif.write_tool_sarifs(out, results)
-    written.append(sarif.write_merged(out / "secgate.sarif", results, verdict, waivers))
+    written = sarif.write_tool_sarifs(out, results, info.root)
+    written.append(sarif.write_merged(out / "secgate.sarif", results, verdict, waivers, info.root))
     written.append(junit.write(out / "junit.xml", results, verdict))
     written.append(markdown.write(out / "summary.md", info, results, verdict))
     artifacts = manifest.collect(out, exclude={"manifest.json", "report.html"})

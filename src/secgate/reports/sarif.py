@@ -47,7 +47,7 @@ def versions(results: list[StageResult]) -> dict[str, str]:
     return {tool: v for result in results for tool, v in result.tool_versions.items()}
 
 
-def write_tool_sarifs(out: Path, results: list[StageResult]) -> list[Path]:
+def write_tool_sarifs(out: Path, results: list[StageResult], root: Path) -> list[Path]:
     """``<tool>.sarif`` for every tool whose stage did not already write a native one."""
     written = []
     tool_versions = versions(results)
@@ -55,21 +55,25 @@ def write_tool_sarifs(out: Path, results: list[StageResult]) -> list[Path]:
         path = out / f"{tool}.sarif"
         if path.exists():
             continue
-        run = tool_run(tool, tool_versions.get(tool, "unknown"), findings, {}, set())
+        run = tool_run(tool, tool_versions.get(tool, "unknown"), findings, {}, set(), root)
         path.write_text(json.dumps(document([run]), indent=2), encoding="utf-8")
         written.append(path)
     return written
 
 
 def write_merged(
-    path: Path, results: list[StageResult], verdict: GateVerdict, waivers: list[Waiver]
+    path: Path,
+    results: list[StageResult],
+    verdict: GateVerdict,
+    waivers: list[Waiver],
+    root: Path,
 ) -> Path:
     """``secgate.sarif``: all tools, gate status per result, stages that did not run."""
     waiver_by_fp = {w.fingerprint: w for w in waivers}
     blocking = {f.fingerprint for f in verdict.blocking}
     tool_versions = versions(results)
     runs = [
-        tool_run(tool, tool_versions.get(tool, "unknown"), findings, waiver_by_fp, blocking)
+        tool_run(tool, tool_versions.get(tool, "unknown"), findings, waiver_by_fp, blocking, root)
         for tool, findings in by_tool(results).items()
     ]
     runs += [not_run(result) for result in results if not result.ran]
@@ -87,6 +91,7 @@ def tool_run(
     findings: list[Finding],
     waivers: dict[str, Waiver],
     blocking: set[str],
+    root: Path,
 ) -> JsonObject:
     """One SARIF run for one tool."""
     rule_ids = sorted({f.rule_id for f in findings})
@@ -101,7 +106,7 @@ def tool_run(
         },
         "automationDetails": {"id": f"secgate/{tool}/"},
         "results": [
-            result(f, rule_ids.index(f.rule_id), waivers.get(f.fingerprint), blocking)
+            result(f, rule_ids.index(f.rule_id), waivers.get(f.fingerprint), blocking, root)
             for f in findings
         ],
     }
@@ -130,7 +135,7 @@ def security_severity(severity: Severity) -> str:
 
 
 def result(
-    finding: Finding, rule_index: int, waiver: Waiver | None, blocking: set[str]
+    finding: Finding, rule_index: int, waiver: Waiver | None, blocking: set[str], root: Path
 ) -> JsonObject:
     """One finding as a SARIF result (located by file when it has one, else logically)."""
     entry: JsonObject = {
@@ -138,7 +143,7 @@ def result(
         "ruleIndex": rule_index,
         "level": level(finding.severity),
         "message": {"text": finding.message or finding.rule_id},
-        "locations": [location(finding)],
+        "locations": [location(finding, root)],
         "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
         "properties": {
             "stage": finding.stage,
@@ -153,13 +158,36 @@ def result(
     return entry
 
 
-def location(finding: Finding) -> JsonObject:
+# GitHub code scanning rejects a whole SARIF file if one result has no file location.
+# A finding without a file (a DAST URL, say) is anchored to the file that describes what
+# was scanned, and keeps its real location as a logical location.
+ANCHOR_FILES: dict[str, tuple[str, ...]] = {
+    "dast": ("openapi.json", "pyproject.toml"),
+    "sca": ("requirements/runtime.txt", "pyproject.toml"),
+}
+DEFAULT_ANCHOR = "pyproject.toml"
+
+
+def anchor_file(root: Path | None, stage: str) -> str:
+    """The repo file a location-less finding of ``stage`` is shown on."""
+    candidates = ANCHOR_FILES.get(stage, (DEFAULT_ANCHOR,))
+    if root is not None:
+        for candidate in candidates:
+            if (root / candidate).is_file():
+                return candidate
+    return candidates[-1]
+
+
+def location(finding: Finding, root: Path | None = None) -> JsonObject:
     if finding.path:
         physical: JsonObject = {"artifactLocation": {"uri": finding.path}}
         if finding.line:
             physical["region"] = {"startLine": finding.line}
         return {"physicalLocation": physical}
-    return {"logicalLocations": [{"fullyQualifiedName": finding.location}]}
+    return {
+        "physicalLocation": {"artifactLocation": {"uri": anchor_file(root, finding.stage)}},
+        "logicalLocations": [{"fullyQualifiedName": finding.location}],
+    }
 
 
 def not_run(result: StageResult) -> JsonObject:
