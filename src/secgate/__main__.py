@@ -148,25 +148,23 @@ def _scan(
 
 
 def _run(ctx: ScanContext, names: list[str], with_dast_stack: bool) -> list[StageResult]:
-    """Run the stages, inside a throwaway stack when DAST needs one."""
+    """Run the stages in order; with --with-dast-stack, DAST runs inside a throwaway stack."""
     if not (with_dast_stack and "dast" in names):
         return run_stages(ctx, names)
+    by_stage = {r.stage: r for r in run_stages(ctx, [n for n in names if n != "dast"])}
+    by_stage["dast"] = _dast_in_throwaway_stack(ctx)
+    return [by_stage[name] for name in names]
+
+
+def _dast_in_throwaway_stack(ctx: ScanContext) -> StageResult:
+    """Start the stack only for DAST; a stack that cannot start fails DAST, not the run."""
     with contextlib.ExitStack() as cleanup:
         try:
             target = cleanup.enter_context(throwaway_stack(ctx.root))
-        except Exception as exc:  # noqa: BLE001 - a stack that cannot start fails DAST only
-            error = f"DAST stack did not start: {exc}"
-            return [
-                StageResult(name, ran=False, error=error) if name == "dast" else result
-                for name, result in zip(names, _run_except_dast(ctx, names), strict=True)
-            ]
-        return run_stages(dataclasses.replace(ctx, options={**target, **ctx.options}), names)
-
-
-def _run_except_dast(ctx: ScanContext, names: list[str]) -> list[StageResult]:
-    """Results in ``names`` order, with a placeholder where DAST would be."""
-    results = iter(run_stages(ctx, [n for n in names if n != "dast"]))
-    return [StageResult("dast", ran=False) if n == "dast" else next(results) for n in names]
+        except Exception as exc:  # noqa: BLE001 - reported as the stage's error
+            return StageResult("dast", ran=False, error=f"DAST stack did not start: {exc}")
+        [result] = run_stages(dataclasses.replace(ctx, options={**target, **ctx.options}), ["dast"])
+        return result
 
 
 def print_summary(

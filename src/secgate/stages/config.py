@@ -94,8 +94,8 @@ def zizmor_finding(ctx: ScanContext, item: dict[str, Any]) -> Finding:
         stage=STAGE,
         tool="zizmor",
         rule_id=rule_id,
-        severity=Severity.parse(str(determinations.get("severity", "medium"))),
-        confidence=Confidence.parse(str(determinations.get("confidence", "medium"))),
+        severity=_severity(determinations.get("severity")),
+        confidence=_confidence(determinations.get("confidence")),
         message=f"{item.get('desc', rule_id)}: {annotation}" if annotation else str(item["desc"]),
         location=f"{path}:{line}",
         fingerprint=code_fingerprint("zizmor", rule_id, path, feature + annotation),
@@ -107,6 +107,21 @@ def zizmor_finding(ctx: ScanContext, item: dict[str, Any]) -> Finding:
         path=path,
         line=line,
     )
+
+
+def _severity(word: object) -> Severity:
+    """zizmor can also say "Unknown": that must not crash the stage, nor hide the finding."""
+    try:
+        return Severity.parse(str(word))
+    except KeyError:
+        return Severity.MEDIUM
+
+
+def _confidence(word: object) -> Confidence:
+    try:
+        return Confidence.parse(str(word))
+    except KeyError:
+        return Confidence.MEDIUM
 
 
 # --- check-jsonschema -------------------------------------------------------
