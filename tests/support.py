@@ -1,13 +1,21 @@
-"""Small assertion helpers shared by test modules."""
+"""Helpers shared by test modules and tests/perf: assertions, test PKI, the real API server."""
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import requests
+from pydantic import SecretStr
+
 from eventsvc.domain import RequestContext
+from eventsvc.settings import Settings
 
 # The actor of changes that tests make directly through the stores.
 TEST_CONTEXT = RequestContext(actor="token:pytest-fixture")
@@ -103,3 +111,88 @@ class ApiServer:
 
     def log_text(self) -> str:
         return self.log_file.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_api_server(
+    workdir: Path,
+    settings: Settings,
+    *,
+    username: str,
+    password: SecretStr,
+    token_pepper: SecretStr,
+    audit_key: bytes,
+    token: str,
+    workers: int = 1,
+) -> ApiServer:
+    """Start ``python -m eventsvc.server`` (gunicorn, HTTPS with a throwaway CA) on a free port.
+
+    It talks to the MongoDB of ``settings`` with the given SCRAM user and uses
+    its rate limits; returns once ``/healthz`` answers. Used by the
+    ``api_server`` fixture and by tests/perf/loadtest.py. Call ``stop()``.
+    """
+    ca_file, cert_file, key_file = write_test_pki(workdir / "pki")
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(workdir),
+        **coverage_env(),
+        "EVENTSVC_PROFILE": "test",
+        "EVENTSVC_BIND": f"127.0.0.1:{port}",
+        "EVENTSVC_WORKERS": str(workers),
+        "EVENTSVC_TLS_CERT_FILE": str(cert_file),
+        "EVENTSVC_TLS_KEY_FILE": str(key_file),
+        "EVENTSVC_MONGODB_HOSTS": settings.mongodb_hosts,
+        "EVENTSVC_MONGODB_REPLICA_SET": settings.mongodb_replica_set or "",
+        "EVENTSVC_MONGODB_TLS": "false",
+        "EVENTSVC_MONGODB_AUTH_MODE": "scram",
+        "EVENTSVC_MONGODB_USERNAME": username,
+        "EVENTSVC_MONGODB_PASSWORD": password.get_secret_value(),
+        "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
+        "EVENTSVC_AUDIT_HMAC_KEY": audit_key.decode(),
+        "EVENTSVC_RATE_LIMIT_PER_ADDRESS": settings.rate_limit_per_address,
+        "EVENTSVC_RATE_LIMIT_PER_TOKEN": settings.rate_limit_per_token,
+    }
+    log_file = workdir / "server.log"
+    with log_file.open("wb") as log_handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "eventsvc.server"],
+            env=env,
+            stdout=log_handle,
+            stderr=subprocess.STDOUT,
+        )
+    server = ApiServer(f"https://127.0.0.1:{port}", ca_file, port, process, log_file, token)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if requests.get(f"{server.base_url}/healthz", verify=str(ca_file), timeout=1).ok:
+                return server
+        except requests.RequestException:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"eventsvc server did not start:\n{server.log_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def coverage_env() -> dict[str, str]:
+    """Coverage's variables, for children started with a hand-made environment.
+
+    Under ``make test`` coverage measures subprocesses through
+    COVERAGE_PROCESS_CONFIG (pyproject: ``patch = ["subprocess"]``).
+    """
+    names = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
+    return {name: os.environ[name] for name in names if name in os.environ}

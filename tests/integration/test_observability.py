@@ -46,7 +46,7 @@ from eventsvc.observability import (
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import TEST_CONTEXT, write_test_pki
+from support import TEST_CONTEXT, coverage_env, write_test_pki
 
 APP_USERNAME = "eventsvc-test"  # tests/conftest.py's app user
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -308,6 +308,7 @@ def observed_server(
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "HOME": str(workdir),
+        **coverage_env(),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
         "EVENTSVC_PROFILE": "test",
         "EVENTSVC_BIND": f"127.0.0.1:{port}",

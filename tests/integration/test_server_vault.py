@@ -19,6 +19,7 @@ import pytest
 from vault_support import Stack, start_stack
 
 from eventsvc.devstack.openbao import deliver_wrapped_secret_id, role_id, start_openbao
+from support import coverage_env
 
 NO_PKI_POLICY = """
 path "kv/data/eventsvc/*" { capabilities = ["read"] }
@@ -42,6 +43,7 @@ def server_env(
     return {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(tmp_path),
+        **coverage_env(),
         "EVENTSVC_PROFILE": "dev",
         "EVENTSVC_BIND": "127.0.0.1:0",
         "EVENTSVC_VAULT_ADDR": addr,

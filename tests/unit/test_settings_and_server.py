@@ -12,6 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from eventsvc.server import Credentials, gunicorn_options
 from eventsvc.settings import Settings, UnsafeSettingsError
+from support import coverage_env
 
 
 def test_prod_refuses_unsafe_settings_listing_every_reason() -> None:
@@ -88,6 +89,7 @@ def test_server_exits_2_with_one_line_on_unsafe_prod_config(tmp_path: Path) -> N
         env={
             "PATH": "/usr/bin:/bin",
             "HOME": str(tmp_path),
+            **coverage_env(),
             "EVENTSVC_PROFILE": "prod",
             "EVENTSVC_DEBUG": "true",
         },
@@ -106,7 +108,12 @@ def test_server_exits_2_with_one_line_on_unsafe_prod_config(tmp_path: Path) -> N
 def test_server_reports_invalid_values_by_variable_name(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "eventsvc.server"],
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "EVENTSVC_MAX_BODY_BYTES": "1"},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            **coverage_env(),
+            "EVENTSVC_MAX_BODY_BYTES": "1",
+        },
         capture_output=True,
         text=True,
         timeout=60,

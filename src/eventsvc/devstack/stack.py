@@ -67,7 +67,16 @@ PREFERRED_API_PORT = 8443
 API_READY_TIMEOUT_S = 60.0
 API_STOP_TIMEOUT_S = 40.0  # gunicorn's graceful_timeout is 30 s
 # Passed through to the API; nothing else from this process's environment is.
-API_INHERITED_ENV = ("PATH", "PYTHONPATH", "LANG", "LC_ALL", "TZ", "COVERAGE_PROCESS_START")
+API_INHERITED_ENV = (
+    "PATH",
+    "PYTHONPATH",
+    "LANG",
+    "LC_ALL",
+    "TZ",
+    # Coverage of the API process when the test suite starts the stack.
+    "COVERAGE_PROCESS_START",
+    "COVERAGE_PROCESS_CONFIG",
+)
 
 
 class StackError(RuntimeError):
@@ -359,7 +368,7 @@ def _last_line(path: Path) -> str:
 
 
 def pick_api_port(preferred: int = PREFERRED_API_PORT) -> int:
-    """``preferred`` if it is free on 127.0.0.1, else any free port."""
+    """``preferred`` if it is free on 127.0.0.1, else any free port (0: any free port)."""
     for candidate in (preferred, 0):
         with socket.socket() as probe:
             try:
@@ -466,7 +475,7 @@ def start_stack(
 
         step("starting mongod")
         mark = time.monotonic()
-        port = api_port if api_port is not None else pick_api_port()
+        port = pick_api_port(PREFERRED_API_PORT if api_port is None else api_port)
         root = bao.root_client()
         vault_env = api_environment(paths, bao, boot, port, extra=api_env)
         subject = app_client_subject(definition, vault_config_for(vault_env))
