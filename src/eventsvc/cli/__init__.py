@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from eventsvc.cli.admin import audit_group, token_group
 from eventsvc.cli.commands import cli
+
+cli.add_command(token_group)
+cli.add_command(audit_group)
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import secrets
 import ssl
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -30,6 +30,9 @@ from eventsvc.cli.safe_text import one_line
 JsonObject = dict[str, Any]
 
 API_PREFIX = "/api/v1/events"
+TOKENS_PATH = "/api/v1/tokens"
+AUDIT_PATH = "/api/v1/audit"
+NDJSON = "application/x-ndjson"
 UNAUTHENTICATED_HINT = (
     "no token configured: set EVENTSVC_TOKEN or token in the config file (mode 0600)"
 )
@@ -133,6 +136,50 @@ class EventsClient:
         """DELETE one event."""
         self._request("DELETE", _event_path(event_id))
 
+    def create_token(self, owner: str, scopes: Sequence[str], ttl_days: int | None) -> JsonObject:
+        """POST a new token; the answer holds the plaintext token, the only time it exists.
+
+        Not idempotent: if the answer is lost and the retry succeeds, the first
+        token exists unseen (listable and revocable, but never usable).
+        """
+        body: JsonObject = {"owner": owner, "scopes": list(scopes)}
+        if ttl_days is not None:
+            body["ttl_days"] = ttl_days
+        return _json_object(self._request("POST", TOKENS_PATH, json=body))
+
+    def list_tokens(self) -> JsonObject:
+        """GET ``{"items": [...]}``: token records, never a token."""
+        listing = _json_object(self._request("GET", TOKENS_PATH))
+        if not isinstance(listing.get("items"), list):
+            raise ClientError("unexpected response from server: list has no 'items' array")
+        return listing
+
+    def revoke_token(self, token_id: str) -> JsonObject:
+        """DELETE (revoke) one token; the record stays, with ``revoked_at``."""
+        return _json_object(self._request("DELETE", f"{TOKENS_PATH}/{quote(token_id, safe='')}"))
+
+    def iter_audit_export(self, start: str | None, end: str | None) -> Iterator[bytes]:
+        """Stream GET /api/v1/audit as the server sent it (NDJSON bytes, in chunks).
+
+        A body cut off by the network raises ClientError; the caller must then
+        discard what it received.
+        """
+        given = {"from": start, "to": end}
+        params = {key: value for key, value in given.items() if value is not None}
+        response = self._request("GET", AUDIT_PATH, params=params, stream=True)
+        with response:
+            media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if media_type != NDJSON:
+                raise ClientError(
+                    f"unexpected response from server: {_status_line(response)} is not {NDJSON}"
+                )
+            try:
+                yield from response.iter_content(chunk_size=64 * 1024)
+            except requests.exceptions.RequestException as exc:
+                raise ClientError(
+                    f"audit export from {self._config.url} broke off: {one_line(_reason(exc))}"
+                ) from None
+
     def _request(
         self,
         method: str,
@@ -141,6 +188,7 @@ class EventsClient:
         json: JsonObject | None = None,
         params: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
+        stream: bool = False,
     ) -> requests.Response:
         """Send one request with timeout and pinned TLS trust; raise ClientError on failure."""
         try:
@@ -153,6 +201,7 @@ class EventsClient:
                 timeout=self._config.timeout,
                 verify=str(self._config.ca_file) if self._config.ca_file else True,
                 allow_redirects=False,
+                stream=stream,
             )
         except requests.exceptions.RequestException as exc:
             raise ClientError(self._describe_failure(exc)) from None

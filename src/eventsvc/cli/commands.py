@@ -115,7 +115,7 @@ def cli(
     )
 
 
-def _client(ctx: click.Context) -> EventsClient:
+def api_client(ctx: click.Context) -> EventsClient:
     """Build the client from the merged configuration; closed when the command ends."""
     flags = ctx.find_object(ConfigFlags) or ConfigFlags()
     client = EventsClient(load_config(flags, os.environ))
@@ -150,7 +150,7 @@ def start(
 ) -> None:
     """Start an event called NAME (default start time: the server's clock)."""
     attributes = _parse_attributes(attrs)
-    event = _client(ctx).create_event(name, start_event, attributes)
+    event = api_client(ctx).create_event(name, start_event, attributes)
     print_json(event) if as_json else print_event(event)
 
 
@@ -161,7 +161,7 @@ def start(
 @click.pass_context
 def stop(ctx: click.Context, event_id: str, stop_event: str | None, as_json: bool) -> None:
     """Stop the running event ID (default stop time: the server's clock)."""
-    event = _client(ctx).stop_event(event_id, stop_event)
+    event = api_client(ctx).stop_event(event_id, stop_event)
     print_json(event) if as_json else print_event(event)
 
 
@@ -196,7 +196,7 @@ def list_(
     status = "open" if only_open else "stopped" if only_stopped else None
     given = {"from": from_, "to": to, "name": name, "status": status, "limit": limit}
     filters = {key: str(value) for key, value in given.items() if value is not None}
-    client = _client(ctx)
+    client = api_client(ctx)
     if all_pages:
         items = [item for page in client.iter_pages(filters) for item in page["items"]]
         page: JsonObject = {"items": items, "next": None}
@@ -216,7 +216,7 @@ def list_(
 @click.pass_context
 def show(ctx: click.Context, event_id: str, as_json: bool) -> None:
     """Show the event ID."""
-    event = _client(ctx).get_event(event_id)
+    event = api_client(ctx).get_event(event_id)
     print_json(event) if as_json else print_event(event)
 
 
@@ -225,7 +225,7 @@ def show(ctx: click.Context, event_id: str, as_json: bool) -> None:
 @click.pass_context
 def delete(ctx: click.Context, event_id: str) -> None:
     """Delete the event ID."""
-    _client(ctx).delete_event(event_id)
+    api_client(ctx).delete_event(event_id)
     click.echo(f"deleted event {event_id}")
 
 

@@ -72,6 +72,45 @@ def print_event(event: Mapping[str, Any]) -> None:
     _console().print(table)
 
 
+def print_tokens(tokens: Iterable[Mapping[str, Any]]) -> None:
+    """Print token records as a table; a record never holds the token itself."""
+    table = Table(box=None, header_style="bold")
+    table.add_column("ID", no_wrap=True)
+    table.add_column("OWNER", overflow="fold")
+    table.add_column("SCOPES", overflow="fold")
+    table.add_column("EXPIRES", no_wrap=True)
+    table.add_column("REVOKED", no_wrap=True)
+    count = 0
+    for token in tokens:
+        count += 1
+        scopes = token.get("scopes")
+        revoked = token.get("revoked_at")
+        table.add_row(
+            _cell(token.get("id")),
+            _cell(token.get("owner")),
+            _cell(",".join(str(s) for s in scopes) if isinstance(scopes, list) else scopes),
+            _cell(_seconds(token.get("expires_at"))),
+            Text("no", style="green") if revoked is None else _cell(_seconds(revoked)),
+        )
+    if count == 0:
+        click.echo("no tokens")
+        return
+    _console().print(table)
+
+
+def print_token(created: Mapping[str, Any]) -> None:
+    """Print a new token (its only appearance) and its record as 'field  value' rows."""
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    for key in ("token", "id", "owner", "scopes", "created_at", "expires_at", "created_by"):
+        value = created.get(key)
+        if key == "scopes" and isinstance(value, list):
+            value = ", ".join(str(scope) for scope in value)
+        table.add_row(key, _cell(value))
+    _console().print(table)
+
+
 def _console() -> Console:
     """A console with markup, emoji and highlighting off: we print data, not templates."""
     console = Console(markup=False, emoji=False, highlight=False)
