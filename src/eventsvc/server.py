@@ -215,7 +215,8 @@ def gunicorn_options(settings: Settings, credentials: Credentials) -> dict[str, 
     """gunicorn settings for a JSON API; HTTPS whenever a certificate is available."""
     options: dict[str, Any] = {
         "bind": [settings.bind],
-        "worker_class": "gthread",
+        # gthread, plus the verified client certificate's subject for the app.
+        "worker_class": "eventsvc.tlsworker.ClientCertThreadWorker",
         "workers": settings.workers or (os.cpu_count() or 1),
         "threads": THREADS_PER_WORKER,
         "timeout": 30,

@@ -172,3 +172,26 @@ def test_invalid_token_requests_are_400(client: FlaskClient, body: dict[str, Any
     response = client.post("/api/v1/tokens", json=body)
     assert response.status_code == 400
     problem_of(response)
+
+
+def test_a_route_can_require_a_client_certificate(
+    app: Flask, make_token: Callable[..., str]
+) -> None:
+    from eventsvc.auth import CLIENT_CERT_SUBJECT_ENVIRON, require_scope
+
+    @app.get("/api/v1/cert-only")
+    @require_scope("events:read", client_cert=True)
+    def cert_only() -> dict[str, str]:
+        return {"ok": "yes"}
+
+    client = app.test_client()
+    headers = {"Authorization": f"Bearer {make_token('events:read')}"}
+    without = client.get("/api/v1/cert-only", headers=headers)
+    assert without.status_code == 403
+    assert "client certificate" in problem_of(without)["detail"]
+    with_cert = client.get(
+        "/api/v1/cert-only",
+        headers=headers,
+        environ_base={CLIENT_CERT_SUBJECT_ENVIRON: "CN=ci,OU=eventsvc-clients"},
+    )
+    assert with_cert.status_code == 200

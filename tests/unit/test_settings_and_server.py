@@ -71,7 +71,7 @@ def test_gunicorn_options_for_https_and_mtls(tmp_path: Path) -> None:
     options = gunicorn_options(
         settings, Credentials(tls_cert_file=tmp_path / "c", tls_key_file=tmp_path / "k")
     )
-    assert options["worker_class"] == "gthread"
+    assert options["worker_class"] == "eventsvc.tlsworker.ClientCertThreadWorker"
     assert options["workers"] == 3
     assert options["certfile"] == str(tmp_path / "c")
     assert options["cert_reqs"] == ssl.CERT_REQUIRED
