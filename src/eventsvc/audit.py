@@ -70,7 +70,7 @@ from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from eventsvc.domain import to_bson_precision
+from eventsvc.domain import RequestContext, to_bson_precision
 
 log = logging.getLogger(__name__)
 
@@ -445,6 +445,32 @@ class AuditLog:
             self._set_state(chain, _ChainState(_head_of(record)))
         self._count_and_maybe_checkpoint()
         return record
+
+    def append_change(
+        self,
+        context: RequestContext,
+        action: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+        *,
+        session: ClientSession,
+    ) -> AuditRecord:
+        """Record a successful change inside its transaction (target: the document's _id)."""
+        target = str((after or before or {}).get("_id"))
+        return self.append(
+            AuditEntry(
+                actor=context.actor,
+                action=action,
+                target=target,
+                outcome="success",
+                before=before,
+                after=after,
+                client_address=context.client_address,
+                request_id=context.request_id,
+                trace_id=context.trace_id,
+            ),
+            session=session,
+        )
 
     def _thread_chain(self) -> str:
         """This thread's chain id, created on its first append.

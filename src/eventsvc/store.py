@@ -42,7 +42,7 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from eventsvc.audit import AuditEntry, AuditLog
+from eventsvc.audit import AuditLog
 from eventsvc.domain import (
     Event,
     EventNotFound,
@@ -286,6 +286,25 @@ def connect(
     return MongoClient(**options)
 
 
+def run_in_transaction(client: MongoClient[Document], work: Callable[[ClientSession], T]) -> T:
+    """Run ``work`` in a majority-committed transaction, retried on transient errors.
+
+    ``with_transaction`` re-runs ``work`` after a write conflict, so a
+    concurrent change is re-read and re-checked, never overwritten. Database
+    outages surface as StoreUnavailable.
+    """
+
+    def run() -> T:
+        with client.start_session() as session:
+            return session.with_transaction(
+                work,
+                read_concern=ReadConcern("snapshot"),
+                write_concern=WriteConcern(w="majority", j=True),
+            )
+
+    return unavailable_on_connection_errors(run)
+
+
 class EventStore:
     """Events in MongoDB.
 
@@ -366,21 +385,7 @@ class EventStore:
     # without its record, no record of a change that did not happen.
 
     def _in_transaction(self, work: Callable[[ClientSession], T]) -> T:
-        """Run ``work`` in a majority-committed transaction, retried on transient errors.
-
-        ``with_transaction`` re-runs ``work`` after a write conflict, so a
-        concurrent change is re-read and re-checked, never overwritten.
-        """
-
-        def run() -> T:
-            with self._client.start_session() as session:
-                return session.with_transaction(
-                    work,
-                    read_concern=ReadConcern("snapshot"),
-                    write_concern=WriteConcern(w="majority", j=True),
-                )
-
-        return unavailable_on_connection_errors(run)
+        return run_in_transaction(self._client, work)
 
     def create(
         self,
@@ -510,21 +515,9 @@ class EventStore:
 
         If the record cannot be written, the change is not made either.
         """
-        target = str((after or before or {}).get("_id"))
         with count_audit_failures():
-            self._audit.append(
-                AuditEntry(
-                    actor=context.actor,
-                    action=action,
-                    target=target,
-                    outcome="success",
-                    before=_audit_state(before),
-                    after=_audit_state(after),
-                    client_address=context.client_address,
-                    request_id=context.request_id,
-                    trace_id=context.trace_id,
-                ),
-                session=session,
+            self._audit.append_change(
+                context, action, _audit_state(before), _audit_state(after), session=session
             )
 
     # --- queries --------------------------------------------------------

@@ -19,17 +19,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
-from pymongo import ASCENDING, IndexModel, ReturnDocument
+from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import CollectionInvalid
-from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from eventsvc.audit import AuditEntry, AuditLog
+from eventsvc.audit import AuditLog
 from eventsvc.domain import DomainError, RequestContext, utc_now
-from eventsvc.store import unavailable_on_connection_errors
+from eventsvc.metrics import count_audit_failures
+from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
 
 log = logging.getLogger(__name__)
 
@@ -147,17 +147,8 @@ class TokenStore:
         )
 
     def _in_transaction(self, work: Callable[[ClientSession], T]) -> T:
-        """A token change and its audit record commit together (see EventStore)."""
-
-        def run() -> T:
-            with self._database.client.start_session() as session:
-                return session.with_transaction(
-                    work,
-                    read_concern=ReadConcern("snapshot"),
-                    write_concern=WriteConcern(w="majority", j=True),
-                )
-
-        return unavailable_on_connection_errors(run)
+        """A token change and its audit record commit together."""
+        return run_in_transaction(self._database.client, work)
 
     def _audit_change(
         self,
@@ -167,21 +158,8 @@ class TokenStore:
         before: Document | None,
         after: Document | None,
     ) -> None:
-        target = str((after or before or {}).get("_id"))
-        self._audit.append(
-            AuditEntry(
-                actor=context.actor,
-                action=action,
-                target=target,
-                outcome="success",
-                before=before,
-                after=after,
-                client_address=context.client_address,
-                request_id=context.request_id,
-                trace_id=context.trace_id,
-            ),
-            session=session,
-        )
+        with count_audit_failures():
+            self._audit.append_change(context, action, before, after, session=session)
 
     def ensure_schema(self) -> None:
         with suppress(CollectionInvalid):
@@ -278,18 +256,14 @@ class TokenStore:
     def revoke(self, token_id: str, context: RequestContext) -> TokenInfo:
         """Mark a token revoked (kept for the audit trail, never deleted). Idempotent."""
 
-        def work(session: ClientSession) -> Document | None:
-            return self._tokens.find_one_and_update(
+        def revoke_and_audit(session: ClientSession) -> None:
+            before = self._tokens.find_one_and_update(
                 {"_id": token_id, "revoked_at": None},
                 {"$set": {"revoked_at": utc_now()}},
-                return_document=ReturnDocument.AFTER,
                 session=session,
             )
-
-        def revoke_and_audit(session: ClientSession) -> None:
-            after = work(session)
-            if after is not None:
-                before = {**after, "revoked_at": None}
+            if before is not None:  # already revoked: nothing changes, nothing to audit
+                after = self._tokens.find_one({"_id": token_id}, session=session)
                 self._audit_change(session, context, "token.revoke", before, after)
 
         self.get(token_id)  # 404 for an unknown id
