@@ -21,7 +21,7 @@ import sys
 from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
@@ -31,6 +31,9 @@ from eventsvc.cli.config import ConfigError
 from eventsvc.cli.render import print_json, print_token, print_tokens
 from eventsvc.cli.safe_text import one_line
 from eventsvc.cli.timestamps import TimestampParam
+
+if TYPE_CHECKING:
+    from eventsvc.vault import VaultSession
 
 _TOKEN_ID = re.compile(r"[a-z0-9]{16}")
 _TIMESTAMP = TimestampParam()
@@ -141,16 +144,10 @@ def token_bootstrap(
             token, record = mint_bootstrap_token(
                 pepper, owner, extra_scopes, timedelta(days=ttl_days)
             )
-            # cas=0: written only if absent, so a second bootstrap cannot replace the first.
-            session.write(path, {"options": {"cas": 0}, "data": record.to_kv()})
+            _write_once(session, path, record.to_kv())
     except ValueError as exc:  # a bad owner or scope, before anything was written
         raise click.UsageError(str(exc)) from None
     except VaultError as exc:
-        if "check-and-set" in str(exc):
-            raise CommandFailed(
-                f"a bootstrap token is already in Vault ({path}); the service imports it when"
-                " it starts. To replace it, an operator with delete rights removes it first"
-            ) from None
         raise CommandFailed(f"vault: {exc}") from None
     except ConfigError as exc:
         raise ConfigurationFailed(str(exc)) from None
@@ -165,6 +162,22 @@ def token_bootstrap(
         click.echo(f"expires_at  {record.to_kv()['expires_at']}")
         click.echo(f"stored as   {path} (digest only; imported at the next service start)")
     click.echo(STORE_WARNING, err=True)
+
+
+def _write_once(session: VaultSession, path: str, data: dict[str, Any]) -> None:
+    """Create the record only if absent (check-and-set 0; the policy grants create only)."""
+    from eventsvc.vault import VaultError, VaultPermissionDenied
+
+    try:
+        session.write(path, {"options": {"cas": 0}, "data": data})
+    except (VaultPermissionDenied, VaultError) as exc:
+        if isinstance(exc, VaultPermissionDenied) or "check-and-set" in str(exc):
+            raise CommandFailed(
+                f"vault refused to write {path}: a bootstrap token is already there (the"
+                " service imports it when it starts; replacing it needs an operator allowed to"
+                " delete it), or this Vault token lacks the eventsvc-bootstrap-admin policy"
+            ) from None
+        raise
 
 
 def _without_token(record: Any) -> JsonObject:
