@@ -163,3 +163,18 @@ def test_wrapped_secret_id_for_another_path_is_refused(stack: Stack, tmp_path: P
         other["wrap_info"]["token"] + "\n", encoding="ascii"
     )
     assert_one_line_failure(run_server(env), "refusing to unwrap")
+
+
+def test_token_auth_outside_the_dev_profile_is_refused(stack: Stack, tmp_path: Path) -> None:
+    env = stack_env(stack, tmp_path)
+    token_file = tmp_path / "vault-token"
+    token_file.write_text(stack.bao.root_token + "\n", encoding="ascii")
+    token_file.chmod(0o600)
+    env |= {
+        "EVENTSVC_PROFILE": "test",
+        "EVENTSVC_VAULT_AUTH_METHOD": "token",
+        "EVENTSVC_VAULT_TOKEN_FILE": str(token_file),
+    }
+    result = run_server(env)
+    assert_one_line_failure(result, "token is allowed in the dev profile only")
+    assert stack.bao.root_token not in result.stderr + result.stdout
