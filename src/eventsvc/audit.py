@@ -66,11 +66,12 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid, DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.domain import RequestContext, to_bson_precision
+from eventsvc.schema import ensure_collection
 
 log = logging.getLogger(__name__)
 
@@ -403,10 +404,7 @@ class AuditLog:
             (AUDIT, AUDIT_VALIDATOR, AUDIT_INDEXES),
             (AUDIT_CHECKPOINTS, CHECKPOINTS_VALIDATOR, CHECKPOINT_INDEXES),
         ):
-            try:
-                self._database.create_collection(name, validator=validator)
-            except CollectionInvalid:
-                self._database.command("collMod", name, validator=validator)
+            ensure_collection(self._database, name, validator)
             self._database[name].create_indexes(indexes)
         log.info("audit schema ready (validators and indexes on %s, %s)", AUDIT, AUDIT_CHECKPOINTS)
 

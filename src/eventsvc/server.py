@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import closing, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -39,6 +39,7 @@ from pymongo.errors import PyMongoError
 
 from eventsvc.app import create_app
 from eventsvc.audit import AuditLog, start_checkpoints
+from eventsvc.bootstrap import BootstrapInvalid, import_bootstrap_token
 from eventsvc.metrics import start_metrics_server, worker_exited
 from eventsvc.observability import configure_logging, init_tracing
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
@@ -467,10 +468,23 @@ def _start_from_vault(settings: Settings) -> tuple[Settings, Credentials, VaultS
         _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
     try:
         settings, credentials = credentials_from_vault(settings, session)
-    except (VaultError, OSError) as error:
+        import_admin_bootstrap(settings, credentials, session)
+    except (VaultError, OSError, BootstrapInvalid, PyMongoError, StoreUnavailable) as error:
         session.shutdown()  # revoke the token and whatever was issued before the failure
         _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
     return settings, credentials, session
+
+
+def import_admin_bootstrap(
+    settings: Settings, credentials: Credentials, vault: VaultSession
+) -> None:
+    """Register the operator's first admin token (its digest only) if Vault holds one.
+
+    Runs in the master on a short-lived client, closed before workers fork.
+    """
+    with closing(build_store(settings, credentials)) as store:
+        store.ensure_schema()
+        import_bootstrap_token(vault, build_token_store(store, credentials))
 
 
 def _fail(status: int, message: str) -> Any:

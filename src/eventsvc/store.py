@@ -20,7 +20,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +33,6 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import (
-    CollectionInvalid,
     ConnectionFailure,
     DuplicateKeyError,
     OperationFailure,
@@ -53,6 +51,7 @@ from eventsvc.domain import (
     utc_now,
 )
 from eventsvc.metrics import MongoPoolMetrics, count_audit_failures
+from eventsvc.schema import ensure_collection
 from eventsvc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -367,12 +366,8 @@ class EventStore:
 
         def create() -> None:
             database = self._client[self._database]
-            try:
-                database.create_collection(EVENTS, validator=EVENTS_VALIDATOR)
-            except CollectionInvalid:
-                database.command("collMod", EVENTS, validator=EVENTS_VALIDATOR)
-            with suppress(CollectionInvalid):
-                database.create_collection(IDEMPOTENCY_KEYS)
+            ensure_collection(database, EVENTS, EVENTS_VALIDATOR)
+            ensure_collection(database, IDEMPOTENCY_KEYS)
             database[EVENTS].create_indexes(EVENTS_INDEXES)
             database[IDEMPOTENCY_KEYS].create_indexes(IDEMPOTENCY_INDEXES)
 

@@ -14,7 +14,6 @@ import logging
 import re
 import secrets
 from collections.abc import Callable, Iterable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -23,12 +22,12 @@ from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import CollectionInvalid
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.audit import AuditLog
 from eventsvc.domain import DomainError, RequestContext, utc_now
 from eventsvc.metrics import count_audit_failures
+from eventsvc.schema import ensure_collection
 from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
 
 log = logging.getLogger(__name__)
@@ -162,8 +161,7 @@ class TokenStore:
             self._audit.append_change(context, action, before, after, session=session)
 
     def ensure_schema(self) -> None:
-        with suppress(CollectionInvalid):
-            self._database.create_collection(TOKENS)
+        ensure_collection(self._database, TOKENS)
         self._tokens.create_indexes([IndexModel([("owner", ASCENDING)], name="owner")])
 
     def create(

@@ -394,3 +394,15 @@ def test_no_secret_reaches_logs_errors_or_reprs(
     ]
     assert caplog.records, "nothing was logged: the test would prove nothing"
     assert_no_secret_in("\n".join([caplog.text, *errors, *reprs]), secrets)
+
+
+def test_app_token_is_periodic_so_a_healthy_service_never_logs_in_again(
+    session: VaultSession,
+) -> None:
+    """A max TTL would force a daily re-login with a single-use secret_id."""
+    before = session.token
+    session.renew_or_log_in()
+    looked_up = session._client.auth.token.lookup_self()["data"]  # noqa: SLF001 - test inspects
+    assert looked_up["period"] == 3600
+    assert looked_up["explicit_max_ttl"] == 0
+    assert session.token.accessor == before.accessor  # renewed, not a new login

@@ -567,8 +567,14 @@ def _launch_on_free_port(
 def _spawn(args: list[str], logpath: Path) -> subprocess.Popen[bytes]:
     """Start mongod; its stdout/stderr (early errors only) go to a file beside the log."""
     with _console_path(logpath).open("ab") as console:
+        # Own session: a Ctrl-C meant for `make run` must not kill mongod
+        # before the API has drained; the stack runner stops it last.
         process = subprocess.Popen(  # noqa: S603 - fixed argv, absolute paths
-            args, stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=console,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     _LIVE_PROCESSES.add(process)
     return process
