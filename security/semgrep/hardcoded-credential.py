@@ -47,3 +47,11 @@ ENV_NAMES = {
 class RateLimits:
     # ok: hardcoded-credential
     rate_limit_per_token: str = "600/minute"
+
+
+# ok: hardcoded-credential
+BOOTSTRAP_SECRET = "bootstrap-token"
+# ok: hardcoded-credential
+APP_SECRET_PATH = "kv/data/eventsvc/app"
+# ruleid: hardcoded-credential
+ROOT_TOKEN = "s.Xk29fLq0Zr8"

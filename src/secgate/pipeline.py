@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-import subprocess  # nosec B404 - git is run with a fixed argument list
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from secgate import git
 from secgate.model import ScanContext, StageResult
 from secgate.stages import run_stage
 
@@ -32,27 +32,9 @@ class RunInfo:
     stages: list[str] = field(default_factory=list)
 
 
-def git_commit(root: Path) -> str:
-    """Full commit hash of HEAD in ``root`` ("unknown" outside a git checkout)."""
-    git = shutil.which("git")
-    if git is None:
-        return "unknown"
-    try:
-        done = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
-            [git, "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return done.stdout.strip() or "unknown"
-
-
 def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetime) -> RunInfo:
     """Create ``<reports_base>/<run-id>/`` and describe the run."""
-    commit = git_commit(root)
+    commit = git.commit(root)
     run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{commit[:8]}"
     report_dir = reports_base / run_id
     suffix = 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 from pathlib import Path
 
 from secgate_support import context, copy_fixture
@@ -105,3 +106,15 @@ def test_baseline_exclude_patterns_and_report_dir_are_honoured(tmp_path: Path) -
     result = run_stage("secrets", context(root, reports / "new-run"))
     assert result.ran, result.error
     assert result.findings == []
+
+
+def test_in_a_git_checkout_what_could_be_committed_is_scanned(tmp_path: Path) -> None:
+    """Untracked files count (``git add .`` would take them); gitignored ones do not."""
+    root = copy_fixture("clean", tmp_path)
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    (root / ".gitignore").write_text("local/\n", encoding="utf-8")
+    (root / "local").mkdir()
+    (root / "local" / "keys.py").write_text(f'KEY = "{FAKE_AWS_KEY}"\n', encoding="utf-8")
+    (root / "src" / "app" / "new.py").write_text(f'KEY = "{FAKE_AWS_KEY}"\n', encoding="utf-8")
+    result = run_stage("secrets", context(root, tmp_path / "reports"))
+    assert {f.location for f in result.findings} == {"src/app/new.py:1"}

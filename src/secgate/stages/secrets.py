@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from secgate import git
 from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
 from secgate.tools import ToolFailed, run_tool
 
@@ -50,7 +51,7 @@ def run(ctx: ScanContext) -> StageResult:
     excludes = _exclude_patterns(ctx, committed)
     args = ["scan", "--all-files", "--baseline", str(scanned.absolute())]
     args += [arg for pattern in excludes for arg in ("--exclude-files", pattern)]
-    run_tool(ctx, TOOL, [*args, "--", *_top_level_paths(ctx.root, excludes)])
+    run_tool(ctx, TOOL, [*args, "--", *_paths_to_scan(ctx.root, excludes)])
     result.artifacts.append(scanned)
     report = _load(scanned)
     # The scan rewrote the copy, so its "version" is the detect-secrets that just ran.
@@ -82,15 +83,20 @@ def _exclude_patterns(ctx: ScanContext, baseline: dict[str, Any]) -> list[str]:
     return patterns
 
 
-def _top_level_paths(root: Path, patterns: list[str]) -> list[str]:
-    """Top-level entries not excluded, so detect-secrets never walks .venv* or .git (~3 s)."""
+def _paths_to_scan(root: Path, patterns: list[str]) -> list[str]:
+    """What could be committed (git's view, .gitignore applied), minus the excludes.
+
+    Outside a git checkout: the top-level entries that are not excluded. Either
+    way detect-secrets never walks .venv*/.git (seconds) and is handed no path
+    the baseline excludes.
+    """
     compiled = [re.compile(p) for p in patterns]
-    paths = []
-    for entry in sorted(root.iterdir()):
-        name = f"{entry.name}/" if entry.is_dir() else entry.name
-        if not any(p.search(name) for p in compiled):
-            paths.append(entry.name)
-    return paths
+    files = git.committable_files(root)
+    if files is None:
+        entries = sorted(root.iterdir())
+        files = [f"{e.name}/" if e.is_dir() else e.name for e in entries]
+    kept = [name for name in files if not any(p.search(name) for p in compiled)]
+    return [name.rstrip("/") for name in kept]
 
 
 def _load(path: Path) -> dict[str, Any]:
