@@ -28,10 +28,12 @@ import time
 from collections.abc import Callable
 from contextlib import closing, suppress
 from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
 import gunicorn.sock
+from cryptography import x509
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from pydantic import SecretStr, ValidationError
@@ -137,6 +139,22 @@ def credentials_from_vault(
         Credentials(token_pepper=pepper, audit_key=audit_key), mongo
     )
     return settings, with_server_tls(credentials, tls)
+
+
+def certificates_expire_at(credentials: Credentials) -> datetime | None:
+    """When the first of the worker's certificates expires (None: it has none).
+
+    /readyz turns unready past it: the lease keeper should have replaced
+    Vault-issued ones long before, so an expired one means Vault has been out
+    of reach too long (or a static dev certificate is simply too old).
+    """
+    files = [credentials.mongodb_cert_key_file, credentials.tls_cert_file]
+    expiries = [
+        x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+        for path in files
+        if path is not None
+    ]
+    return min(expiries, default=None)
 
 
 def build_store(settings: Settings, credentials: Credentials) -> EventStore:
@@ -389,7 +407,9 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         tokens = build_token_store(store, self.credentials)
         self.check_schema(store, tokens)
         start_checkpoints(store.audit, AUDIT_CHECKPOINT_SECONDS)
-        return create_app(self.settings, store, tokens, store.audit)
+        app = create_app(self.settings, store, tokens, store.audit)
+        app.extensions["eventsvc.certificates_expire_at"] = certificates_expire_at(self.credentials)
+        return app
 
     def check_schema(self, store: EventStore, tokens: TokenStore) -> None:
         """Create or check collections, validators and indexes before serving.

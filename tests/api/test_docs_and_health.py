@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from flask import Flask
 from flask.testing import FlaskClient
 
 from eventsvc.store import START_EVENT_INDEX, EventFilter, EventStore
@@ -88,3 +89,27 @@ def test_list_query_uses_the_start_event_index(store: EventStore, client: FlaskC
         assert "COLLSCAN" not in plan
         assert "IXSCAN" in plan
         assert START_EVENT_INDEX in plan
+
+
+def test_readyz_turns_unready_when_certificates_expired(app: Flask) -> None:
+    client = app.test_client()
+    assert client.get("/readyz").get_json()["checks"]["certificates"] == "none"
+    app.extensions["eventsvc.certificates_expire_at"] = datetime.now(UTC) + timedelta(hours=1)
+    valid = client.get("/readyz")
+    assert valid.status_code == 200
+    assert valid.get_json()["checks"]["certificates"].startswith("ok (valid until ")
+    app.extensions["eventsvc.certificates_expire_at"] = datetime.now(UTC) - timedelta(seconds=1)
+    expired = client.get("/readyz")
+    assert expired.status_code == 503
+    assert expired.get_json()["checks"]["certificates"].startswith("expired at ")
+
+
+def test_certificate_expiry_is_read_from_the_worker_files(tmp_path: Path) -> None:
+    from eventsvc.server import Credentials, certificates_expire_at
+    from support import write_test_pki
+
+    _, cert_file, _ = write_test_pki(tmp_path)
+    assert certificates_expire_at(Credentials()) is None
+    expires_at = certificates_expire_at(Credentials(tls_cert_file=cert_file))
+    assert expires_at is not None
+    assert timedelta(hours=23) < expires_at - datetime.now(UTC) <= timedelta(days=1)

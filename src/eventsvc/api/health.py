@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from flask import Response, current_app, json
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
@@ -21,13 +23,27 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz", responses={200: Health, 503: Health}, summary="Ready to serve")
 def readyz() -> Response:
-    """Ready means MongoDB answers: take the instance out of rotation otherwise."""
+    """Ready means every dependency answers: out of rotation otherwise.
+
+    MongoDB must answer a ping, and the worker's certificates (MongoDB client
+    and HTTPS, issued by Vault) must not have expired, which happens when the
+    lease keeper cannot reach Vault for too long.
+    """
     store: EventStore = current_app.extensions["eventsvc.store"]
+    checks: dict[str, str] = {}
     try:
         store.ping()
+        checks["mongodb"] = "ok"
     except StoreUnavailable:
-        body = {"status": "unavailable", "checks": {"mongodb": "unreachable"}}
-        return Response(json.dumps(body), status=503, mimetype="application/json")
-    return Response(
-        json.dumps({"status": "ok", "checks": {"mongodb": "ok"}}), mimetype="application/json"
-    )
+        checks["mongodb"] = "unreachable"
+    expires_at: datetime | None = current_app.extensions.get("eventsvc.certificates_expire_at")
+    certificates_ok = expires_at is None or expires_at > datetime.now(UTC)
+    if expires_at is None:
+        checks["certificates"] = "none"
+    elif certificates_ok:
+        checks["certificates"] = f"ok (valid until {expires_at:%Y-%m-%dT%H:%M:%SZ})"
+    else:
+        checks["certificates"] = f"expired at {expires_at:%Y-%m-%dT%H:%M:%SZ}"
+    ready = checks["mongodb"] == "ok" and certificates_ok
+    body = {"status": "ok" if ready else "unavailable", "checks": checks}
+    return Response(json.dumps(body), status=200 if ready else 503, mimetype="application/json")
