@@ -52,7 +52,8 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str]:
 def scan_options(func: click.decorators.FC) -> click.decorators.FC:
     """Options shared by ``scan`` and ``run-stage``; paths default to inside --root."""
     decorators = [
-        click.option("--root", type=click.Path(path_type=Path, file_okay=False), default=Path(".")),
+        click.option("--root", type=click.Path(path_type=Path, exists=True, file_okay=False),
+                     default=Path("."), help="The project tree to scan."),
         click.option("--report-dir", type=click.Path(path_type=Path), default=None,
                      help="Reports base directory [ROOT/security/reports]."),
         click.option("--security-dir", type=click.Path(path_type=Path), default=None,
