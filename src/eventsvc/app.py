@@ -60,6 +60,7 @@ def create_app(
     app.register_api(api_tokens.blueprint)
     app.register_api(api_audit.blueprint)
     app.register_blueprint(docs.blueprint)
+    docs.finish_document(app.api_doc)  # generated once, cached by flask-openapi3
     return app
 
 

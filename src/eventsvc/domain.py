@@ -26,7 +26,16 @@ ATTRIBUTE_VALUE_MAX_LENGTH = 512
 # ``$`` (operators), no ``.`` (paths), no NUL. We go further and allow a plain
 # identifier alphabet only, which also keeps keys safe in logs and headers.
 ATTRIBUTE_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1) and whitespace, spelled out so the same
+# classes work in Python and in the OpenAPI document's ECMA-262 patterns:
+# what the schema promises is exactly what the service accepts.
+CONTROL_CLASS = r"\x00-\x1f\x7f-\x9f"
+WHITESPACE_CLASS = r" \t\n\v\f\r\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+# 1+ characters, no control character, not only whitespace.
+NAME_PATTERN = f"^[^{CONTROL_CLASS}]*[^{WHITESPACE_CLASS}{CONTROL_CLASS}][^{CONTROL_CLASS}]*$"
+ATTRIBUTE_VALUE_PATTERN = f"^[^{CONTROL_CLASS}]*$"
+_CONTROL_CHARACTERS = re.compile(f"[{CONTROL_CLASS}]")
+_VISIBLE_CHARACTER = re.compile(f"[^{WHITESPACE_CLASS}{CONTROL_CLASS}]")
 
 
 class DomainError(Exception):
@@ -51,6 +60,10 @@ class StopBeforeStart(DomainError):
 
 class IdempotencyKeyReused(DomainError):
     """The same Idempotency-Key was sent with a different request body."""
+
+
+class IdempotentResultGone(DomainError):
+    """A retried create whose first result (the event) has since been deleted."""
 
 
 class InvalidTimestamp(ValueError):
@@ -129,15 +142,18 @@ def check_timestamp(moment: datetime) -> datetime:
 
 
 def check_name(name: str) -> str:
-    """A name is 1..200 printable characters, surrounding spaces removed."""
-    cleaned = name.strip()
-    if not cleaned:
-        raise ValueError("name must not be empty")
-    if len(cleaned) > NAME_MAX_LENGTH:
+    """A name is 1..200 characters, no control character, not only whitespace.
+
+    It is stored exactly as sent (no trimming): what a client reads back is
+    what it wrote.
+    """
+    if len(name) > NAME_MAX_LENGTH:
         raise ValueError(f"name must be at most {NAME_MAX_LENGTH} characters")
-    if _CONTROL_CHARACTERS.search(cleaned):
+    if _CONTROL_CHARACTERS.search(name):
         raise ValueError("name must not contain control characters")
-    return cleaned
+    if not _VISIBLE_CHARACTER.search(name):
+        raise ValueError("name must not be empty or only whitespace")
+    return name
 
 
 def check_attributes(attributes: dict[str, str]) -> dict[str, str]:

@@ -45,6 +45,7 @@ from eventsvc.domain import (
     Event,
     EventNotFound,
     IdempotencyKeyReused,
+    IdempotentResultGone,
     RequestContext,
     check_stop,
     to_bson_precision,
@@ -439,7 +440,13 @@ class EventStore:
             raise IdempotencyKeyReused(
                 "this Idempotency-Key was already used with a different request"
             )
-        return CreateResult(self.get(str(record["event_id"])), replayed=True)
+        try:
+            return CreateResult(self.get(str(record["event_id"])), replayed=True)
+        except EventNotFound:
+            # Creating it again would resurrect what someone deleted on purpose.
+            raise IdempotentResultGone(
+                "the event first created with this Idempotency-Key has since been deleted"
+            ) from None
 
     def get(self, event_id: str) -> Event:
         object_id = _parse_id(event_id)

@@ -23,12 +23,24 @@ def throwaway_stack(root: Path) -> Iterator[dict[str, str]]:
     """Start the stack under ``root/.run/dast``; yield the DAST stage options; stop it."""
     # Imported here so secgate runs (every other stage) without the service's dependencies.
     from eventsvc.devstack.stack import StackPaths, start_stack
+    from eventsvc.tokens import SCOPES
 
     paths = StackPaths(root / ".run" / "dast")
-    stack = start_stack(paths)
+    # Every scope, so every route is attacked past authorisation; rate limits
+    # lifted, so scanners measure the API rather than its 429s (the limits
+    # themselves are tested in tests/api/test_abuse_protection.py).
+    unlimited = "1000000/minute"
+    stack = start_stack(
+        paths,
+        cli_token_scopes=sorted(SCOPES),
+        api_env={
+            "EVENTSVC_RATE_LIMIT_PER_ADDRESS": unlimited,
+            "EVENTSVC_RATE_LIMIT_PER_TOKEN": unlimited,
+        },
+    )
     logger.info("DAST stack up at %s", stack.api.url)
     try:
-        # The devstack mints an API token for its CLI; DAST uses the same scopes.
+        # The devstack mints an API token for its CLI (here with every scope).
         token = str(tomllib.loads(paths.cli_config.read_text(encoding="utf-8"))["token"])
         yield {
             "base_url": stack.api.url,

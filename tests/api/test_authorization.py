@@ -29,7 +29,7 @@ EXPECTED_SCOPE = {
     ("get", "/api/v1/tokens"): "tokens:admin",
     ("post", "/api/v1/tokens"): "tokens:admin",
     ("get", "/api/v1/tokens/{token_id}"): "tokens:admin",
-    ("delete", "/api/v1/tokens/{token_id}"): "tokens:admin",
+    ("post", "/api/v1/tokens/{token_id}/revoke"): "tokens:admin",
     ("get", "/api/v1/audit"): "audit:read",
 }
 BODIES: dict[str, dict[str, Any]] = {
@@ -141,7 +141,7 @@ def test_token_lifecycle_through_the_api(
     assert body["id"] in [item["id"] for item in listed]
     assert token not in client.get("/api/v1/tokens").get_data(as_text=True)
 
-    revoked = client.delete(f"/api/v1/tokens/{body['id']}")
+    revoked = client.post(f"/api/v1/tokens/{body['id']}/revoke")
     assert revoked.status_code == 200
     assert revoked.get_json()["revoked_at"] is not None
     assert anonymous_client.get("/api/v1/events", headers=reader).status_code == 401

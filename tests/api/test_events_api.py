@@ -203,3 +203,13 @@ def test_unknown_query_parameter_is_400(client: FlaskClient) -> None:
     response = client.get(EVENTS, query_string={"name[$ne]": "x"})
     assert response.status_code == 400
     problem_of(response)
+
+
+def test_replaying_a_key_whose_event_was_deleted_is_409(client: FlaskClient) -> None:
+    headers = {"Idempotency-Key": "retry-key-0003"}
+    first = client.post(EVENTS, json={"name": "gone"}, headers=headers)
+    assert client.delete(f"{EVENTS}/{first.get_json()['id']}").status_code == 204
+    retried = client.post(EVENTS, json={"name": "gone"}, headers=headers)
+    assert retried.status_code == 409
+    assert problem_of(retried)["type"].endswith("idempotent-result-gone")
+    assert client.get(EVENTS).get_json()["items"] == []

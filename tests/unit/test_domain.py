@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -12,8 +13,11 @@ from pydantic import ValidationError
 
 from eventsvc.api.schemas import EventCreate, EventListQuery, format_timestamp
 from eventsvc.domain import (
+    ATTRIBUTE_KEY_PATTERN,
+    ATTRIBUTE_VALUE_PATTERN,
     EARLIEST_TIMESTAMP,
     LATEST_TIMESTAMP,
+    NAME_PATTERN,
     Event,
     EventAlreadyStopped,
     InvalidTimestamp,
@@ -103,14 +107,36 @@ def test_name_must_be_a_string(value: object) -> None:
 
 
 @given(st.text(max_size=300))
-def test_names_are_accepted_only_when_printable_and_bounded(name: str) -> None:
+def test_name_validation_is_exactly_the_documented_pattern(name: str) -> None:
+    """The OpenAPI pattern and the validator agree: schemathesis relies on it."""
+    documented = len(name) <= 200 and re.fullmatch(NAME_PATTERN, name) is not None
     try:
         parsed = EventCreate.model_validate({"name": name})
     except ValidationError:
-        return
-    assert 1 <= len(parsed.name) <= 200
-    assert parsed.name == parsed.name.strip()
-    assert not any(ord(char) < 32 or ord(char) == 127 for char in parsed.name)
+        accepted = False
+    else:
+        accepted = True
+        assert parsed.name == name  # stored exactly as sent
+    assert accepted == documented
+
+
+@given(st.dictionaries(st.text(max_size=70), st.text(max_size=600), max_size=40))
+def test_attribute_validation_is_exactly_the_documented_schema(
+    attributes: dict[str, str],
+) -> None:
+    documented = len(attributes) <= 32 and all(
+        re.fullmatch(ATTRIBUTE_KEY_PATTERN.pattern, key)
+        and len(value) <= 512
+        and re.fullmatch(ATTRIBUTE_VALUE_PATTERN, value)
+        for key, value in attributes.items()
+    )
+    try:
+        EventCreate.model_validate({"name": "x", "attributes": attributes})
+    except ValidationError:
+        accepted = False
+    else:
+        accepted = True
+    assert accepted == documented
 
 
 @given(utc_moments, st.from_regex(r"[0-9a-f]{24}", fullmatch=True))

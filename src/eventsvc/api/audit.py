@@ -10,7 +10,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, ConfigDict, Field
 
-from eventsvc.api.schemas import Problem, Timestamp
+from eventsvc.api.schemas import ERROR_RESPONSES, Timestamp
 from eventsvc.audit import export
 from eventsvc.auth import require_scope
 from eventsvc.store import EventStore
@@ -22,7 +22,7 @@ blueprint = APIBlueprint(
     url_prefix="/api/v1",
     abp_tags=[audit_tag],
     abp_security=[{"bearerAuth": []}],
-    abp_responses={400: Problem, 401: Problem, 403: Problem, 429: Problem, 503: Problem},
+    abp_responses=ERROR_RESPONSES,
 )
 
 

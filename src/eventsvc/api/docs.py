@@ -13,10 +13,32 @@ from typing import Any
 from flask import Blueprint, Response, current_app, json, send_from_directory
 from werkzeug.exceptions import NotFound
 
+from eventsvc.domain import ATTRIBUTE_KEY_PATTERN
+
 blueprint = Blueprint("docs", __name__)
 
 _HERE = files("eventsvc.api") / "static"
 _SWAGGER_ASSETS = Path(str(files("flask_openapi3_swagger") / "templates" / "swagger"))
+
+
+def finish_document(document: dict[str, Any]) -> None:
+    """Two corrections to what flask-openapi3 generates, so the document is exact.
+
+    Errors are served as application/problem+json (flask-openapi3 labels
+    every model application/json), and its Schema model drops
+    ``propertyNames``, which is how the attribute-key rule is expressed.
+    Clients, and schemathesis' conformance checks, must see what we serve.
+    """
+    schemas = document.get("components", {}).get("schemas", {})
+    if "EventCreate" in schemas:
+        attributes = schemas["EventCreate"]["properties"]["attributes"]
+        attributes["propertyNames"] = {"pattern": ATTRIBUTE_KEY_PATTERN.pattern}
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if int(status) >= 400 and "application/json" in content:
+                    content["application/problem+json"] = content.pop("application/json")
 
 
 def openapi_document() -> dict[str, Any]:

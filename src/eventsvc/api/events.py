@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Response, current_app, json, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from pydantic import BaseModel
 
 from eventsvc.api.schemas import (
+    ERROR_RESPONSES,
     CreateHeaders,
     EventCreate,
     EventListQuery,
@@ -32,15 +30,8 @@ blueprint = APIBlueprint(
     url_prefix="/api/v1",
     abp_tags=[events_tag],
     abp_security=[{"bearerAuth": []}],
-    abp_responses={401: Problem, 403: Problem, 429: Problem},
+    abp_responses=ERROR_RESPONSES,
 )
-
-COMMON_ERRORS: dict[str | int, type[BaseModel] | dict[Any, Any] | None] = {
-    400: Problem,
-    413: Problem,
-    415: Problem,
-    503: Problem,
-}
 
 
 def _store() -> EventStore:
@@ -56,7 +47,7 @@ def _event_response(event: Event, status: int = 200) -> Response:
 
 @blueprint.post(
     "/events",
-    responses={201: EventOut, 422: Problem, **COMMON_ERRORS},
+    responses={201: EventOut, 409: Problem, 422: Problem},
     summary="Create an event",
 )
 @require_scope("events:write")
@@ -79,7 +70,13 @@ def create_event(body: EventCreate, header: CreateHeaders) -> Response:
     return response
 
 
-@blueprint.get("/events", responses={200: EventPageOut, **COMMON_ERRORS}, summary="List events")
+@blueprint.get(
+    "/events",
+    responses={
+        200: EventPageOut,
+    },
+    summary="List events",
+)
 @require_scope("events:read")
 def list_events(query: EventListQuery) -> Response:
     """Events newest first by ``start_event``; follow ``next`` for more."""
@@ -96,7 +93,10 @@ def list_events(query: EventListQuery) -> Response:
 
 @blueprint.get(
     "/events/<event_id>",
-    responses={200: EventOut, 404: Problem, **COMMON_ERRORS},
+    responses={
+        200: EventOut,
+        404: Problem,
+    },
     summary="Read an event",
 )
 @require_scope("events:read")
@@ -106,7 +106,12 @@ def get_event(path: EventPath) -> Response:
 
 @blueprint.patch(
     "/events/<event_id>",
-    responses={200: EventOut, 404: Problem, 409: Problem, 412: Problem, **COMMON_ERRORS},
+    responses={
+        200: EventOut,
+        404: Problem,
+        409: Problem,
+        412: Problem,
+    },
     summary="Set stop_event",
 )
 @require_scope("events:write")
@@ -124,7 +129,10 @@ def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Respons
 
 @blueprint.delete(
     "/events/<event_id>",
-    responses={204: None, 404: Problem, **COMMON_ERRORS},
+    responses={
+        204: None,
+        404: Problem,
+    },
     summary="Delete an event",
 )
 @require_scope("events:admin")

@@ -51,6 +51,10 @@ def check_json_body() -> None:
     """
     if request.method not in BODY_METHODS or not request.path.startswith("/api/"):
         return
+    if request.url_rule is None:
+        return  # no such route or method: the 404/405 handler answers, not a body error
+    if not request.content_length and "chunked" not in request.headers.get("Transfer-Encoding", ""):
+        return  # no body (e.g. POST .../revoke): routes that need one answer 400
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("send the body as application/json")
     try:

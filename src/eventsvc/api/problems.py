@@ -22,6 +22,7 @@ from eventsvc.domain import (
     EventAlreadyStopped,
     EventNotFound,
     IdempotencyKeyReused,
+    IdempotentResultGone,
     StopBeforeStart,
     VersionMismatch,
 )
@@ -84,6 +85,7 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
     (VersionMismatch, 412, "Precondition Failed", "precondition-failed"),
     (StopBeforeStart, 400, "Invalid request", "validation"),
     (IdempotencyKeyReused, 422, "Idempotency-Key reused", "idempotency-key-reused"),
+    (IdempotentResultGone, 409, "Idempotent result gone", "idempotent-result-gone"),
     (InvalidCursor, 400, "Invalid request", "validation"),
     (TokenNotFound, 404, "Not Found", "not-found"),
 ]

@@ -19,12 +19,26 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from eventsvc.domain import Event, check_attributes, check_name, check_timestamp
-
-_RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})$", re.IGNORECASE
+from eventsvc.domain import (
+    ATTRIBUTE_KEY_PATTERN,
+    ATTRIBUTE_VALUE_MAX_LENGTH,
+    ATTRIBUTE_VALUE_PATTERN,
+    ATTRIBUTES_MAX_COUNT,
+    NAME_PATTERN,
+    Event,
+    check_attributes,
+    check_name,
+    check_timestamp,
 )
+
 EVENT_ID_PATTERN = r"^[0-9a-f]{24}$"
+# Timestamps as the OpenAPI document describes them, and exactly what the
+# parser accepts: RFC 3339 in UTC ('Z' or '+00:00'), years 1970-2099.
+TIMESTAMP_PATTERN = (
+    r"^(19[7-9][0-9]|20[0-9][0-9])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|\+00:00)$"
+)
+_TIMESTAMP = re.compile(TIMESTAMP_PATTERN)
 IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_-]{8,128}$"
 
 
@@ -32,9 +46,9 @@ def _parse_rfc3339(value: Any) -> datetime:
     """Accept only an RFC 3339 string; numbers and other formats are errors."""
     if isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _RFC3339.match(value):
+    if not isinstance(value, str) or not _TIMESTAMP.fullmatch(value):
         raise ValueError("must be an RFC 3339 UTC timestamp such as 2026-01-31T12:00:00Z")
-    return datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
 def _timestamp_rule(value: datetime) -> datetime:
@@ -45,10 +59,38 @@ Timestamp = Annotated[
     datetime,
     BeforeValidator(_parse_rfc3339),
     AfterValidator(_timestamp_rule),
-    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-01-31T12:00:00Z"]}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "format": "date-time",
+            "pattern": TIMESTAMP_PATTERN,
+            "description": "RFC 3339 in UTC, between 1970 and 2099.",
+            "examples": ["2026-01-31T12:00:00Z"],
+        }
+    ),
 ]
-Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(check_name)]
-Attributes = Annotated[dict[str, str], AfterValidator(check_attributes)]
+Name = Annotated[
+    str,
+    Field(min_length=1, max_length=200),
+    AfterValidator(check_name),
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME_PATTERN}),
+]
+Attributes = Annotated[
+    dict[str, str],
+    AfterValidator(check_attributes),
+    WithJsonSchema(
+        {
+            "type": "object",
+            "maxProperties": ATTRIBUTES_MAX_COUNT,
+            "propertyNames": {"pattern": ATTRIBUTE_KEY_PATTERN.pattern},
+            "additionalProperties": {
+                "type": "string",
+                "maxLength": ATTRIBUTE_VALUE_MAX_LENGTH,
+                "pattern": ATTRIBUTE_VALUE_PATTERN,
+            },
+        }
+    ),
+]
 
 
 class StrictModel(BaseModel):
@@ -170,3 +212,21 @@ def event_json(event: Event) -> dict[str, Any]:
         "updated_at": format_timestamp(event.updated_at),
         "version": event.version,
     }
+
+
+# Every API route can answer these (auth, limits, body checks, database outage).
+ERROR_RESPONSES: dict[str | int, type[BaseModel] | dict[Any, Any] | None] = {
+    400: Problem,
+    401: Problem,
+    403: Problem,
+    413: Problem,
+    # gunicorn refuses an over-long request line itself (limit_request_line),
+    # before the app runs, with its own small HTML page.
+    414: {
+        "description": "Request line too long (answered by the HTTP server)",
+        "content": {"text/html": {"schema": {"type": "string"}}},
+    },
+    415: Problem,
+    429: Problem,
+    503: Problem,
+}

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Response, current_app, json, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from eventsvc.api.schemas import Problem, format_timestamp
+from eventsvc.api.schemas import ERROR_RESPONSES, Problem, format_timestamp
 from eventsvc.auth import request_context, require_scope
 from eventsvc.tokens import SCOPES, TokenInfo, TokenStore
 
@@ -21,11 +21,21 @@ blueprint = APIBlueprint(
     url_prefix="/api/v1",
     abp_tags=[tokens_tag],
     abp_security=[{"bearerAuth": []}],
-    abp_responses={401: Problem, 403: Problem, 429: Problem},
+    abp_responses=ERROR_RESPONSES,
 )
 
 
 Scope = Literal["events:read", "events:write", "events:admin", "audit:read", "tokens:admin"]
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    """JSON Schema counts 10.0 as an integer; strict pydantic would not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = Annotated[int, BeforeValidator(_whole_float_to_int)]
 
 
 class TokenCreate(BaseModel):
@@ -33,7 +43,7 @@ class TokenCreate(BaseModel):
 
     owner: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9@._ -]+$")
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
-    ttl_days: int = Field(default=30, ge=1, le=365)
+    ttl_days: WholeNumber = Field(default=30, ge=1, le=365)
 
 
 class TokenPath(BaseModel):
@@ -107,11 +117,14 @@ def get_token(path: TokenPath) -> Response:
     )
 
 
-@blueprint.delete(
-    "/tokens/<token_id>", responses={200: TokenOut, 404: Problem}, summary="Revoke a token"
+@blueprint.post(
+    "/tokens/<token_id>/revoke",
+    responses={200: TokenOut, 404: Problem},
+    summary="Revoke a token",
 )
 @require_scope("tokens:admin")
 def revoke_token(path: TokenPath) -> Response:
-    """Revoked tokens stay listed (with revoked_at) for the audit trail."""
+    """Revocation is an action, not a deletion: the record stays readable, with
+    revoked_at, for the audit trail. Revoking twice changes nothing."""
     info = _tokens().revoke(path.token_id, request_context())
     return Response(json.dumps(token_json(info)), mimetype="application/json")

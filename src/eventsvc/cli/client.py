@@ -155,8 +155,10 @@ class EventsClient:
         return listing
 
     def revoke_token(self, token_id: str) -> JsonObject:
-        """DELETE (revoke) one token; the record stays, with ``revoked_at``."""
-        return _json_object(self._request("DELETE", f"{TOKENS_PATH}/{quote(token_id, safe='')}"))
+        """Revoke one token; the record stays, with ``revoked_at``."""
+        return _json_object(
+            self._request("POST", f"{TOKENS_PATH}/{quote(token_id, safe='')}/revoke")
+        )
 
     def iter_audit_export(self, start: str | None, end: str | None) -> Iterator[bytes]:
         """Stream GET /api/v1/audit as the server sent it (NDJSON bytes, in chunks).

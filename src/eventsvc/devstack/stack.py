@@ -29,7 +29,7 @@ import subprocess  # nosec B404 - starts our own server module, fixed argv
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -450,11 +450,13 @@ def start_stack(
     api_env: Mapping[str, str] | None = None,
     definition: Path = BOOTSTRAP_FILE,
     on_step: Callable[[str], None] | None = None,
+    cli_token_scopes: Sequence[str] = ("events:read", "events:write"),
 ) -> RunningStack:
     """Start OpenBao, mongod and the API under ``paths.root``; stop what started on failure.
 
     ``paths.root`` is reset first: the OpenBao dev server keeps nothing, and a
-    new mongod root password makes old data unusable anyway.
+    new mongod root password makes old data unusable anyway. The CLI token in
+    ``cli.toml`` gets ``cli_token_scopes`` (DAST asks for all of them).
     """
     _reset_run_dir(paths)
     timings: dict[str, float] = {}
@@ -488,7 +490,7 @@ def start_stack(
         step("starting the API")
         mark = time.monotonic()
         env = api_environment(paths, bao, boot, port, mongod, api_env)
-        cli_token = prepare_database(mongod, root, env)
+        cli_token = prepare_database(mongod, root, env, cli_token_scopes)
         api = start_api(paths, root, boot, env)
         started.append(api.stop)
         write_cli_config(paths, api.url, cli_token)
@@ -506,11 +508,15 @@ def start_stack(
     return stack
 
 
-CLI_TOKEN_SCOPES = ("events:read", "events:write")
 CLI_TOKEN_LIFETIME = timedelta(days=1)
 
 
-def prepare_database(mongod: RunningMongod, root: hvac.Client, env: Mapping[str, str]) -> str:
+def prepare_database(
+    mongod: RunningMongod,
+    root: hvac.Client,
+    env: Mapping[str, str],
+    token_scopes: Sequence[str] = ("events:read", "events:write"),
+) -> str:
     """As the operator: create the app's schema, mint the CLI's API token; return the token.
 
     Creating the schema before the API starts is a migration step: the API's
@@ -529,9 +535,7 @@ def prepare_database(mongod: RunningMongod, root: hvac.Client, env: Mapping[str,
             EventStore(admin, settings.mongodb_database, audit).ensure_schema()
             tokens = TokenStore(admin[settings.mongodb_database], pepper, audit)
             tokens.ensure_schema()
-            minted = tokens.create(
-                "devstack-cli", CLI_TOKEN_SCOPES, CLI_TOKEN_LIFETIME, SYSTEM_CONTEXT
-            )
+            minted = tokens.create("devstack-cli", token_scopes, CLI_TOKEN_LIFETIME, SYSTEM_CONTEXT)
     except (PyMongoError, StoreUnavailable, hvac.exceptions.VaultError) as exc:
         raise StackError("database preparation", str(exc), mongod.logpath) from None
     return minted.token

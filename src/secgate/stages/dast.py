@@ -146,14 +146,22 @@ def _origin(base_url: str) -> str:
 # --- schemathesis -----------------------------------------------------------
 
 
-def _schemathesis_config(out: Path, auth: tuple[str, str] | None) -> Path:
-    """A config file for the auth header: its value reaches schemathesis via env, not argv."""
+def _schemathesis_config(
+    out: Path, auth: tuple[str, str] | None, project_config: Path | None = None
+) -> Path:
+    """A config file for the auth header: its value reaches schemathesis via env, not argv.
+
+    The project's own ``security/schemathesis.toml`` (per-operation
+    expectations, each with its reason) is appended when it exists.
+    """
     config = out / "schemathesis.toml"
     cache = json.dumps(str(out / "schemathesis-cache"))  # a TOML basic string is a JSON string
     # The crash cache (for `st replay`) stays with this run's reports, not in the cwd.
     lines = ["# written by secgate's DAST stage", "[cache]", f"directory = {cache}"]
     if auth:
         lines += ["[headers]", f'"{auth[0]}" = "${{{AUTH_ENV}}}"']
+    if project_config is not None and project_config.is_file():
+        lines += [f"# from {project_config.name}", project_config.read_text(encoding="utf-8")]
     config.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return config
 
@@ -191,7 +199,9 @@ def _schemathesis(ctx: ScanContext, target: Target, out: Path, result: StageResu
     junit = out / "schemathesis-junit.xml"
     opts = ctx.options
     args = [
-        "--config-file", str(_schemathesis_config(out, auth)), "--no-color",
+        "--config-file",
+        str(_schemathesis_config(out, auth, ctx.security_dir / "schemathesis.toml")),
+        "--no-color",
         "run", f"{base_url}/openapi.json", "--url", base_url,
         "--checks", "all", "--seed", opts.get("seed", "1"),
         "--max-examples", opts.get("max_examples", "50"), "--max-time", opts.get("max_time", "120"),
