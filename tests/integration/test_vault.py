@@ -402,7 +402,7 @@ def test_app_token_is_periodic_so_a_healthy_service_never_logs_in_again(
     """A max TTL would force a daily re-login with a single-use secret_id."""
     before = session.token
     session.renew_or_log_in()
-    looked_up = session._client.auth.token.lookup_self()["data"]  # noqa: SLF001 - test inspects
+    looked_up = session._client.auth.token.lookup_self()["data"]
     assert looked_up["period"] == 3600
     assert looked_up["explicit_max_ttl"] == 0
     assert session.token.accessor == before.accessor  # renewed, not a new login
