@@ -658,7 +658,7 @@ def verify(
     cursor = database[AUDIT].find({}, sort=[("chain", ASCENDING), ("sequence", ASCENDING)])
     for chain, documents in itertools.groupby(cursor, key=lambda document: document["chain"]):
         reports.append(
-            _verify_chain(
+            verify_chain(
                 str(chain),
                 (_wire(document) for document in documents),
                 hmac_key,
@@ -671,7 +671,7 @@ def verify(
         if chain not in seen:
             message = f"checkpointed up to record {head.sequence}, but no record is left"
             reports.append(ChainReport(chain, 0, "truncated", 1, message))
-    reports = [_with_forged_checkpoint(report, checkpoints.forged) for report in reports]
+    reports = [with_forged_checkpoint(report, checkpoints.forged) for report in reports]
     seen = {report.chain for report in reports}
     for chain, sequence in sorted(checkpoints.forged.items()):
         if chain not in seen:
@@ -691,10 +691,10 @@ def _read_checkpoints(database: Database[Document], key: bytes) -> _Checkpoints:
         found.checked += 1
         wire = _wire(document)
         heads = wire.get("heads")
-        if not isinstance(heads, dict) or not _signature_ok(wire, key):
+        if not isinstance(heads, dict) or not signature_ok(wire, key):
             found.bad += 1
             for chain, head in (heads or {}).items():
-                found.forged[str(chain)] = _claimed_sequence(head)
+                found.forged[str(chain)] = claimed_sequence(head)
             continue
         for chain, head in heads.items():
             signed = ChainHead(int(head["sequence"]), str(head["hash"]))
@@ -703,7 +703,7 @@ def _read_checkpoints(database: Database[Document], key: bytes) -> _Checkpoints:
     return found
 
 
-def _signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
+def signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
     try:
         expected = checkpoint_signature(checkpoint, key)
     except (TypeError, ValueError):
@@ -711,7 +711,7 @@ def _signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
     return hmac.compare_digest(expected, str(checkpoint.get("signature", "")))
 
 
-def _claimed_sequence(head: object) -> int:
+def claimed_sequence(head: object) -> int:
     if isinstance(head, Mapping) and isinstance(head.get("sequence"), int):
         return int(head["sequence"])
     return 0
@@ -728,7 +728,7 @@ def _load_chain(database: Database[Document], chain: str) -> list[Document]:
     )
 
 
-def _verify_chain(
+def verify_chain(
     chain: str,
     records: Iterable[Document],
     hmac_key: bytes,
@@ -847,7 +847,7 @@ def _differs_from_checkpoint(record: Document, checkpointed: ChainHead) -> Probl
     return None
 
 
-def _with_forged_checkpoint(report: ChainReport, forged: Mapping[str, int]) -> ChainReport:
+def with_forged_checkpoint(report: ChainReport, forged: Mapping[str, int]) -> ChainReport:
     if not report.ok or report.chain not in forged:
         return report
     message = "a checkpoint naming this chain has a bad signature (forged or altered)"

@@ -36,10 +36,10 @@ from eventsvc.audit import (
     GENESIS,
     ChainHead,
     ChainReport,
-    _claimed_sequence,
-    _signature_ok,
-    _verify_chain,
-    _with_forged_checkpoint,
+    claimed_sequence,
+    signature_ok,
+    verify_chain,
+    with_forged_checkpoint,
 )
 
 Document = dict[str, Any]
@@ -116,7 +116,7 @@ def verify_export(
         checkpointed = heads.get(chain)
         if checkpointed is not None and checkpointed.sequence <= start.sequence:
             checkpointed = None  # before the file's first record: nothing here to check it with
-        report = _verify_chain(
+        report = verify_chain(
             chain,
             iter(in_sequence),
             hmac_key,
@@ -132,7 +132,7 @@ def verify_export(
             if chain not in parsed.records:
                 message = f"checkpointed up to record {head.sequence}, but no record is in the file"
                 reports.append(ChainReport(chain, 0, "truncated", 1, message))
-    reports = [_with_forged_checkpoint(report, forged) for report in reports]
+    reports = [with_forged_checkpoint(report, forged) for report in reports]
     seen = {report.chain for report in reports}
     for chain, sequence in sorted(forged.items()):
         if chain not in seen:
@@ -180,10 +180,10 @@ def _checkpoint_heads(
     bad = 0
     for checkpoint in checkpoints:
         claimed = checkpoint.get("heads")
-        if not isinstance(claimed, dict) or not _signature_ok(checkpoint, key):
+        if not isinstance(claimed, dict) or not signature_ok(checkpoint, key):
             bad += 1
             for chain, head in (claimed or {}).items():
-                forged[str(chain)] = _claimed_sequence(head)
+                forged[str(chain)] = claimed_sequence(head)
             continue
         for chain, head in claimed.items():
             signed = ChainHead(int(head["sequence"]), str(head["hash"]))
