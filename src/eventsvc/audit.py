@@ -704,6 +704,7 @@ def _read_checkpoints(database: Database[Document], key: bytes) -> _Checkpoints:
 
 
 def signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
+    """True when the checkpoint's signature is the HMAC of its content under ``key``."""
     try:
         expected = checkpoint_signature(checkpoint, key)
     except (TypeError, ValueError):
@@ -712,6 +713,7 @@ def signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
 
 
 def claimed_sequence(head: object) -> int:
+    """The sequence a checkpoint head claims (0 when it is malformed)."""
     if isinstance(head, Mapping) and isinstance(head.get("sequence"), int):
         return int(head["sequence"])
     return 0
@@ -848,6 +850,7 @@ def _differs_from_checkpoint(record: Document, checkpointed: ChainHead) -> Probl
 
 
 def with_forged_checkpoint(report: ChainReport, forged: Mapping[str, int]) -> ChainReport:
+    """Mark an otherwise intact chain broken when a forged checkpoint names it."""
     if not report.ok or report.chain not in forged:
         return report
     message = "a checkpoint naming this chain has a bad signature (forged or altered)"
