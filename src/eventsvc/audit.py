@@ -71,6 +71,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.domain import RequestContext, to_bson_precision
+from eventsvc.metrics import count_audit_failures
 from eventsvc.schema import ensure_collection
 
 log = logging.getLogger(__name__)
@@ -453,22 +454,25 @@ class AuditLog:
         *,
         session: ClientSession,
     ) -> AuditRecord:
-        """Record a successful change inside its transaction (target: the document's _id)."""
+        """Record a successful change inside its transaction (target: the document's _id).
+
+        A failure is counted (eventsvc_audit_write_failures_total) and raised,
+        so the transaction, and with it the change, is aborted.
+        """
         target = str((after or before or {}).get("_id"))
-        return self.append(
-            AuditEntry(
-                actor=context.actor,
-                action=action,
-                target=target,
-                outcome="success",
-                before=before,
-                after=after,
-                client_address=context.client_address,
-                request_id=context.request_id,
-                trace_id=context.trace_id,
-            ),
-            session=session,
+        entry = AuditEntry(
+            actor=context.actor,
+            action=action,
+            target=target,
+            outcome="success",
+            before=before,
+            after=after,
+            client_address=context.client_address,
+            request_id=context.request_id,
+            trace_id=context.trace_id,
         )
+        with count_audit_failures():
+            return self.append(entry, session=session)
 
     def _thread_chain(self) -> str:
         """This thread's chain id, created on its first append.

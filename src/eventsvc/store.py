@@ -51,7 +51,7 @@ from eventsvc.domain import (
     to_bson_precision,
     utc_now,
 )
-from eventsvc.metrics import MongoPoolMetrics, count_audit_failures
+from eventsvc.metrics import MongoPoolMetrics
 from eventsvc.schema import ensure_collection
 from eventsvc.settings import Settings
 
@@ -513,14 +513,10 @@ class EventStore:
         before: Document | None,
         after: Document | None,
     ) -> None:
-        """Append the change's audit record inside its transaction.
-
-        If the record cannot be written, the change is not made either.
-        """
-        with count_audit_failures():
-            self._audit.append_change(
-                context, action, _audit_state(before), _audit_state(after), session=session
-            )
+        """Append the change's audit record inside its transaction (ids as strings)."""
+        self._audit.append_change(
+            context, action, _audit_state(before), _audit_state(after), session=session
+        )
 
     # --- queries --------------------------------------------------------
     def list(self, event_filter: EventFilter, limit: int, cursor: str | None = None) -> Page:

@@ -25,8 +25,7 @@ from pymongo.database import Database
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.audit import AuditLog
-from eventsvc.domain import DomainError, RequestContext, utc_now
-from eventsvc.metrics import count_audit_failures
+from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext, utc_now
 from eventsvc.schema import ensure_collection
 from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
 
@@ -149,17 +148,6 @@ class TokenStore:
         """A token change and its audit record commit together."""
         return run_in_transaction(self._database.client, work)
 
-    def _audit_change(
-        self,
-        session: ClientSession,
-        context: RequestContext,
-        action: str,
-        before: Document | None,
-        after: Document | None,
-    ) -> None:
-        with count_audit_failures():
-            self._audit.append_change(context, action, before, after, session=session)
-
     def ensure_schema(self) -> None:
         ensure_collection(self._database, TOKENS)
         self._tokens.create_indexes([IndexModel([("owner", ASCENDING)], name="owner")])
@@ -190,7 +178,7 @@ class TokenStore:
 
         def work(session: ClientSession) -> None:
             self._tokens.insert_one(document, session=session)
-            self._audit_change(session, context, "token.create", None, document)
+            self._audit.append_change(context, "token.create", None, document, session=session)
 
         self._in_transaction(work)
         log.info("token %s created for owner %s by %s", token_id, owner, context.actor)
@@ -217,8 +205,19 @@ class TokenStore:
             "revoked_at": None,
             "created_by": "vault-bootstrap",
         }
-        result = self._tokens.update_one({"_id": token_id}, {"$setOnInsert": document}, upsert=True)
-        return result.upserted_id is not None
+
+        def work(session: ClientSession) -> bool:
+            result = self._tokens.update_one(
+                {"_id": token_id}, {"$setOnInsert": document}, upsert=True, session=session
+            )
+            if result.upserted_id is None:
+                return False
+            # Who wrote the bootstrap record is in Vault's own audit log.
+            stored = {"_id": token_id, **document}
+            self._audit.append_change(SYSTEM_CONTEXT, "token.create", None, stored, session=session)
+            return True
+
+        return self._in_transaction(work)
 
     def authenticate(self, token: str) -> TokenInfo:
         """The token's record if it is genuine, unexpired and not revoked.
@@ -262,7 +261,7 @@ class TokenStore:
             )
             if before is not None:  # already revoked: nothing changes, nothing to audit
                 after = self._tokens.find_one({"_id": token_id}, session=session)
-                self._audit_change(session, context, "token.revoke", before, after)
+                self._audit.append_change(context, "token.revoke", before, after, session=session)
 
         self.get(token_id)  # 404 for an unknown id
         self._in_transaction(revoke_and_audit)
