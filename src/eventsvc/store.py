@@ -191,22 +191,23 @@ def decode_cursor(cursor: str) -> tuple[datetime, ObjectId]:
     return start_event, event_id
 
 
+def _utc(moment: datetime) -> datetime:
+    """BSON dates come back naive; they are UTC."""
+    return moment.replace(tzinfo=UTC)
+
+
 def _to_event(document: Document) -> Event:
-    """Map a stored document to an Event (BSON dates come back naive UTC)."""
-
-    def aware(moment: datetime | None) -> datetime | None:
-        return None if moment is None else moment.replace(tzinfo=UTC)
-
-    start_event = aware(document["start_event"])
-    assert start_event is not None  # noqa: S101 - guaranteed by the $jsonSchema validator
+    """Map a stored document (shape guaranteed by the $jsonSchema validator) to an Event."""
+    start_event = _utc(document["start_event"])
+    stop_event = document["stop_event"]
     return Event(
         id=str(document["_id"]),
         name=document["name"],
         start_event=start_event,
-        stop_event=aware(document["stop_event"]),
+        stop_event=None if stop_event is None else _utc(stop_event),
         attributes=dict(document["attributes"]),
-        created_at=aware(document.get("created_at")) or start_event,
-        updated_at=aware(document.get("updated_at")) or start_event,
+        created_at=_utc(document.get("created_at", start_event)),
+        updated_at=_utc(document.get("updated_at", start_event)),
         version=document["version"],
     )
 

@@ -106,20 +106,15 @@ def check_scopes(scopes: Iterable[str]) -> frozenset[str]:
 
 
 def _to_info(document: Document) -> TokenInfo:
-    def aware(moment: datetime | None) -> datetime | None:
-        return None if moment is None else moment.replace(tzinfo=UTC)
-
-    created_at = aware(document["created_at"])
-    expires_at = aware(document["expires_at"])
-    assert created_at is not None  # noqa: S101 - required by the validator
-    assert expires_at is not None  # noqa: S101 - required by the validator
+    """Map a stored token record to its info (BSON dates come back naive UTC)."""
+    revoked_at = document.get("revoked_at")
     return TokenInfo(
         token_id=document["_id"],
         owner=document["owner"],
         scopes=frozenset(document["scopes"]),
-        created_at=created_at,
-        expires_at=expires_at,
-        revoked_at=aware(document.get("revoked_at")),
+        created_at=document["created_at"].replace(tzinfo=UTC),
+        expires_at=document["expires_at"].replace(tzinfo=UTC),
+        revoked_at=None if revoked_at is None else revoked_at.replace(tzinfo=UTC),
         created_by=document["created_by"],
     )
 
