@@ -634,7 +634,7 @@ class VerifyReport:
 
 
 @dataclass
-class _Checkpoints:
+class Checkpoints:
     """What the checkpoints say: the highest signed head per chain, and forged claims."""
 
     heads: dict[str, ChainHead]
@@ -670,17 +670,7 @@ def verify(
                 partial(_load_chain, database, chain),
             )
         )
-    seen = {report.chain for report in reports}
-    for chain, head in sorted(checkpoints.heads.items()):
-        if chain not in seen:
-            message = f"checkpointed up to record {head.sequence}, but no record is left"
-            reports.append(ChainReport(chain, 0, "truncated", 1, message))
-    reports = [with_forged_checkpoint(report, checkpoints.forged) for report in reports]
-    seen = {report.chain for report in reports}
-    for chain, sequence in sorted(checkpoints.forged.items()):
-        if chain not in seen:
-            message = "a checkpoint with a bad signature names this chain, which has no records"
-            reports.append(ChainReport(chain, 0, "bad-checkpoint", sequence, message))
+    reports = checkpoint_verdicts(reports, checkpoints, absent="no record is left")
     return VerifyReport(
         chains=tuple(reports),
         records_checked=sum(report.records_checked for report in reports),
@@ -689,16 +679,21 @@ def verify(
     )
 
 
-def _read_checkpoints(database: Database[Document], key: bytes) -> _Checkpoints:
-    found = _Checkpoints(heads={}, forged={})
-    for document in database[AUDIT_CHECKPOINTS].find({}, sort=[("time", ASCENDING)]):
+def _read_checkpoints(database: Database[Document], key: bytes) -> Checkpoints:
+    stored = database[AUDIT_CHECKPOINTS].find({}, sort=[("time", ASCENDING)])
+    return read_checkpoints((_wire(document) for document in stored), key)
+
+
+def read_checkpoints(checkpoints: Iterable[Mapping[str, Any]], key: bytes) -> Checkpoints:
+    """Read checkpoints (from the database or an export): signed heads and forged claims."""
+    found = Checkpoints(heads={}, forged={})
+    for checkpoint in checkpoints:
         found.checked += 1
-        wire = _wire(document)
-        heads = wire.get("heads")
-        if not isinstance(heads, dict) or not signature_ok(wire, key):
+        heads = checkpoint.get("heads")
+        if not isinstance(heads, dict) or not _signature_ok(checkpoint, key):
             found.bad += 1
             for chain, head in (heads or {}).items():
-                found.forged[str(chain)] = claimed_sequence(head)
+                found.forged[str(chain)] = _claimed_sequence(head)
             continue
         for chain, head in heads.items():
             signed = ChainHead(int(head["sequence"]), str(head["hash"]))
@@ -707,7 +702,31 @@ def _read_checkpoints(database: Database[Document], key: bytes) -> _Checkpoints:
     return found
 
 
-def signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
+def checkpoint_verdicts(
+    reports: list[ChainReport], checkpoints: Checkpoints, *, absent: str | None
+) -> list[ChainReport]:
+    """Add what only the checkpoints can tell to the per-chain reports.
+
+    A chain a checkpoint names but whose records are all gone is truncated
+    (``absent`` says where they are missing; None skips this, for partial
+    exports); a chain named by a forged checkpoint is reported as such.
+    """
+    seen = {report.chain for report in reports}
+    if absent is not None:
+        for chain, head in sorted(checkpoints.heads.items()):
+            if chain not in seen:
+                message = f"checkpointed up to record {head.sequence}, but {absent}"
+                reports = [*reports, ChainReport(chain, 0, "truncated", 1, message)]
+    reports = [_with_forged_checkpoint(report, checkpoints.forged) for report in reports]
+    seen = {report.chain for report in reports}
+    for chain, sequence in sorted(checkpoints.forged.items()):
+        if chain not in seen:
+            message = "a checkpoint with a bad signature names this chain, which has no records"
+            reports.append(ChainReport(chain, 0, "bad-checkpoint", sequence, message))
+    return reports
+
+
+def _signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
     """True when the checkpoint's signature is the HMAC of its content under ``key``."""
     try:
         expected = checkpoint_signature(checkpoint, key)
@@ -716,7 +735,7 @@ def signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
     return hmac.compare_digest(expected, str(checkpoint.get("signature", "")))
 
 
-def claimed_sequence(head: object) -> int:
+def _claimed_sequence(head: object) -> int:
     """The sequence a checkpoint head claims (0 when it is malformed)."""
     if isinstance(head, Mapping) and isinstance(head.get("sequence"), int):
         return int(head["sequence"])
@@ -853,7 +872,7 @@ def _differs_from_checkpoint(record: Document, checkpointed: ChainHead) -> Probl
     return None
 
 
-def with_forged_checkpoint(report: ChainReport, forged: Mapping[str, int]) -> ChainReport:
+def _with_forged_checkpoint(report: ChainReport, forged: Mapping[str, int]) -> ChainReport:
     """Mark an otherwise intact chain broken when a forged checkpoint names it."""
     if not report.ok or report.chain not in forged:
         return report

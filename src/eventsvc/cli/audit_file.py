@@ -29,46 +29,30 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The chain walk, its diagnosis and the checkpoint signature check are
-# audit.py's own (private) helpers, reused so that the rules for a file
-# never drift from the rules for the database.
+# The chain walk, its diagnosis and the reading of checkpoints are audit.py's
+# own, reused so that the rules for a file never drift from the database's.
 from eventsvc.audit import (
     GENESIS,
     ChainHead,
     ChainReport,
-    claimed_sequence,
-    signature_ok,
+    VerifyReport,
+    checkpoint_verdicts,
+    read_checkpoints,
     verify_chain,
-    with_forged_checkpoint,
 )
 
 Document = dict[str, Any]
 
 
 @dataclass(frozen=True)
-class ExportReport:
+class ExportReport(VerifyReport):
     """Every chain's verdict in one exported file, plus what could not be read."""
 
-    chains: tuple[ChainReport, ...]
-    records_checked: int
-    checkpoints_checked: int
-    bad_checkpoints: int
     unreadable_lines: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
-        return (
-            not self.unreadable_lines
-            and self.bad_checkpoints == 0
-            and all(chain.ok for chain in self.chains)
-        )
-
-    @property
-    def problems(self) -> tuple[ChainReport, ...]:
-        return tuple(chain for chain in self.chains if not chain.ok)
-
-    def chain(self, chain_id: str) -> ChainReport:
-        return next(report for report in self.chains if report.chain == chain_id)
+        return not self.unreadable_lines and super().ok
 
     def as_json(self) -> Document:
         """A JSON document for ``--json``: verdicts only, no record content."""
@@ -108,12 +92,12 @@ def verify_export(
 ) -> ExportReport:
     """Verify the NDJSON lines of an audit export; see the module docstring for the rules."""
     parsed = _parse(lines)
-    heads, forged, bad = _checkpoint_heads(parsed.checkpoints, checkpoint_key or hmac_key)
+    checkpoints = read_checkpoints(parsed.checkpoints, checkpoint_key or hmac_key)
     reports: list[ChainReport] = []
     for chain, records in sorted(parsed.records.items()):
         in_sequence = sorted(records, key=_sequence_key)
         start = _start(in_sequence[0]) if partial else GENESIS
-        checkpointed = heads.get(chain)
+        checkpointed = checkpoints.heads.get(chain)
         if checkpointed is not None and checkpointed.sequence <= start.sequence:
             checkpointed = None  # before the file's first record: nothing here to check it with
         report = verify_chain(
@@ -127,22 +111,13 @@ def verify_export(
         if report.ok:
             report = _line_order(report, records)
         reports.append(report)
-    if not partial:
-        for chain, head in sorted(heads.items()):
-            if chain not in parsed.records:
-                message = f"checkpointed up to record {head.sequence}, but no record is in the file"
-                reports.append(ChainReport(chain, 0, "truncated", 1, message))
-    reports = [with_forged_checkpoint(report, forged) for report in reports]
-    seen = {report.chain for report in reports}
-    for chain, sequence in sorted(forged.items()):
-        if chain not in seen:
-            message = "a checkpoint with a bad signature names this chain, which has no records"
-            reports.append(ChainReport(chain, 0, "bad-checkpoint", sequence, message))
+    absent = None if partial else "no record is in the file"
+    reports = checkpoint_verdicts(reports, checkpoints, absent=absent)
     return ExportReport(
         chains=tuple(reports),
         records_checked=sum(report.records_checked for report in reports),
-        checkpoints_checked=len(parsed.checkpoints),
-        bad_checkpoints=bad,
+        checkpoints_checked=checkpoints.checked,
+        bad_checkpoints=checkpoints.bad,
         unreadable_lines=tuple(parsed.unreadable),
     )
 
@@ -166,30 +141,6 @@ def _parse(lines: Iterable[str | bytes]) -> _ParsedExport:
         else:
             parsed.unreadable.append(f"line {number}: neither an audit record nor a checkpoint")
     return parsed
-
-
-def _checkpoint_heads(
-    checkpoints: Iterable[Document], key: bytes
-) -> tuple[dict[str, ChainHead], dict[str, int], int]:
-    """The highest signed head per chain, the chains named by forged checkpoints, their count.
-
-    The same reading as audit.verify's, over the file's checkpoint lines.
-    """
-    heads: dict[str, ChainHead] = {}
-    forged: dict[str, int] = {}
-    bad = 0
-    for checkpoint in checkpoints:
-        claimed = checkpoint.get("heads")
-        if not isinstance(claimed, dict) or not signature_ok(checkpoint, key):
-            bad += 1
-            for chain, head in (claimed or {}).items():
-                forged[str(chain)] = claimed_sequence(head)
-            continue
-        for chain, head in claimed.items():
-            signed = ChainHead(int(head["sequence"]), str(head["hash"]))
-            if chain not in heads or signed.sequence > heads[chain].sequence:
-                heads[chain] = signed
-    return heads, forged, bad
 
 
 def _sequence_key(record: Mapping[str, Any]) -> tuple[int, int]:
