@@ -395,10 +395,6 @@ class AuditLog:
         return f"AuditLog(writer_id={self.writer_id!r})"
 
     # --- lifecycle ------------------------------------------------------
-    def replace_database(self, database: Database[Document]) -> None:
-        """Use a new client's database (credential rotation); chains carry on unchanged."""
-        self._database = database
-
     def ensure_schema(self) -> None:
         """Create both collections with validators and indexes; safe to run every start."""
         for name, validator, indexes in (

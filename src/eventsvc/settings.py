@@ -44,7 +44,6 @@ class Settings(BaseSettings):
 
     # --- HTTP API ---------------------------------------------------------
     bind: str = "127.0.0.1:8443"
-    public_base_url: str | None = None
     max_body_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None

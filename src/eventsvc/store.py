@@ -18,7 +18,6 @@ import binascii
 import hashlib
 import json
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -309,35 +308,20 @@ def run_in_transaction(client: MongoClient[Document], work: Callable[[ClientSess
 class EventStore:
     """Events in MongoDB.
 
-    The client can be replaced at runtime (new credential from Vault) with
-    :meth:`replace_client`: each operation takes the current client once, so
-    in-flight operations finish on the old one and nothing is serialised.
+    A store keeps its client for life: a new credential from Vault means new
+    gunicorn workers with new stores (graceful reload, see server.py), while
+    the old workers finish their requests on the old one.
     """
 
     def __init__(self, client: MongoClient[Document], database: str, audit: AuditLog) -> None:
         self._client = client
         self._database = database
         self._audit = audit
-        self._swap_lock = threading.Lock()
 
     # --- lifecycle ------------------------------------------------------
     @property
     def client(self) -> MongoClient[Document]:
         return self._client
-
-    def replace_client(self, new_client: MongoClient[Document], grace_seconds: float = 30) -> None:
-        """Point new operations at ``new_client``; close the old one later.
-
-        The old client stays open for ``grace_seconds`` so requests already
-        using it complete instead of failing mid-flight.
-        """
-        with self._swap_lock:
-            old_client, self._client = self._client, new_client
-            self._audit.replace_database(new_client[self._database])
-        timer = threading.Timer(grace_seconds, old_client.close)
-        timer.daemon = True
-        timer.start()
-        log.info("mongodb client replaced; previous one closes in %.0f s", grace_seconds)
 
     @property
     def audit(self) -> AuditLog:

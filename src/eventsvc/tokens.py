@@ -129,10 +129,6 @@ class TokenStore:
         self._pepper = pepper
         self._audit = audit
 
-    def replace_database(self, database: Database[Document]) -> None:
-        """Use a new client's database (credential rotation)."""
-        self._database = database
-
     @property
     def _tokens(self) -> Collection[Document]:
         return self._database.get_collection(
