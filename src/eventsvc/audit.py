@@ -292,6 +292,31 @@ class AuditEntry:
             raise ValueError(f"unknown audit outcome {self.outcome!r}")
 
 
+def _entry(
+    context: RequestContext,
+    action: str,
+    target: str,
+    outcome: Outcome,
+    *,
+    before: Mapping[str, Any] | None = None,
+    after: Mapping[str, Any] | None = None,
+    detail: str | None = None,
+) -> AuditEntry:
+    """An entry for what ``context`` (who, from where, which request) did."""
+    return AuditEntry(
+        actor=context.actor,
+        action=action,
+        target=target,
+        outcome=outcome,
+        before=before,
+        after=after,
+        client_address=context.client_address,
+        request_id=context.request_id,
+        trace_id=context.trace_id,
+        detail=detail,
+    )
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     """One stored record, as it is hashed (plus its ``hash``)."""
@@ -456,19 +481,15 @@ class AuditLog:
         so the transaction, and with it the change, is aborted.
         """
         target = str((after or before or {}).get("_id"))
-        entry = AuditEntry(
-            actor=context.actor,
-            action=action,
-            target=target,
-            outcome="success",
-            before=before,
-            after=after,
-            client_address=context.client_address,
-            request_id=context.request_id,
-            trace_id=context.trace_id,
-        )
+        entry = _entry(context, action, target, "success", before=before, after=after)
         with count_audit_failures():
             return self.append(entry, session=session)
+
+    def append_denied(self, context: RequestContext, target: str, detail: str) -> AuditRecord:
+        """Record a refused request (401, 403, 429); failures are counted and raised."""
+        entry = _entry(context, "request.denied", target[:200], "denied", detail=detail[:200])
+        with count_audit_failures():
+            return self.append(entry)
 
     def _thread_chain(self) -> str:
         """This thread's chain id, created on its first append.

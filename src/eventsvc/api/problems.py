@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from eventsvc.audit import AuditEntry, AuditLog
+from eventsvc.audit import AuditLog
 from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
 from eventsvc.domain import (
     EventAlreadyStopped,
@@ -26,7 +26,7 @@ from eventsvc.domain import (
     StopBeforeStart,
     VersionMismatch,
 )
-from eventsvc.metrics import record_audit_failure, record_rate_limited
+from eventsvc.metrics import record_rate_limited
 from eventsvc.store import InvalidCursor, StoreUnavailable
 from eventsvc.tokens import TokenNotFound
 
@@ -94,23 +94,9 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
 def record_denied(detail: str) -> None:
     """Audit a refused request; an audit outage is counted and logged, not turned into a 500."""
     audit: AuditLog = current_app.extensions["eventsvc.audit"]
-    context = request_context()
-    entry = AuditEntry(
-        actor=context.actor,
-        action="request.denied",
-        target=f"{request.method} {request.path}"[:200],
-        outcome="denied",
-        before=None,
-        after=None,
-        client_address=context.client_address,
-        request_id=context.request_id,
-        trace_id=context.trace_id,
-        detail=detail[:200],
-    )
     try:
-        audit.append(entry)
+        audit.append_denied(request_context(), f"{request.method} {request.path}", detail)
     except (PyMongoError, StoreUnavailable):
-        record_audit_failure()
         log.exception("could not write the audit record of a denied request")
 
 
