@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -22,11 +23,10 @@ from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import TEST_CONTEXT, ApiServer, start_api_server
+from support import TEST_CONTEXT, ApiServer, scram_test_settings, start_api_server
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-test"
-GENEROUS_RATE_LIMIT = "100000/minute"
 
 
 @pytest.fixture(scope="session")
@@ -48,18 +48,7 @@ def app_password(mongod: RunningMongod) -> SecretStr:
 
 @pytest.fixture(scope="session")
 def settings(mongod: RunningMongod) -> Settings:
-    return Settings(
-        profile="test",
-        mongodb_hosts=mongod.hosts,
-        mongodb_replica_set=mongod.replica_set,
-        mongodb_database=APP_DATABASE,
-        mongodb_auth_mode="scram",
-        mongodb_tls=False,
-        # The suite sends hundreds of requests a minute from 127.0.0.1;
-        # tests/api/test_abuse_protection.py sets tight limits explicitly.
-        rate_limit_per_address=GENEROUS_RATE_LIMIT,
-        rate_limit_per_token=GENEROUS_RATE_LIMIT,
-    )
+    return scram_test_settings(mongod, APP_DATABASE)
 
 
 @pytest.fixture(scope="session")
@@ -143,7 +132,7 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def api_server(
+def start_test_api(
     tmp_path_factory: pytest.TempPathFactory,
     settings: Settings,
     app_password: SecretStr,
@@ -151,18 +140,35 @@ def api_server(
     token_pepper: SecretStr,
     tokens: TokenStore,
     audit_key: bytes,
-) -> Iterator[ApiServer]:
-    """The service as production runs it (gunicorn, gthread, TLS), against the test mongod."""
-    server = start_api_server(
-        tmp_path_factory.mktemp("api"),
-        settings,
-        username=APP_USERNAME,
-        password=app_password,
-        token_pepper=token_pepper,
-        audit_key=audit_key,
-        token=tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), TEST_CONTEXT).token,
-    )
+) -> Iterator[Callable[..., ApiServer]]:
+    """Start the service as production runs it (gunicorn, gthread, TLS) on the test mongod.
+
+    Keyword arguments go to support.start_api_server (e.g. ``client_ca=True``);
+    every server started is stopped at the end of the session.
+    """
+    started: list[ApiServer] = []
+
+    def start(**options: Any) -> ApiServer:
+        server = start_api_server(
+            tmp_path_factory.mktemp("api"),
+            settings,
+            username=APP_USERNAME,
+            password=app_password,
+            token_pepper=token_pepper,
+            audit_key=audit_key,
+            token=tokens.create("e2e", sorted(SCOPES), timedelta(hours=2), TEST_CONTEXT).token,
+            **options,
+        )
+        started.append(server)
+        return server
+
     try:
-        yield server
+        yield start
     finally:
-        server.stop()
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def api_server(start_test_api: Callable[..., ApiServer]) -> ApiServer:
+    return start_test_api()

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
+from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 
@@ -253,3 +254,24 @@ def write_client_cert(pki_dir: Path, common_name: str) -> Path:
         )
     )
     return pem_file
+
+
+GENEROUS_RATE_LIMIT = "100000/minute"  # test suites and benchmarks: 429s would distort them
+
+
+def scram_test_settings(mongod: RunningMongod, database: str) -> Settings:
+    """Settings for an app on the devstack's plain-TCP mongod with a SCRAM user.
+
+    Rate limits are generous: tests and benchmarks send hundreds of requests a
+    minute from 127.0.0.1 (tests/api/test_abuse_protection.py sets tight ones).
+    """
+    return Settings(
+        profile="test",
+        mongodb_hosts=mongod.hosts,
+        mongodb_replica_set=mongod.replica_set,
+        mongodb_database=database,
+        mongodb_auth_mode="scram",
+        mongodb_tls=False,
+        rate_limit_per_address=GENEROUS_RATE_LIMIT,
+        rate_limit_per_token=GENEROUS_RATE_LIMIT,
+    )

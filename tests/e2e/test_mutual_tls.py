@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import requests
-from pydantic import SecretStr
 
 from eventsvc.devstack.mongod import RunningMongod
-from eventsvc.settings import Settings
-from support import ApiServer, start_api_server, write_client_cert
+from support import ApiServer, write_client_cert
 
 APP_DATABASE = "eventsvc"
 
 
 @pytest.fixture(scope="module")
-def mtls_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    settings: Settings,
-    app_password: SecretStr,
-    token_pepper: SecretStr,
-    audit_key: bytes,
-    make_session_token: str,
-) -> Iterator[ApiServer]:
-    server = start_api_server(
-        tmp_path_factory.mktemp("mtls"),
-        settings,
-        username="eventsvc-test",
-        password=app_password,
-        token_pepper=token_pepper,
-        audit_key=audit_key,
-        token=make_session_token,
-        client_ca=True,
-    )
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def make_session_token(tokens: object) -> str:
-    from datetime import timedelta
-
-    from eventsvc.tokens import SCOPES, TokenStore
-    from support import TEST_CONTEXT
-
-    assert isinstance(tokens, TokenStore)
-    return tokens.create("mtls", sorted(SCOPES), timedelta(hours=1), TEST_CONTEXT).token
+def mtls_server(start_test_api: Callable[..., ApiServer]) -> ApiServer:
+    """A second server that also accepts client certificates from its test CA."""
+    return start_test_api(client_ca=True)
 
 
 def audit_actor_of(mongod: RunningMongod, event_id: str) -> str:

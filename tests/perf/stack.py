@@ -22,10 +22,10 @@ from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import TokenStore
+from support import scram_test_settings
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-perf"
-GENEROUS_RATE_LIMIT = "100000/minute"  # so 429s never distort a measurement
 PERF_CONTEXT = RequestContext(actor="token:perf-harness", client_address="127.0.0.1")
 
 
@@ -55,16 +55,7 @@ def perf_stack() -> Iterator[PerfStack]:
             mongod.create_app_user_scram(
                 APP_USERNAME, password.get_secret_value(), database=APP_DATABASE
             )
-            settings = Settings(
-                profile="test",
-                mongodb_hosts=mongod.hosts,
-                mongodb_replica_set=mongod.replica_set,
-                mongodb_database=APP_DATABASE,
-                mongodb_auth_mode="scram",
-                mongodb_tls=False,
-                rate_limit_per_address=GENEROUS_RATE_LIMIT,
-                rate_limit_per_token=GENEROUS_RATE_LIMIT,
-            )
+            settings = scram_test_settings(mongod, APP_DATABASE)
             audit_key = secrets.token_urlsafe(32).encode()
             pepper = SecretStr(secrets.token_urlsafe(32))
             client = connect(settings, username=APP_USERNAME, password=password)
