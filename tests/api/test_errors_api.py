@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 
 import pytest
@@ -15,7 +14,7 @@ from eventsvc.audit import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import TokenStore
-from support import problem_of
+from support import free_port, problem_of
 
 EVENTS = "/api/v1/events"
 
@@ -126,17 +125,10 @@ def test_unexpected_error_is_500_without_internals(app: Flask) -> None:
     assert problem_of(response)["request_id"] == response.headers["X-Request-Id"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_dead_database_is_503_within_seconds() -> None:
     settings = Settings(
         profile="test",
-        mongodb_hosts=f"127.0.0.1:{_free_port()}",
+        mongodb_hosts=f"127.0.0.1:{free_port()}",
         mongodb_replica_set=None,
         mongodb_tls=False,
         mongodb_timeout_ms=800,

@@ -12,7 +12,6 @@ import io
 import json
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -46,7 +45,7 @@ from eventsvc.observability import (
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import TEST_CONTEXT, coverage_env, write_test_pki
+from support import TEST_CONTEXT, coverage_env, free_port, write_test_pki
 
 APP_USERNAME = "eventsvc-test"  # tests/conftest.py's app user
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -282,13 +281,6 @@ class ObservedServer:
     log_file: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def observed_server(
     tmp_path_factory: pytest.TempPathFactory,
@@ -303,7 +295,7 @@ def observed_server(
     ca_file, cert_file, key_file = write_test_pki(workdir / "pki")
     multiproc_dir = workdir / "prometheus"
     multiproc_dir.mkdir()
-    port, metrics_port = _free_port(), _free_port()
+    port, metrics_port = free_port(), free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
         "PYTHONPATH": os.environ.get("PYTHONPATH", ""),

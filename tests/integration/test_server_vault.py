@@ -8,7 +8,6 @@ traceback. No case falls back to anything.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ import pytest
 from vault_support import Stack, start_stack
 
 from eventsvc.devstack.openbao import deliver_wrapped_secret_id, role_id, start_openbao
-from support import coverage_env
+from support import coverage_env, free_port
 
 NO_PKI_POLICY = """
 path "kv/data/eventsvc/*" { capabilities = ["read"] }
@@ -97,16 +96,9 @@ def assert_runtime_dir_clean(tmp_path: Path) -> None:
     assert not runtime.exists() or not any(runtime.iterdir())
 
 
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def test_vault_down_is_one_line_naming_the_address(stack: Stack, tmp_path: Path) -> None:
     env = stack_env(stack, tmp_path)
-    addr = f"https://127.0.0.1:{closed_port()}"
+    addr = f"https://127.0.0.1:{free_port()}"
     env["EVENTSVC_VAULT_ADDR"] = addr
     line = assert_one_line_failure(run_server(env), addr, "unreachable")
     assert line.startswith("eventsvc: vault error: ")
