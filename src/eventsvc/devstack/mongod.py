@@ -30,8 +30,9 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -374,9 +375,8 @@ def start_mongod(
     password = _Secret(secrets.token_urlsafe(32))
     deadline = time.monotonic() + timeout_s
     try:
-        process, chosen_port = _launch_on_free_port(
-            binary, dbpath, keyfile, logpath, tls, replica_set, port, deadline
-        )
+        arguments = partial(_mongod_args, binary, dbpath, keyfile, logpath, tls, replica_set)
+        process, chosen_port = _launch_on_free_port(arguments, logpath, port, deadline)
     except BaseException:
         for path in owned:
             _remove(path)
@@ -537,20 +537,16 @@ def _mongod_args(
 
 
 def _launch_on_free_port(
-    binary: Path,
-    dbpath: Path,
-    keyfile: Path,
+    arguments: Callable[[int], list[str]],
     logpath: Path,
-    tls: MongodTLS | None,
-    replica_set: str,
     port: int | None,
     deadline: float,
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """Launch mongod and wait until it listens; retry a lost free-port race."""
+    """Launch mongod (``arguments(port)``) and wait until it listens; retry a lost port race."""
     attempts = 1 if port is not None else _PORT_ATTEMPTS
     for attempt in range(1, attempts + 1):
         chosen = port if port is not None else _free_port()
-        args = _mongod_args(binary, dbpath, keyfile, logpath, tls, replica_set, chosen)
+        args = arguments(chosen)
         log_offset = logpath.stat().st_size if logpath.exists() else 0
         process = _spawn(args, logpath)
         try:
