@@ -151,15 +151,24 @@ def init_tracing(settings: Settings, span_exporter: SpanExporter | None = None) 
 
 
 def start_request_timer() -> None:
-    g.observed_since = time.perf_counter()
+    g.started_at = time.perf_counter()
+
+
+def request_seconds() -> float | None:
+    """How long this request has taken so far (one clock for metrics and the access log)."""
+    started: float | None = g.get("started_at")
+    return None if started is None else time.perf_counter() - started
+
+
+def route_template() -> str | None:
+    """The matched route (``/api/v1/events/<event_id>``), not the raw path: bounded labels."""
+    return request.url_rule.rule if request.url_rule is not None else None
 
 
 def record_request_metrics(response: Response) -> Response:
     """Count the request by route template (bounded), not by raw path."""
-    started = g.get("observed_since")
-    duration = time.perf_counter() - started if started is not None else 0.0
-    route = request.url_rule.rule if request.url_rule is not None else None
-    metrics.record_request(request.method, route, response.status_code, duration)
+    seconds = request_seconds() or 0.0
+    metrics.record_request(request.method, route_template(), response.status_code, seconds)
     return response
 
 

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 import uuid
 from typing import Any
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
-from eventsvc.observability import TRACE_ID_HEADER, current_trace_id
+from eventsvc.observability import (
+    TRACE_ID_HEADER,
+    current_trace_id,
+    request_seconds,
+    route_template,
+)
 
 log = logging.getLogger("eventsvc.access")
 
@@ -41,7 +45,6 @@ def assign_request_id() -> None:
     """Reuse a well-formed incoming X-Request-Id (tracing across hops), else mint one."""
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
-    g.started_at = time.perf_counter()
 
 
 def check_json_body() -> None:
@@ -92,14 +95,13 @@ def add_security_headers(response: Response) -> Response:
 
 def log_request(response: Response) -> Response:
     """One structured access-log line per request."""
-    started_at = g.get("started_at")
-    latency_ms = round((time.perf_counter() - started_at) * 1000, 2) if started_at else None
-    rule = request.url_rule.rule if request.url_rule is not None else None
+    seconds = request_seconds()
+    latency_ms = None if seconds is None else round(seconds * 1000, 2)
     log.info(
         "request",
         extra={
             "method": request.method,
-            "route": rule,
+            "route": route_template(),
             "path": request.path,
             "status": response.status_code,
             "latency_ms": latency_ms,
