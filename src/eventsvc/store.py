@@ -64,6 +64,8 @@ EVENTS = "events"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
 START_EVENT_INDEX = "start_event_desc_id_desc"
+# The list order, and the key of the index that serves it: one definition for both.
+NEWEST_FIRST = [("start_event", DESCENDING), ("_id", DESCENDING)]
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # The database refuses documents that do not look like events, even if a bug
@@ -95,7 +97,7 @@ EVENTS_VALIDATOR: Document = {
 EVENTS_INDEXES = [
     # The requirements' index on start_event. The _id suffix makes the sort
     # total, so keyset pagination never skips or repeats an event.
-    IndexModel([("start_event", DESCENDING), ("_id", DESCENDING)], name=START_EVENT_INDEX),
+    IndexModel(NEWEST_FIRST, name=START_EVENT_INDEX),
     # The same order within one name, for `?name=` lists.
     IndexModel(
         [("name", ASCENDING), ("start_event", DESCENDING), ("_id", DESCENDING)],
@@ -515,7 +517,7 @@ class EventStore:
             lambda: list(
                 self._collection(EVENTS)
                 .find(query)
-                .sort([("start_event", DESCENDING), ("_id", DESCENDING)])
+                .sort(NEWEST_FIRST)
                 .limit(limit + 1)
             )
         )
@@ -531,7 +533,7 @@ class EventStore:
         cursor = (
             self._collection(EVENTS)
             .find(self.list_query(event_filter, None))
-            .sort([("start_event", DESCENDING), ("_id", DESCENDING)])
+            .sort(NEWEST_FIRST)
             .limit(100)
         )
         return cursor.explain()
