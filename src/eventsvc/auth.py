@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 from flask import current_app, g, request
 
@@ -136,8 +136,3 @@ def www_authenticate(error: Unauthenticated | Forbidden) -> str:
     if error.error:
         return f'Bearer realm="eventsvc", error="{error.error}"'
     return 'Bearer realm="eventsvc"'
-
-
-def openapi_security(scope: str) -> list[dict[str, Any]]:
-    """The OpenAPI ``security`` requirement for a route needing ``scope``."""
-    return [{"bearerAuth": [scope]}]

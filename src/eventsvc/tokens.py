@@ -61,10 +61,6 @@ class TokenInfo:
     revoked_at: datetime | None
     created_by: str
 
-    @property
-    def is_active(self) -> bool:
-        return self.revoked_at is None and self.expires_at > datetime.now(UTC)
-
 
 @dataclass(frozen=True)
 class MintedToken:
