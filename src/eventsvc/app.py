@@ -87,4 +87,3 @@ def protect_edges(app: OpenAPI, settings: Settings, store: EventStore) -> None:
     per_token(events.blueprint)
     per_token(api_tokens.blueprint)
     per_token(api_audit.blueprint)
-    app.extensions["eventsvc.limiter"] = limiter

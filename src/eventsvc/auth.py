@@ -112,7 +112,6 @@ def require_scope(
                 raise Forbidden("this operation requires a TLS client certificate")
             return view(*args, **kwargs)
 
-        guarded.required_scope = scope  # type: ignore[attr-defined]  # read by tests/docs
         return guarded
 
     return decorate
