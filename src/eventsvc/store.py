@@ -514,12 +514,7 @@ class EventStore:
         """
         query = self.list_query(event_filter, cursor)
         documents = unavailable_on_connection_errors(
-            lambda: list(
-                self._collection(EVENTS)
-                .find(query)
-                .sort(NEWEST_FIRST)
-                .limit(limit + 1)
-            )
+            lambda: list(self._collection(EVENTS).find(query).sort(NEWEST_FIRST).limit(limit + 1))
         )
         events = [_to_event(document) for document in documents[:limit]]
         next_cursor = None
