@@ -70,7 +70,8 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from eventsvc.domain import RequestContext, to_bson_precision
+from eventsvc.clock import rfc3339, truncate_to_ms, utc_now
+from eventsvc.domain import RequestContext
 from eventsvc.metrics import count_audit_failures
 from eventsvc.schema import ensure_collection
 
@@ -185,13 +186,6 @@ CHECKPOINT_INDEXES = [IndexModel([("time", ASCENDING)], name="time")]
 
 
 # --- canonical encoding ------------------------------------------------------------------
-
-
-def rfc3339(moment: datetime) -> str:
-    """``2024-05-01T12:00:00.123Z``: UTC, milliseconds (naive means UTC, as BSON returns it)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _json_default(value: object) -> str:
@@ -529,7 +523,7 @@ class AuditLog:
             sequence=head.sequence + 1,
             prev_hash=head.hash,
             hash="",
-            time=to_bson_precision(datetime.now(UTC)),
+            time=truncate_to_ms(utc_now()),
             actor=entry.actor,
             action=entry.action,
             target=entry.target,
@@ -581,7 +575,7 @@ class AuditLog:
                 heads[chain] = {"sequence": head.sequence, "hash": head.hash}
         if not heads:
             return
-        now = to_bson_precision(datetime.now(UTC))
+        now = truncate_to_ms(utc_now())
         fields: Document = {
             "format": FORMAT,
             "writer_id": self.writer_id,

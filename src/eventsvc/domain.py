@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from eventsvc.clock import truncate_to_ms
+
 # BSON dates hold milliseconds; we also refuse absurd values so a typo such as
 # year 20026 is a clear 400, not a silently stored event.
 EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
@@ -110,16 +112,6 @@ class Event:
         return f'"{self.id}.{self.version}"'
 
 
-def utc_now() -> datetime:
-    """Current time, UTC, at BSON (millisecond) precision."""
-    return to_bson_precision(datetime.now(UTC))
-
-
-def to_bson_precision(moment: datetime) -> datetime:
-    """Drop sub-millisecond digits, which MongoDB would drop anyway."""
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
 def check_timestamp(moment: datetime) -> datetime:
     """Return ``moment`` in UTC at millisecond precision, or raise InvalidTimestamp.
 
@@ -132,7 +124,7 @@ def check_timestamp(moment: datetime) -> datetime:
         raise InvalidTimestamp("timestamp must include a UTC offset (use 'Z')")
     if offset != timedelta(0):
         raise InvalidTimestamp("timestamp must be in UTC (use 'Z' or '+00:00')")
-    normalised = to_bson_precision(moment.astimezone(UTC))
+    normalised = truncate_to_ms(moment.astimezone(UTC))
     if not EARLIEST_TIMESTAMP <= normalised < LATEST_TIMESTAMP:
         raise InvalidTimestamp(
             f"timestamp must be between {EARLIEST_TIMESTAMP:%Y-%m-%d} "

@@ -40,6 +40,7 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.audit import AuditLog
+from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import (
     Event,
     EventNotFound,
@@ -47,8 +48,6 @@ from eventsvc.domain import (
     IdempotentResultGone,
     RequestContext,
     check_stop,
-    to_bson_precision,
-    utc_now,
 )
 from eventsvc.metrics import MongoPoolMetrics
 from eventsvc.schema import ensure_collection
@@ -381,11 +380,11 @@ class EventStore:
         The event, its idempotency record and its audit record commit
         together, so a key never points at an event that does not exist.
         """
-        now = utc_now()
+        now = truncate_to_ms(utc_now())
         document: Document = {
             "_id": ObjectId(),
             "name": new_event.name,
-            "start_event": to_bson_precision(new_event.start_event or now),
+            "start_event": truncate_to_ms(new_event.start_event or now),
             "stop_event": None,
             "attributes": new_event.attributes,
             "created_at": now,
@@ -459,16 +458,17 @@ class EventStore:
         transaction conflict and retry, so it is decided again, not overwritten.
         """
         object_id = _parse_id(event_id)
-        stop_at = to_bson_precision(stop_event)
+        stop_at = truncate_to_ms(stop_event)
 
         def work(session: ClientSession) -> Event:
             before = self._collection(EVENTS).find_one({"_id": object_id}, session=session)
             if before is None:
                 raise EventNotFound(f"event {event_id} does not exist")
             check_stop(_to_event(before), stop_at, if_match=if_match)
+            updated_at = truncate_to_ms(utc_now())
             after = self._collection(EVENTS).find_one_and_update(
                 {"_id": object_id, "version": before["version"]},
-                {"$set": {"stop_event": stop_at, "updated_at": utc_now()}, "$inc": {"version": 1}},
+                {"$set": {"stop_event": stop_at, "updated_at": updated_at}, "$inc": {"version": 1}},
                 return_document=ReturnDocument.AFTER,
                 session=session,
             )

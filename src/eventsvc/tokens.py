@@ -25,7 +25,8 @@ from pymongo.database import Database
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.audit import AuditLog
-from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext, utc_now
+from eventsvc.clock import truncate_to_ms, utc_now
+from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext
 from eventsvc.schema import ensure_collection
 from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
 
@@ -151,7 +152,7 @@ class TokenStore:
         if not timedelta(minutes=1) <= lifetime <= MAX_TOKEN_LIFETIME:
             raise ValueError("token lifetime must be between 1 minute and 365 days")
         token_id, token = mint()
-        now = utc_now()
+        now = truncate_to_ms(utc_now())
         document: Document = {
             "_id": token_id,
             "digest": token_digest(self._pepper, token),
@@ -187,7 +188,7 @@ class TokenStore:
             "digest": digest,
             "owner": owner,
             "scopes": sorted(check_scopes(scopes)),
-            "created_at": utc_now(),
+            "created_at": truncate_to_ms(utc_now()),
             "expires_at": expires_at,
             "revoked_at": None,
             "created_by": "vault-bootstrap",
@@ -243,7 +244,7 @@ class TokenStore:
         def revoke_and_audit(session: ClientSession) -> None:
             before = self._tokens.find_one_and_update(
                 {"_id": token_id, "revoked_at": None},
-                {"$set": {"revoked_at": utc_now()}},
+                {"$set": {"revoked_at": truncate_to_ms(utc_now())}},
                 session=session,
             )
             if before is not None:  # already revoked: nothing changes, nothing to audit

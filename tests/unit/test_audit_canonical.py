@@ -18,9 +18,9 @@ from eventsvc.audit import (
     canonical_json,
     checkpoint_signature,
     record_hash,
-    rfc3339,
     state_digest,
 )
+from eventsvc.clock import rfc3339
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32

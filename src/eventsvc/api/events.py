@@ -20,7 +20,8 @@ from eventsvc.api.schemas import (
     event_json,
 )
 from eventsvc.auth import request_context, require_scope
-from eventsvc.domain import Event, utc_now
+from eventsvc.clock import utc_now
+from eventsvc.domain import Event
 from eventsvc.store import EventFilter, EventStore, NewEvent
 
 events_tag = Tag(name="events", description="Events with a start and a stop timestamp")

@@ -19,6 +19,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from eventsvc.clock import rfc3339
 from eventsvc.domain import (
     ATTRIBUTE_KEY_PATTERN,
     ATTRIBUTE_VALUE_MAX_LENGTH,
@@ -195,21 +196,16 @@ class Health(BaseModel):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
-def format_timestamp(moment: datetime) -> str:
-    """RFC 3339 UTC with millisecond precision and a ``Z``."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
 def event_json(event: Event) -> dict[str, Any]:
     """The wire form of an event."""
     return {
         "id": event.id,
         "name": event.name,
-        "start_event": format_timestamp(event.start_event),
-        "stop_event": None if event.stop_event is None else format_timestamp(event.stop_event),
+        "start_event": rfc3339(event.start_event),
+        "stop_event": None if event.stop_event is None else rfc3339(event.stop_event),
         "attributes": event.attributes,
-        "created_at": format_timestamp(event.created_at),
-        "updated_at": format_timestamp(event.updated_at),
+        "created_at": rfc3339(event.created_at),
+        "updated_at": rfc3339(event.updated_at),
         "version": event.version,
     }
 

@@ -10,8 +10,9 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from eventsvc.api.schemas import ERROR_RESPONSES, Problem, format_timestamp
+from eventsvc.api.schemas import ERROR_RESPONSES, Problem
 from eventsvc.auth import request_context, require_scope
+from eventsvc.clock import rfc3339
 from eventsvc.tokens import SCOPES, TokenInfo, TokenStore
 
 tokens_tag = Tag(name="tokens", description="API tokens (tokens:admin)")
@@ -80,9 +81,9 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
         "id": info.token_id,
         "owner": info.owner,
         "scopes": sorted(info.scopes),
-        "created_at": format_timestamp(info.created_at),
-        "expires_at": format_timestamp(info.expires_at),
-        "revoked_at": None if info.revoked_at is None else format_timestamp(info.revoked_at),
+        "created_at": rfc3339(info.created_at),
+        "expires_at": rfc3339(info.expires_at),
+        "revoked_at": None if info.revoked_at is None else rfc3339(info.revoked_at),
         "created_by": info.created_by,
     }
 

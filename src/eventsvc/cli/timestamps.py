@@ -13,14 +13,11 @@ from datetime import UTC, datetime
 
 import click
 
+from eventsvc.clock import rfc3339, utc_now
+
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?P<offset>[Zz]|[+-]\d{2}:\d{2})?"
 )
-
-
-def utc_now() -> datetime:
-    """The current time in UTC (a function so tests can pin it)."""
-    return datetime.now(UTC)
 
 
 def parse_timestamp(text: str, now: Callable[[], datetime] = utc_now) -> datetime:
@@ -41,11 +38,15 @@ def parse_timestamp(text: str, now: Callable[[], datetime] = utc_now) -> datetim
 
 
 def format_timestamp(moment: datetime) -> str:
-    """Format as the API expects: UTC, ``Z``, milliseconds only when non-zero."""
-    utc = moment.astimezone(UTC)
-    seconds = utc.strftime("%Y-%m-%dT%H:%M:%S")
-    millis = utc.microsecond // 1000
-    return f"{seconds}.{millis:03d}Z" if millis else f"{seconds}Z"
+    """Format as the API expects: :func:`~eventsvc.clock.rfc3339`, minus ``.000`` for whole seconds.
+
+    The API accepts both ``2026-11-26T01:00:00Z`` and ``...00.000Z``; the
+    CLI has always sent the short form, and still does.
+    """
+    text = rfc3339(moment)
+    if text.endswith(".000Z"):
+        return text.removesuffix(".000Z") + "Z"
+    return text
 
 
 class TimestampParam(click.ParamType[str]):
