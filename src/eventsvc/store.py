@@ -1,7 +1,14 @@
-"""How eventsvc uses MongoDB: schema, indexes, queries and transactions.
+"""How eventsvc keeps events in MongoDB: the client, schema, indexes, queries, transactions.
 
-Only this module imports pymongo. It never sees HTTP: callers pass validated
-Python values (``datetime``, ``str``, ``dict[str, str]``) and get
+This module builds the MongoClient and owns the events and idempotency-key
+collections. Tokens, audit records and rate-limit counters are kept by
+:mod:`eventsvc.tokens`, :mod:`eventsvc.audit` and :mod:`eventsvc.ratelimit`,
+which import pymongo too, as do the schema, metrics, tracing and server
+plumbing and the dev stack. Routes do not: :mod:`eventsvc.api.problems` only
+maps ``PyMongoError`` to a 503.
+
+The store never sees HTTP: callers pass validated Python values
+(``datetime``, ``str``, ``dict[str, str]``) and get
 :class:`~eventsvc.domain.Event` objects back. Query documents are built here
 from those typed values only, so a request can never smuggle an operator
 (``$where``, ``$regex``...) into a filter.
