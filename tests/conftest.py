@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 
 from eventsvc.app import create_app
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect

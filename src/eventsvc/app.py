@@ -13,7 +13,7 @@ from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
 from eventsvc.api.middleware import register_middleware
 from eventsvc.api.problems import register_error_handlers, validation_problem
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.observability import init_observability
 from eventsvc.ratelimit import create_limiter, token_key
 from eventsvc.settings import Settings

@@ -15,7 +15,7 @@ from pymongo import MongoClient
 
 from eventsvc.api.docs import openapi_document
 from eventsvc.app import create_app
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore

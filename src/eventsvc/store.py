@@ -46,7 +46,7 @@ from pymongo.errors import (
 from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import (
     Event,

@@ -24,7 +24,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.write_concern import WriteConcern
 
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext
 from eventsvc.schema import ensure_collection

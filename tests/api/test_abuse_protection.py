@@ -7,7 +7,7 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore

@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import TokenStore

@@ -6,7 +6,7 @@ Two sources of export files:
   records of this test's time window (the shared trail also holds other
   tests' deliberately tampered chains, so these tests verify with --partial);
 - a scratch database written by our own :class:`AuditLog` and exported with
-  :func:`eventsvc.audit.export`: a complete trail with checkpoints, where every
+  :func:`eventsvc.audit.export.export`: a complete trail with checkpoints, where every
   kind of tampering, truncation included, is tried on the file.
 """
 
@@ -25,7 +25,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.cli_support import ServedApi, assert_one_error_line
-from eventsvc.audit import AuditEntry, AuditLog, export
+from eventsvc.audit.export import export
+from eventsvc.audit.log import AuditLog
+from eventsvc.audit.record import AuditEntry
 from eventsvc.cli import cli
 from eventsvc.cli.audit_file import verify_export
 from eventsvc.devstack.mongod import RunningMongod

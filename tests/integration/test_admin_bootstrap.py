@@ -21,7 +21,9 @@ from click.testing import CliRunner, Result
 from vault_support import REPO, Stack, assert_no_secret_in, capture_everything, start_stack
 
 from eventsvc.app import create_app
-from eventsvc.audit import AuditEntry, AuditLog, export
+from eventsvc.audit.export import export
+from eventsvc.audit.log import AuditLog
+from eventsvc.audit.record import AuditEntry
 from eventsvc.bootstrap import BootstrapInvalid, BootstrapRecord, import_bootstrap_token
 from eventsvc.cli import cli
 from eventsvc.devstack.mongod import RunningMongod

@@ -20,22 +20,22 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
-from eventsvc.audit import (
+from eventsvc.audit.export import export
+from eventsvc.audit.log import AuditLog
+from eventsvc.audit.record import (
     AUDIT,
     AUDIT_CHECKPOINTS,
     GENESIS_HASH,
     AuditEntry,
-    AuditLog,
     AuditRecord,
-    benchmark,
     checkpoint_signature,
-    export,
     record_hash,
-    verify,
 )
+from eventsvc.audit.verify import verify
 from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
+from perf.audit_bench import benchmark
 
 UNAUTHORIZED = 13
 Document = dict[str, Any]

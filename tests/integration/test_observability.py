@@ -35,7 +35,7 @@ from pymongo import MongoClient
 
 from eventsvc import metrics
 from eventsvc.app import create_app
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.observability import (
     TRACE_ID_HEADER,
     RequestContextFilter,

@@ -26,11 +26,11 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
-from eventsvc import audit
 from eventsvc.api.schemas import EventCreate
 from eventsvc.ratelimit import SharedClientMongoDBStorage
 from eventsvc.store import EVENTS, EventFilter, EventStore, NewEvent
 from eventsvc.tokens import SCOPES, TOKENS, parse_token_id
+from perf.audit_bench import BenchmarkResult, benchmark
 from perf.stack import APP_DATABASE, PERF_CONTEXT, PerfStack, perf_stack
 
 Operation = Callable[[], object]
@@ -214,10 +214,10 @@ def bench_create(stack: PerfStack, seconds: float) -> list[Row]:
     ]
 
 
-def combined(results: list[audit.BenchmarkResult]) -> audit.BenchmarkResult:
-    """Several audit.benchmark runs as one (rates from summed counts and summed times)."""
+def combined(results: list[BenchmarkResult]) -> BenchmarkResult:
+    """Several audit benchmark runs as one (rates from summed counts and summed times)."""
 
-    def rate(per_second: Callable[[audit.BenchmarkResult], float]) -> float:
+    def rate(per_second: Callable[[BenchmarkResult], float]) -> float:
         return sum(r.appends for r in results) / sum(r.appends / per_second(r) for r in results)
 
     return replace(
@@ -230,7 +230,7 @@ def combined(results: list[audit.BenchmarkResult]) -> audit.BenchmarkResult:
 
 
 def bench_audit(stack: PerfStack, records: int, rounds: int = 3) -> tuple[list[Row], list[str]]:
-    """audit.benchmark at 1 and 4 threads, next to plain inserts at the same thread count.
+    """perf.audit_bench at 1 and 4 threads, next to plain inserts at the same thread count.
 
     Each runs in ``rounds`` chunks alternating with the baseline, every chunk
     in a fresh scratch database (verify() checks every chain it finds). The
@@ -244,12 +244,12 @@ def bench_audit(stack: PerfStack, records: int, rounds: int = 3) -> tuple[list[R
         # One long-lived collection: a just-created one is slow for a moment.
         plain = fresh_inserts(majority(admin["bench_baseline"]["plain_inserts"]))
         for threads in (1, 4):
-            results: list[audit.BenchmarkResult] = []
+            results: list[BenchmarkResult] = []
             baseline_seconds = 0.0
             for chunk_number in range(rounds):
                 scratch = admin[f"bench_audit_{threads}_{chunk_number}"]
                 baseline_seconds += chunk / threaded_rate(plain, chunk, threads)
-                results.append(audit.benchmark(scratch, chunk, threads=threads))
+                results.append(benchmark(scratch, chunk, threads=threads))
                 admin.drop_database(scratch.name)
             result = combined(results)
             rows.append(
@@ -283,7 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="0.6 s per side, 200 audit records")
     parser.add_argument("--seconds", type=float, default=3.0, help="per operation and case")
-    parser.add_argument("--audit-records", type=int, default=1000, help="per audit.benchmark run")
+    parser.add_argument("--audit-records", type=int, default=1000, help="per audit benchmark run")
     args = parser.parse_args(argv)
     seconds, records = (0.6, 200) if args.quick else (args.seconds, args.audit_records)
 

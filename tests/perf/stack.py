@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings

@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pymongo import MongoClient
 
-from eventsvc.audit import (
+from eventsvc.audit.log import AuditLog
+from eventsvc.audit.record import (
     AuditEntry,
-    AuditLog,
     canonical_json,
     checkpoint_signature,
     record_hash,

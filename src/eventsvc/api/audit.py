@@ -11,7 +11,7 @@ from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventsvc.api.schemas import ERROR_RESPONSES, Timestamp
-from eventsvc.audit import export
+from eventsvc.audit.export import export
 from eventsvc.auth import require_scope
 from eventsvc.store import EventStore
 
@@ -43,7 +43,7 @@ def export_audit(query: AuditQuery) -> Response:
     """One JSON object per line: records (chain, sequence, prev_hash, hash), then checkpoints.
 
     With the audit key, an auditor re-verifies the lines offline (see
-    eventsvc.audit's module documentation, or ``eventsvc audit verify``).
+    eventsvc.audit.record's module documentation, or ``eventsvc audit verify``).
     """
     store: EventStore = current_app.extensions["eventsvc.store"]
     lines = export(store.database, query.start, query.end)

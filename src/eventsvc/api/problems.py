@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from eventsvc.audit import AuditLog
+from eventsvc.audit.log import AuditLog
 from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
 from eventsvc.domain import (
     EventAlreadyStopped,

@@ -2,7 +2,7 @@
 
 The API serves the trail but never the key, so whoever verifies holds the
 key themselves (an auditor's Vault token, or a key file). Verifying here
-applies :mod:`eventsvc.audit`'s own chain walk and diagnosis to the file's
+applies :mod:`eventsvc.audit.verify`'s own chain walk and diagnosis to the file's
 lines, so a file and the database are judged by the same code: the first
 broken link of each chain, named as modified, deleted, inserted,
 reordered, truncated (against a signed checkpoint) or bad-checkpoint.
@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-# The chain walk, its diagnosis and the reading of checkpoints are audit.py's
-# own, reused so that the rules for a file never drift from the database's.
-from eventsvc.audit import (
-    GENESIS,
-    ChainHead,
+# The chain walk, its diagnosis and the reading of checkpoints are
+# eventsvc.audit.verify's own, reused so that the rules for a file never drift
+# from the database's. Neither module imports pymongo.
+from eventsvc.audit.record import GENESIS, ChainHead
+from eventsvc.audit.verify import (
     ChainReport,
     VerifyReport,
     checkpoint_verdicts,
