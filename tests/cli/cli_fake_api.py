@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from flask import Flask, Response, json, request
+
+from eventsvc.clock import rfc3339, utc_now
 
 PAGE_DEFAULT = 50
 
@@ -39,7 +41,7 @@ class FakeState:
 
 
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return rfc3339(utc_now())
 
 
 def _problem(status: int, title: str, detail: str, errors: Any = None) -> Response:

@@ -17,7 +17,6 @@ import stat
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditEntry
 from eventsvc.cli import cli
 from eventsvc.cli.audit_file import verify_export
+from eventsvc.clock import rfc3339, utc_now
 from eventsvc.devstack.mongod import RunningMongod
 
 Run = Callable[..., Result]
@@ -79,7 +79,7 @@ def assert_broken(result: Result, chain: str, kind: str, sequence: int) -> None:
 
 def _now() -> str:
     """Now, to the millisecond (as audit times are): the start of this test's window."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return rfc3339(utc_now())
 
 
 @pytest.fixture
