@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import stat
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -31,6 +30,7 @@ from eventsvc.cli.config import ConfigError
 from eventsvc.cli.render import print_json, print_token, print_tokens
 from eventsvc.cli.safe_text import one_line
 from eventsvc.cli.timestamps import TimestampParam
+from eventsvc.files import write_private_file
 
 if TYPE_CHECKING:
     from eventsvc.vault import VaultSession
@@ -218,30 +218,25 @@ def audit_export(
             stdout.write(chunk)
         stdout.flush()
         return
-    lines = _write_private_file(output, chunks)
-    click.echo(f"exported {lines} line(s) to {output}")
-
-
-def _write_private_file(path: Path, chunks: Iterable[bytes]) -> int:
-    """Write to a 0600 temporary file beside ``path``, then rename: never half a file."""
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    counted = _LineCounter(chunks)
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        write_private_file(output, counted)
     except OSError as exc:
-        raise ConfigurationFailed(f"cannot write {path}: {exc.strerror}") from None
-    lines = 0
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                lines += chunk.count(b"\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return lines
+        raise ConfigurationFailed(f"cannot write {output}: {exc.strerror}") from None
+    click.echo(f"exported {counted.lines} line(s) to {output}")
+
+
+class _LineCounter:
+    """Passes the export's chunks through, counting the lines it reports at the end."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.lines = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for chunk in self._chunks:
+            self.lines += chunk.count(b"\n")
+            yield chunk
 
 
 @audit_group.command(name="verify")
