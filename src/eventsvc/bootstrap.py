@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from eventsvc.tokens import MAX_TOKEN_LIFETIME, TokenStore, check_scopes, mint, token_digest
-from eventsvc.vault import VaultError
+from eventsvc.vault.errors import VaultError
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class BootstrapInvalid(ValueError):
 
 
 class AppSecretReader(Protocol):
-    """What the import needs of a Vault session (:class:`eventsvc.vault.VaultSession`)."""
+    """What the import needs of a Vault session (:class:`eventsvc.vault.session.VaultSession`)."""
 
     def read_app_secret(self, name: str) -> dict[str, str]: ...
 
@@ -125,7 +125,7 @@ def mint_bootstrap_token(
 def import_bootstrap_token(vault: AppSecretReader, tokens: TokenStore) -> ImportOutcome:
     """Register the operator's bootstrap token, if there is one; safe on every start.
 
-    Raises :class:`eventsvc.vault.VaultError` when Vault fails or denies the
+    Raises :class:`eventsvc.vault.errors.VaultError` when Vault fails or denies the
     read, and :class:`BootstrapInvalid` for a malformed record: both should
     stop the start, as any other Vault failure does.
     """

@@ -8,8 +8,8 @@ connection pool between its threads.
 
 The master process resolves credentials once (from settings in dev/test, from
 Vault when ``EVENTSVC_VAULT_ADDR`` is set); workers inherit them through the
-fork. With Vault, a child of the master runs the :class:`~eventsvc.vault.LeaseKeeper`
-(:class:`LeaseKeeperProcess`). When it re-issues a certificate to the same
+fork. With Vault, a child of the master runs the lease keeper
+(:class:`~eventsvc.vault.keeper.LeaseKeeperProcess`). When it re-issues a certificate to the same
 files, it asks the master for a graceful reload (SIGHUP): new workers start
 with the new files, the old ones finish their in-flight requests and exit.
 That is how rotation avoids downtime without a lock around queries. On exit
@@ -20,17 +20,14 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import ssl
 import sys
-import threading
-import time
 from collections.abc import Callable
-from contextlib import closing, suppress
+from contextlib import closing
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import gunicorn.sock
 from cryptography import x509
@@ -47,15 +44,10 @@ from eventsvc.observability import configure_logging, init_tracing
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import EventStore, StoreUnavailable, connect
 from eventsvc.tokens import TokenStore
-from eventsvc.vault import (
-    LeaseKeeper,
-    MongoCredential,
-    MongoScramCredential,
-    ServerTLS,
-    VaultConfig,
-    VaultError,
-    VaultSession,
-)
+from eventsvc.vault.errors import VaultError
+from eventsvc.vault.issued import MongoCredential, MongoScramCredential, ServerTLS
+from eventsvc.vault.keeper import LeaseKeeperProcess
+from eventsvc.vault.session import VaultSession
 
 log = logging.getLogger(__name__)
 
@@ -264,121 +256,12 @@ def gunicorn_options(settings: Settings, credentials: Credentials) -> dict[str, 
     return options
 
 
-class LeaseKeeperProcess:
-    """The Vault lease keeper, in a child process of the gunicorn master.
-
-    Why not a thread in the master: the master forks workers at start and at
-    every reload, and a fork copies the locks a running thread holds but not
-    the thread, so a new worker can block forever on one (we saw it happen on
-    stderr's buffer lock). The master therefore stays single-threaded.
-
-    The child owns the Vault session from the fork on. Certificates are
-    re-issued to the same file paths, so a reload is all the master needs:
-    the child sends it SIGHUP. On SIGTERM (from the master's exit hook), or
-    when the master is gone, the child revokes its certificates and token and
-    removes the runtime directory.
-    """
-
-    POLL_S = 1.0
-    MIN_ON_DEMAND_INTERVAL_S = 30.0
-    """At most one on-demand MongoDB credential per interval, whatever workers ask."""
-
-    def __init__(self, session: VaultSession) -> None:
-        self.session = session
-        self.pid: int | None = None
-
-    def request_new_mongo_credential(self) -> None:
-        """From a worker that MongoDB refused at boot: ask for a new credential now (SIGUSR1)."""
-        if self.pid is not None:
-            with suppress(ProcessLookupError):
-                os.kill(self.pid, signal.SIGUSR1)
-
-    def start(self, master_pid: int, listeners: list[Any]) -> None:
-        """Fork the keeper; returns in the master only."""
-        pid = os.fork()
-        if pid == 0:
-            self._run_child(master_pid, listeners)
-        self.pid = pid
-        log.info("vault: lease keeper runs in process %d", pid)
-
-    def stop(self, timeout_s: float = 15.0) -> None:
-        """Ask the keeper to revoke and exit, and wait for it (gunicorn may reap it first)."""
-        if self.pid is None:
-            return
-        pid, self.pid = self.pid, None
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            try:
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:  # already reaped by gunicorn's SIGCHLD handler
-                return
-            time.sleep(0.05)
-        log.warning("vault: lease keeper %d did not exit; its leases expire on their own", pid)
-
-    def _run_child(self, master_pid: int, listeners: list[Any]) -> NoReturn:
-        """The keeper's whole life: keep leases fresh until told to stop, then revoke."""
-        stopping, wanted = threading.Event(), threading.Event()
-        for signum in (*Arbiter.SIGNALS, signal.SIGCHLD):
-            signal.signal(signum, signal.SIG_DFL)  # the master's handlers are not ours
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the master decides
-        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
-        signal.signal(signal.SIGUSR1, lambda signum, frame: wanted.set())
-        for listener in listeners:
-            listener.close()  # the port belongs to the master and its workers
-        status = 0
-        try:
-            keeper = self._new_keeper(master_pid)
-            last_on_demand = -self.MIN_ON_DEMAND_INTERVAL_S
-            while not stopping.wait(self.POLL_S) and os.getppid() == master_pid:
-                since_last = time.monotonic() - last_on_demand
-                if wanted.is_set() and since_last >= self.MIN_ON_DEMAND_INTERVAL_S:
-                    wanted.clear()
-                    last_on_demand = time.monotonic()
-                    keeper.stop()  # only one thread talks to Vault at a time
-                    self._reissue_mongo_credential(master_pid)
-                    keeper = self._new_keeper(master_pid)
-            keeper.stop()
-            self.session.shutdown()
-            log.info("vault: session closed")
-        except BaseException:  # the process must end here, never return into gunicorn
-            log.exception("vault: lease keeper process failed")
-            status = 1
-        finally:
-            os._exit(status)
-
-    def _new_keeper(self, master_pid: int) -> LeaseKeeper:
-        keeper = LeaseKeeper(
-            self.session,
-            on_mongo_credential=lambda _: self._reload(master_pid, "new MongoDB credential"),
-            on_server_tls=lambda _: self._reload(master_pid, "new HTTPS certificate"),
-        )
-        keeper.start()
-        return keeper
-
-    def _reissue_mongo_credential(self, master_pid: int) -> None:
-        """On demand: MongoDB refused a new worker (e.g. our certificate was revoked)."""
-        try:
-            self.session.issue_mongo_credential()
-        except (VaultError, OSError) as exc:
-            log.warning("vault: on-demand MongoDB credential failed: %s", exc)
-            return
-        self._reload(master_pid, "new MongoDB credential (asked for by a worker)")
-
-    @staticmethod
-    def _reload(master_pid: int, reason: str) -> None:
-        """Ask the master for a graceful reload: new workers, new files; old ones finish."""
-        log.info("vault: %s; reloading the workers of %d", reason, master_pid)
-        os.kill(master_pid, signal.SIGHUP)
-
-
 class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
     """gunicorn, configured in code rather than from a config file or argv.
 
-    With a ``vault`` session, the master hands it to a :class:`LeaseKeeperProcess`
-    once gunicorn handles signals, and stops that process on exit.
+    With a ``vault`` session, the master hands it to a
+    :class:`~eventsvc.vault.keeper.LeaseKeeperProcess` once gunicorn handles
+    signals, and stops that process on exit.
     """
 
     def __init__(
@@ -479,11 +362,14 @@ def main() -> None:
 def _start_from_vault(settings: Settings) -> tuple[Settings, Credentials, VaultSession]:
     """Log in and issue credentials; fail closed (exit, no fallback) on any Vault error."""
     try:
-        config = VaultConfig.from_settings(settings)
+        session = VaultSession.open(
+            settings.vault,
+            runtime_parent=settings.runtime_dir,
+            mongodb_auth_mode=settings.mongodb_auth_mode,
+            allow_token_auth=settings.profile == "dev",
+        )
     except ValueError as error:
         _fail(EXIT_CONFIG_ERROR, f"configuration error: {error}")
-    try:
-        session = VaultSession.login(config, allow_token_auth=settings.profile == "dev")
     except (VaultError, OSError) as error:
         _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
     try:

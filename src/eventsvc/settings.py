@@ -6,23 +6,82 @@ Vault, credentials given in plain settings. The error names every offending
 setting on one line, so an operator can fix them in one go.
 
 Settings hold *where* secrets come from, never the secrets themselves: the
-MongoDB credential and the TLS material come from Vault at startup
-(:mod:`eventsvc.vault`). The only exception is the ``dev``/``test`` profile,
-where a SCRAM password may be passed directly so the service can run without
-Vault.
+MongoDB credential, the TLS material, the token pepper and the audit key come
+from Vault at startup (:mod:`eventsvc.credentials`). The only exception is the
+``dev``/``test`` profile, where they may be given directly so the service can
+run without Vault.
+
+The Vault settings are one nested model, :class:`VaultSettings`, which the
+vault package uses as it is; its variables keep their flat names
+(``EVENTSVC_VAULT_ADDR`` sets ``settings.vault.addr``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 Profile = Literal["dev", "test", "prod"]
 MongoAuthMode = Literal["x509", "scram"]
 VaultAuthMethod = Literal["approle", "token", "kubernetes"]
+
+
+def _split_comma_separated(value: Any) -> Any:
+    """``"a, b"`` → ``("a", "b")``: how a list of names is written in one variable."""
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_comma_separated)]
+"""A tuple of names, given as ``a,b`` in the environment (NoDecode: not parsed as JSON)."""
+
+
+class VaultSettings(BaseModel):
+    """Where Vault is and what to ask it for: the ``EVENTSVC_VAULT_*`` variables.
+
+    ``EVENTSVC_VAULT_PKI_MOUNT`` is ``pki_mount`` here (see ``Settings.model_config``).
+    Used as it is by :mod:`eventsvc.vault`. Holds no secret, only names and paths.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    addr: str | None = None
+    """The https:// URL of Vault; None: secrets are given in settings (dev/test only)."""
+    ca_file: Path | None = None
+    """The CA that signed Vault's certificate; None: the system trust store."""
+    auth_method: VaultAuthMethod = "approle"
+    role_id: str | None = None
+    wrapped_secret_id_file: Path | None = None
+    approle_mount: str = "approle"
+    approle_role: str = "eventsvc"
+    token_file: Path | None = None  # dev profile only (token auth)
+    kubernetes_jwt_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    kubernetes_role: str | None = None
+    kubernetes_mount: str = "kubernetes"
+    kv_mount: str = "kv"
+    kv_path: str = "eventsvc"
+    pki_mount: str = "pki_int"
+    pki_client_role: str = "eventsvc-mongo-client"
+    pki_server_role: str = "eventsvc-api-server"
+    mongo_client_common_name: str = "eventsvc"
+    server_common_name: str = "localhost"
+    server_alt_names: CommaSeparated = ("localhost",)
+    server_ip_sans: CommaSeparated = ("127.0.0.1",)
+    certificate_ttl: str | None = None
+    """Requested certificate TTL (e.g. ``"2h"``); None uses the PKI role's default."""
+    request_timeout_s: float = Field(default=10.0, gt=0, le=120)
 
 
 class UnsafeSettingsError(ValueError):
@@ -34,6 +93,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="EVENTSVC_",
+        # EVENTSVC_VAULT_CA_FILE -> vault.ca_file: split once after a nested
+        # model's name, never inside a field name.
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
         extra="forbid",
         frozen=True,
     )
@@ -62,8 +125,10 @@ class Settings(BaseSettings):
     mongodb_hosts: str = "127.0.0.1:27017"
     mongodb_replica_set: str | None = "rs0"
     mongodb_database: str = "eventsvc"
+    # With Vault, x509: a client certificate from PKI; scram: user and password from KV.
     mongodb_auth_mode: MongoAuthMode = "x509"
     mongodb_tls: bool = True
+    # None: with a Vault client certificate, the CA chain that issued it; else the system's.
     mongodb_tls_ca_file: Path | None = None
     # Only for dev/test without Vault: a client certificate file or a password.
     mongodb_tls_cert_key_file: Path | None = None
@@ -76,31 +141,38 @@ class Settings(BaseSettings):
     mongodb_max_pool_size: int = Field(default=50, ge=1, le=1000)
 
     # --- Vault / OpenBao --------------------------------------------------
-    vault_addr: str | None = None
-    vault_ca_file: Path | None = None
-    vault_auth_method: VaultAuthMethod = "approle"
-    vault_role_id: str | None = None
-    vault_wrapped_secret_id_file: Path | None = None
-    vault_approle_mount: str = "approle"
-    vault_approle_role: str = "eventsvc"
-    vault_token_file: Path | None = None  # dev profile only (token auth)
-    vault_kubernetes_jwt_file: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
-    vault_kubernetes_role: str | None = None
-    vault_kubernetes_mount: str = "kubernetes"
-    vault_kv_mount: str = "kv"
-    vault_kv_path: str = "eventsvc"
-    vault_pki_mount: str = "pki_int"
-    vault_pki_client_role: str = "eventsvc-mongo-client"
-    vault_pki_server_role: str = "eventsvc-api-server"
-    vault_server_common_name: str = "localhost"
-    vault_server_alt_names: str = "localhost"
-    vault_server_ip_sans: str = "127.0.0.1"
+    vault: VaultSettings = VaultSettings()
+    # Where the Vault session makes its private 0700 directory; None: the temp dir.
     runtime_dir: Path | None = None
 
     # --- Observability (eventsvc.observability, eventsvc.metrics) -----------
     otel_exporter: Literal["none", "console", "otlp"] = "none"
     otel_endpoint: str | None = None  # OTLP/HTTP traces URL; None: OTEL_EXPORTER_OTLP_*
     metrics_port: int | None = Field(default=None, ge=1024, le=65535)  # 127.0.0.1 only
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_flat_vault_names(cls, data: Any) -> Any:
+        """Also take ``vault_addr=...``, the names as the environment spells them.
+
+        The environment is read nested (``EVENTSVC_VAULT_ADDR`` is ``vault.addr``);
+        code that builds Settings from a mapping of the same names (the dev
+        stack) or from keyword arguments passes them flat. A flat name wins
+        over the same one given nested, as arguments win over the environment.
+        """
+        if not isinstance(data, dict):
+            return data
+        flat = {key: value for key, value in data.items() if key.startswith("vault_")}
+        if not flat:
+            return data
+        nested = data.get("vault", {})
+        if isinstance(nested, VaultSettings):
+            nested = nested.model_dump(exclude_unset=True)
+        if not isinstance(nested, dict):
+            return data  # not a model or a mapping: validation says so
+        rest = {key: value for key, value in data.items() if key not in flat}
+        given = {key.removeprefix("vault_"): value for key, value in flat.items()}
+        return {**rest, "vault": {**nested, **given}}
 
     @field_validator("mongodb_hosts")
     @classmethod
@@ -113,7 +185,7 @@ class Settings(BaseSettings):
     @property
     def uses_vault(self) -> bool:
         """True when secrets are fetched from Vault rather than given directly."""
-        return self.vault_addr is not None
+        return self.vault.addr is not None
 
     def unsafe_reasons(self) -> list[str]:
         """List why these settings are unsafe for production (empty when safe)."""
@@ -122,12 +194,12 @@ class Settings(BaseSettings):
             reasons.append("EVENTSVC_DEBUG must be false")
         if not self.uses_vault:
             reasons.append("EVENTSVC_VAULT_ADDR must be set (secrets come from Vault)")
-        elif not self.vault_addr or not self.vault_addr.startswith("https://"):
+        elif not self.vault.addr or not self.vault.addr.startswith("https://"):
             reasons.append("EVENTSVC_VAULT_ADDR must be an https:// URL")
-        if self.vault_auth_method == "token":
+        if self.vault.auth_method == "token":
             reasons.append("EVENTSVC_VAULT_AUTH_METHOD=token is for the dev profile only")
-        if self.vault_auth_method == "approle" and not (
-            self.vault_role_id and self.vault_wrapped_secret_id_file
+        if self.vault.auth_method == "approle" and not (
+            self.vault.role_id and self.vault.wrapped_secret_id_file
         ):
             reasons.append(
                 "AppRole needs EVENTSVC_VAULT_ROLE_ID and EVENTSVC_VAULT_WRAPPED_SECRET_ID_FILE"

@@ -85,7 +85,7 @@ def clear_bootstrap_record(stack: Stack) -> None:
 @pytest.fixture
 def service_session(stack: Stack, tmp_path: Path) -> Iterator[VaultSession]:
     """The service's own Vault session: AppRole, policy eventsvc-app."""
-    session = VaultSession.login(stack.config(tmp_path))
+    session = VaultSession.open(stack.config(tmp_path))
     try:
         yield session
     finally:

@@ -26,8 +26,8 @@ from eventsvc.devstack.openbao import (
     server_binary,
     start_openbao,
 )
+from eventsvc.settings import VaultSettings
 from eventsvc.vault import (
-    VaultConfig,
     VaultError,
     VaultPermissionDenied,
     VaultSealed,
@@ -48,7 +48,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def session(stack: Stack, tmp_path: Path) -> Iterator[VaultSession]:
-    opened = VaultSession.login(stack.config(tmp_path))
+    opened = VaultSession.open(stack.config(tmp_path))
     try:
         yield opened
     finally:
@@ -149,7 +149,7 @@ def test_ci_policy_only_hands_out_wrapped_secret_ids(stack: Stack, tmp_path: Pat
         ci.write_data("auth/approle/role/eventsvc/secret-id", data={})  # not wrapped
     wrapped = deliver_wrapped_secret_id(ci, tmp_path / "wrapped", wrap_ttl="60s")
     config = stack.config(tmp_path / "app", wrapped_secret_id_file=wrapped)
-    VaultSession.login(config).shutdown()
+    VaultSession.open(config).shutdown()
     with pytest.raises(hvac.exceptions.Forbidden):
         ci.read("kv/data/eventsvc/app")
 
@@ -159,7 +159,7 @@ def test_ci_policy_only_hands_out_wrapped_secret_ids(stack: Stack, tmp_path: Pat
 
 def test_wrapped_secret_id_logs_in_once(stack: Stack, tmp_path: Path) -> None:
     config = stack.config(tmp_path)
-    session = VaultSession.login(config)
+    session = VaultSession.open(config, runtime_parent=tmp_path / "run")
     try:
         assert session.token is not None
         assert session.token.policies == ("eventsvc-app",)
@@ -168,7 +168,7 @@ def test_wrapped_secret_id_logs_in_once(stack: Stack, tmp_path: Path) -> None:
     finally:
         session.shutdown()
     with pytest.raises(WrappedSecretIdInvalid, match="expired, already used or unknown") as err:
-        VaultSession.login(config)
+        VaultSession.open(config, runtime_parent=tmp_path / "run")
     assert str(config.wrapped_secret_id_file) in str(err.value)
     assert list((tmp_path / "run").iterdir()) == [], "a failed login leaves no runtime dir"
 
@@ -184,7 +184,7 @@ def test_wrapping_token_for_another_path_is_refused_before_unwrap(
     assert config.wrapped_secret_id_file is not None
     config.wrapped_secret_id_file.write_text(token)
     with pytest.raises(WrappedSecretIdInvalid, match="wraps sys/wrapping/wrap, not auth/approle"):
-        VaultSession.login(config)
+        VaultSession.open(config)
     # Refused *before* unwrap: the wrapping token is still good.
     assert stack.root.sys.unwrap(token)["data"] == {"secret_id": "not-a-secret-id"}
 
@@ -194,17 +194,15 @@ def test_wrapped_secret_id_of_another_role_is_refused(stack: Stack, tmp_path: Pa
         "auth/approle/role/intruder", data={"token_policies": ["default"], "secret_id_num_uses": 1}
     )
     config = stack.config(tmp_path, approle_role="intruder")
-    expecting_eventsvc = VaultConfig(
-        **{**config.__dict__, "approle_role": "eventsvc"},
-    )
+    expecting_eventsvc = config.model_copy(update={"approle_role": "eventsvc"})
     with pytest.raises(WrappedSecretIdInvalid, match="role/intruder/secret-id, not"):
-        VaultSession.login(expecting_eventsvc)
+        VaultSession.open(expecting_eventsvc)
 
 
 def test_missing_wrapped_secret_id_file_is_a_clear_error(stack: Stack, tmp_path: Path) -> None:
     config = stack.config(tmp_path, wrapped_secret_id_file=tmp_path / "absent")
     with pytest.raises(WrappedSecretIdInvalid, match="absent"):
-        VaultSession.login(config)
+        VaultSession.open(config)
 
 
 def test_token_auth_is_refused_unless_allowed(stack: Stack, tmp_path: Path) -> None:
@@ -215,8 +213,8 @@ def test_token_auth_is_refused_unless_allowed(stack: Stack, tmp_path: Path) -> N
     token_file.write_text(child["auth"]["client_token"])
     config = stack.config(tmp_path, auth_method="token", token_file=token_file)
     with pytest.raises(VaultError, match="dev profile only"):
-        VaultSession.login(config)
-    session = VaultSession.login(config, allow_token_auth=True)
+        VaultSession.open(config)
+    session = VaultSession.open(config, allow_token_auth=True)
     assert session.read_app_secret("app")
     session.shutdown()
     # A given token belongs to the developer: shutdown does not revoke it.
@@ -250,7 +248,7 @@ def test_the_app_token_cannot_leave_its_policy(
     with pytest.raises(VaultPermissionDenied) as err:
         attempt()
     message = str(err.value)
-    assert session.config.addr in message
+    assert str(session.settings.addr) in message
     assert "eventsvc-app" in message
     assert "\n" not in message
 
@@ -294,7 +292,7 @@ def test_server_tls_is_a_server_certificate_for_the_configured_names(
 
 
 def test_scram_credential_comes_from_kv(stack: Stack, tmp_path: Path) -> None:
-    session = VaultSession.login(stack.config(tmp_path, mongodb_auth_mode="scram"))
+    session = VaultSession.open(stack.config(tmp_path), mongodb_auth_mode="scram")
     try:
         credential = session.issue_mongo_credential()
     finally:
@@ -312,18 +310,19 @@ def test_scram_credential_comes_from_kv(stack: Stack, tmp_path: Path) -> None:
 def test_unreachable_vault_is_a_clear_error(stack: Stack, tmp_path: Path) -> None:
     config = stack.config(tmp_path, addr="https://127.0.0.1:9", request_timeout_s=2.0)
     with pytest.raises(VaultUnavailable, match=r"https://127\.0\.0\.1:9: lookup .* unreachable"):
-        VaultSession.login(config)
+        VaultSession.open(config)
 
 
 def test_untrusted_vault_certificate_is_refused(stack: Stack, tmp_path: Path) -> None:
     config = stack.config(tmp_path, ca_file=stack.boot.ca_chain_file)
     with pytest.raises(VaultUnavailable, match="TLS verification failed"):
-        VaultSession.login(config)
+        VaultSession.open(config)
 
 
-def test_plain_http_vault_is_refused() -> None:
+def test_plain_http_vault_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="https://"):
-        VaultConfig(addr="http://127.0.0.1:8200", ca_file=None, runtime_dir=Path("/tmp"))
+        VaultSession.open(VaultSettings(addr="http://127.0.0.1:8200"), runtime_parent=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_sealed_vault_is_a_clear_error(tmp_path: Path) -> None:
@@ -331,15 +330,11 @@ def test_sealed_vault_is_a_clear_error(tmp_path: Path) -> None:
         bao.seal()
         wrapped = tmp_path / "wrapped"
         wrapped.write_text("does-not-matter")
-        config = VaultConfig(
-            addr=bao.addr,
-            ca_file=bao.ca_file,
-            runtime_dir=tmp_path / "run",
-            role_id="any",
-            wrapped_secret_id_file=wrapped,
+        config = VaultSettings(
+            addr=bao.addr, ca_file=bao.ca_file, role_id="any", wrapped_secret_id_file=wrapped
         )
         with pytest.raises(VaultSealed, match="sealed; an operator must unseal it"):
-            VaultSession.login(config)
+            VaultSession.open(config, runtime_parent=tmp_path / "run")
 
 
 # --- shutdown and secrecy --------------------------------------------------------------
@@ -348,7 +343,7 @@ def test_sealed_vault_is_a_clear_error(tmp_path: Path) -> None:
 def test_shutdown_revokes_token_and_certificates_and_removes_files(
     stack: Stack, tmp_path: Path
 ) -> None:
-    session = VaultSession.login(stack.config(tmp_path))
+    session = VaultSession.open(stack.config(tmp_path))
     assert session.token is not None
     accessor = session.token.accessor
     mongo = session.issue_mongo_credential()
@@ -375,7 +370,7 @@ def test_no_secret_reaches_logs_errors_or_reprs(
     assert config.wrapped_secret_id_file is not None
     wrapping_token = config.wrapped_secret_id_file.read_text().strip()
     errors: list[str] = []
-    session = VaultSession.login(config)
+    session = VaultSession.open(config)
     app_token = session._client.token
     mongo = session.issue_mongo_credential()
     tls = session.issue_server_tls()
@@ -386,7 +381,7 @@ def test_no_secret_reaches_logs_errors_or_reprs(
         except VaultError as exc:
             errors.append(str(exc))
     try:
-        VaultSession.login(config)  # the used wrapping token again
+        VaultSession.open(config)  # the used wrapping token again
     except VaultError as exc:
         errors.append(str(exc))
     reprs = [repr(session), repr(config), repr(mongo), repr(tls), repr(session.token)]

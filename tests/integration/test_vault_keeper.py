@@ -63,7 +63,7 @@ def test_token_is_renewed_then_replaced_by_a_new_login_at_max_ttl(
 ) -> None:
     caplog.set_level(logging.INFO, logger="eventsvc.vault")
     config = stack.config(tmp_path, approle_role=SHORT_ROLE)
-    session = VaultSession.login(config)
+    session = VaultSession.open(config)
     assert session.token is not None
     first_accessor = session.token.accessor
     # The orchestrator delivers the next wrapped secret_id before the max TTL.
@@ -85,7 +85,7 @@ def test_token_is_renewed_then_replaced_by_a_new_login_at_max_ttl(
 def test_certificates_are_reissued_before_expiry_and_handed_over(
     stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    session = VaultSession.login(stack.config(tmp_path, certificate_ttl="3s"))
+    session = VaultSession.open(stack.config(tmp_path, certificate_ttl="3s"))
     first_mongo = session.issue_mongo_credential()
     first_tls = session.issue_server_tls()
     mongo_seen: list[MongoCredential] = []
@@ -126,7 +126,7 @@ def test_keeper_retries_with_backoff_while_vault_is_gone(
     own = start_stack(tmp_path / "doomed")
     ca_copy = tmp_path / "vault-ca.pem"  # bao removes its own copy when it stops
     ca_copy.write_bytes(own.bao.ca_file.read_bytes())
-    session = VaultSession.login(own.config(tmp_path, certificate_ttl="1s", ca_file=ca_copy))
+    session = VaultSession.open(own.config(tmp_path, certificate_ttl="1s", ca_file=ca_copy))
     session.issue_server_tls()
     handed_over = threading.Event()
     keeper = LeaseKeeper(session, on_server_tls=lambda tls: handed_over.set(), backoff=FAST_RETRY)

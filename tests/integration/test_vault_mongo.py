@@ -63,7 +63,7 @@ def test_vault_issued_client_cert_logs_in_to_mongod_and_is_revoked_at_shutdown(
     stack_and_mongod: tuple[Stack, RunningMongod, Path], tmp_path: Path
 ) -> None:
     stack, mongod, crl_file = stack_and_mongod
-    session = VaultSession.login(stack.config(tmp_path))
+    session = VaultSession.open(stack.config(tmp_path))
     credential = session.issue_mongo_credential()
     assert isinstance(credential, MongoX509Credential)
     mongod.create_app_user_x509(credential.subject)

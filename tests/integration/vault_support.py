@@ -19,7 +19,7 @@ from eventsvc.devstack.openbao import (
     role_id,
     start_openbao,
 )
-from eventsvc.vault import VaultConfig
+from eventsvc.settings import VaultSettings
 
 REPO = Path(__file__).resolve().parents[2]
 BOOTSTRAP_FILE = REPO / "vault" / "bootstrap.yaml"
@@ -33,8 +33,8 @@ class Stack:
     boot: BootstrapResult
     root: hvac.Client
 
-    def config(self, tmp_path: Path, **overrides: Any) -> VaultConfig:
-        """A config for the eventsvc AppRole with a fresh wrapped secret_id in tmp_path."""
+    def config(self, tmp_path: Path, **overrides: Any) -> VaultSettings:
+        """Vault settings for the eventsvc AppRole with a fresh wrapped secret_id in tmp_path."""
         role = overrides.pop("approle_role", "eventsvc")
         wrapped = deliver_wrapped_secret_id(
             self.root, tmp_path / "wrapped-secret-id", role_name=role
@@ -42,13 +42,12 @@ class Stack:
         values: dict[str, Any] = {
             "addr": self.bao.addr,
             "ca_file": self.bao.ca_file,
-            "runtime_dir": tmp_path / "run",
             "role_id": role_id(self.root, role_name=role),
             "wrapped_secret_id_file": wrapped,
             "approle_role": role,
         }
         values.update(overrides)
-        return VaultConfig(**values)
+        return VaultSettings(**values)
 
 
 def start_stack(workdir: Path) -> Stack:

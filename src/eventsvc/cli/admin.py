@@ -33,7 +33,7 @@ from eventsvc.cli.timestamps import TimestampParam
 from eventsvc.files import write_private_file
 
 if TYPE_CHECKING:
-    from eventsvc.vault import VaultSession
+    from eventsvc.vault.session import VaultSession
 
 _TOKEN_ID = re.compile(r"[a-z0-9]{16}")
 _TIMESTAMP = TimestampParam()
@@ -135,7 +135,7 @@ def token_bootstrap(
     """
     from eventsvc.bootstrap import BOOTSTRAP_SECRET, mint_bootstrap_token
     from eventsvc.cli.operator_vault import APP_SECRET, operator_session
-    from eventsvc.vault import VaultError
+    from eventsvc.vault.errors import VaultError
 
     path = f"kv/data/eventsvc/{BOOTSTRAP_SECRET}"
     try:
@@ -166,7 +166,7 @@ def token_bootstrap(
 
 def _write_once(session: VaultSession, path: str, data: dict[str, Any]) -> None:
     """Create the record only if absent (check-and-set 0; the policy grants create only)."""
-    from eventsvc.vault import VaultError, VaultPermissionDenied
+    from eventsvc.vault.errors import VaultError, VaultPermissionDenied
 
     try:
         session.write(path, {"options": {"cas": 0}, "data": data})
@@ -317,7 +317,7 @@ def _read_key_file(path: Path) -> bytes:
 
 def _audit_key_from_vault() -> bytes:
     from eventsvc.cli.operator_vault import APP_SECRET, operator_session
-    from eventsvc.vault import VaultError
+    from eventsvc.vault.errors import VaultError
 
     try:
         with operator_session(os.environ) as session:

@@ -13,13 +13,14 @@ never load hvac.
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from eventsvc.cli.config import ConfigError
-from eventsvc.vault import VaultConfig, VaultSession
+from eventsvc.settings import VaultSettings
+from eventsvc.vault.login import https_address
+from eventsvc.vault.session import VaultSession
 
 ADDR_ENV = "VAULT_ADDR"
 TOKEN_ENV = "VAULT_TOKEN"  # noqa: S105 - the variable's name
@@ -28,7 +29,7 @@ APP_SECRET = "app"  # noqa: S105 - a KV secret's name
 """``kv/data/eventsvc/app``: token_pepper and audit_hmac_key."""
 
 
-def operator_vault_config(environ: Mapping[str, str]) -> VaultConfig:
+def operator_vault_settings(environ: Mapping[str, str]) -> VaultSettings:
     """The Vault address and CA from the environment; ConfigError says what is missing."""
     addr = environ.get(ADDR_ENV, "").strip()
     if not addr:
@@ -39,15 +40,12 @@ def operator_vault_config(environ: Mapping[str, str]) -> VaultConfig:
     ca_file = Path(ca_text).expanduser() if ca_text else None
     if ca_file is not None and not ca_file.is_file():
         raise ConfigError(f"{CA_ENV} {ca_file} is not a readable file")
+    settings = VaultSettings(addr=addr.rstrip("/"), ca_file=ca_file, auth_method="token")
     try:
-        return VaultConfig(
-            addr=addr.rstrip("/"),
-            ca_file=ca_file,
-            runtime_dir=Path(tempfile.gettempdir()),
-            auth_method="token",
-        )
+        https_address(settings)
     except ValueError as exc:
         raise ConfigError(f"{ADDR_ENV}: {exc}") from None
+    return settings
 
 
 @contextmanager
@@ -57,7 +55,7 @@ def operator_session(environ: Mapping[str, str]) -> Iterator[VaultSession]:
     Token auth is refused for the service outside dev; here it is the normal
     case: a person's token, used for one command, left valid afterwards.
     """
-    session = VaultSession.login(operator_vault_config(environ), allow_token_auth=True)
+    session = VaultSession.open(operator_vault_settings(environ), allow_token_auth=True)
     try:
         yield session
     finally:
