@@ -1,4 +1,4 @@
-"""Production entry point: the app under gunicorn, HTTPS only outside tests.
+"""Production entry point: start-up in order, then the app under gunicorn (HTTPS outside tests).
 
 Why gunicorn's ``gthread`` workers: a request spends most of its time waiting
 on MongoDB, so threads give concurrency cheaply, while one process per CPU
@@ -6,14 +6,16 @@ gives CPU parallelism despite the GIL. Each worker process builds its own
 MongoClient after the fork (pymongo clients are not fork-safe) and shares its
 connection pool between its threads.
 
-The master process resolves credentials once (from settings in dev/test, from
-Vault when ``EVENTSVC_VAULT_ADDR`` is set); workers inherit them through the
-fork. With Vault, a child of the master runs the lease keeper
-(:class:`~eventsvc.vault.keeper.LeaseKeeperProcess`). When it re-issues a certificate to the same
-files, it asks the master for a graceful reload (SIGHUP): new workers start
-with the new files, the old ones finish their in-flight requests and exit.
-That is how rotation avoids downtime without a lock around queries. On exit
-the certificates and the token are revoked and the runtime directory removed.
+Start-up runs once, in the master, in one direction: settings, then
+credentials (from settings in dev/test, from Vault when
+``EVENTSVC_VAULT_ADDR`` is set, see :mod:`eventsvc.credentials`), then
+gunicorn. Workers inherit both through the fork. With Vault, a child of the
+master runs the lease keeper (:class:`~eventsvc.vault.keeper.LeaseKeeperProcess`).
+When it re-issues a certificate to the same files, it asks the master for a
+graceful reload (SIGHUP): new workers start with the new files, the old ones
+finish their in-flight requests and exit. That is how rotation avoids
+downtime without a lock around queries. On exit the certificates and the
+token are revoked and the runtime directory removed.
 """
 
 from __future__ import annotations
@@ -24,28 +26,30 @@ import ssl
 import sys
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, replace
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import gunicorn.sock
-from cryptography import x509
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
-from pydantic import SecretStr, ValidationError
+from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from eventsvc.app import create_app
 from eventsvc.audit import AuditLog, start_checkpoints
 from eventsvc.bootstrap import BootstrapInvalid, import_bootstrap_token
+from eventsvc.credentials import (
+    Credentials,
+    MissingCredential,
+    credentials_from_settings,
+    credentials_from_vault,
+    open_vault_session,
+)
 from eventsvc.metrics import start_metrics_server, worker_exited
 from eventsvc.observability import configure_logging, init_tracing
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import EventStore, StoreUnavailable, connect
 from eventsvc.tokens import TokenStore
 from eventsvc.vault.errors import VaultError
-from eventsvc.vault.issued import MongoCredential, MongoScramCredential, ServerTLS
 from eventsvc.vault.keeper import LeaseKeeperProcess
 from eventsvc.vault.session import VaultSession
 
@@ -64,91 +68,6 @@ EXIT_CONFIG_ERROR = 2
 EXIT_VAULT_ERROR = 1
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """What the service needs that is secret: a MongoDB login and its HTTPS keys."""
-
-    mongodb_username: str | None = None
-    mongodb_password: SecretStr | None = None
-    mongodb_cert_key_file: Path | None = None
-    token_pepper: SecretStr | None = None
-    audit_key: SecretStr | None = None
-    tls_cert_file: Path | None = None
-    tls_key_file: Path | None = None
-
-
-def credentials_from_settings(settings: Settings) -> Credentials:
-    """Credentials given directly in settings: allowed in dev/test only (see Settings.check)."""
-    return Credentials(
-        mongodb_username=settings.mongodb_username,
-        mongodb_password=settings.mongodb_password,
-        mongodb_cert_key_file=settings.mongodb_tls_cert_key_file,
-        token_pepper=settings.token_pepper,
-        audit_key=settings.audit_hmac_key,
-        tls_cert_file=settings.tls_cert_file,
-        tls_key_file=settings.tls_key_file,
-    )
-
-
-def with_mongo_credential(credentials: Credentials, mongo: MongoCredential) -> Credentials:
-    """``credentials`` with the MongoDB login replaced by one Vault issued."""
-    if isinstance(mongo, MongoScramCredential):
-        return replace(
-            credentials,
-            mongodb_username=mongo.username,
-            mongodb_password=mongo.password,
-            mongodb_cert_key_file=None,
-        )
-    return replace(
-        credentials,
-        mongodb_username=None,
-        mongodb_password=None,
-        mongodb_cert_key_file=mongo.cert_key_file,
-    )
-
-
-def with_server_tls(credentials: Credentials, tls: ServerTLS) -> Credentials:
-    """``credentials`` with the HTTPS certificate and key Vault issued."""
-    return replace(credentials, tls_cert_file=tls.cert_file, tls_key_file=tls.key_file)
-
-
-def credentials_from_vault(
-    settings: Settings, session: VaultSession
-) -> tuple[Settings, Credentials]:
-    """Issue the MongoDB credential and the HTTPS certificate; return what workers need.
-
-    Without an explicit ``EVENTSVC_MONGODB_TLS_CA_FILE``, MongoDB is verified
-    against the CA chain that issued our client certificate (it issued mongod's too).
-    """
-    app_secrets = session.read_app_secret("app")
-    pepper = SecretStr(app_secrets["token_pepper"])
-    audit_key = SecretStr(app_secrets["audit_hmac_key"])
-    mongo = session.issue_mongo_credential()
-    tls = session.issue_server_tls()
-    if settings.mongodb_tls_ca_file is None and not isinstance(mongo, MongoScramCredential):
-        settings = settings.model_copy(update={"mongodb_tls_ca_file": mongo.ca_file})
-    credentials = with_mongo_credential(
-        Credentials(token_pepper=pepper, audit_key=audit_key), mongo
-    )
-    return settings, with_server_tls(credentials, tls)
-
-
-def certificates_expire_at(credentials: Credentials) -> datetime | None:
-    """When the first of the worker's certificates expires (None: it has none).
-
-    /readyz turns unready past it: the lease keeper should have replaced
-    Vault-issued ones long before, so an expired one means Vault has been out
-    of reach too long (or a static dev certificate is simply too old).
-    """
-    files = [credentials.mongodb_cert_key_file, credentials.tls_cert_file]
-    expiries = [
-        x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
-        for path in files
-        if path is not None
-    ]
-    return min(expiries, default=None)
-
-
 def build_store(settings: Settings, credentials: Credentials) -> EventStore:
     """A store on a new MongoDB client with the current credentials (connects lazily)."""
     client = connect(
@@ -156,9 +75,8 @@ def build_store(settings: Settings, credentials: Credentials) -> EventStore:
         username=credentials.mongodb_username,
         password=credentials.mongodb_password,
         tls_cert_key_file=credentials.mongodb_cert_key_file,
+        tls_ca_file=credentials.mongodb_ca_file,
     )
-    if credentials.audit_key is None:
-        raise RuntimeError("no audit key: it must come from Vault KV (or settings in dev/test)")
     audit_key = credentials.audit_key.get_secret_value().encode()
     audit = AuditLog(client[settings.mongodb_database], audit_key)
     return EventStore(client, settings.mongodb_database, audit)
@@ -170,8 +88,6 @@ _WORKER_TLS_CONTEXT: list[ssl.SSLContext] = []
 
 def build_token_store(store: EventStore, credentials: Credentials) -> TokenStore:
     """Token records live beside the events, checked with the pepper from Vault."""
-    if credentials.token_pepper is None:
-        raise RuntimeError("no token pepper: it must come from Vault KV (or settings in dev/test)")
     pepper = credentials.token_pepper.get_secret_value().encode()
     return TokenStore(store.database, pepper, store.audit)
 
@@ -291,7 +207,9 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         self.check_schema(store, tokens)
         start_checkpoints(store.audit, AUDIT_CHECKPOINT_SECONDS)
         app = create_app(self.settings, store, tokens, store.audit)
-        app.extensions["eventsvc.certificates_expire_at"] = certificates_expire_at(self.credentials)
+        app.extensions["eventsvc.certificates_expire_at"] = (
+            self.credentials.certificates_expire_at()
+        )
         return app
 
     def check_schema(self, store: EventStore, tokens: TokenStore) -> None:
@@ -348,37 +266,33 @@ def main() -> None:
             _fail(EXIT_CONFIG_ERROR, f"configuration error: metrics: {error}")
     vault: VaultSession | None = None
     if settings.uses_vault:
-        settings, credentials, vault = _start_from_vault(settings)
+        credentials, vault = _start_from_vault(settings)
     else:
-        credentials = credentials_from_settings(settings)
+        try:
+            credentials = credentials_from_settings(settings)
+        except MissingCredential as error:
+            _fail(EXIT_CONFIG_ERROR, f"configuration error: {error}")
     if credentials.tls_cert_file is None and settings.profile == "prod":
         _fail(EXIT_CONFIG_ERROR, "configuration error: prod serves HTTPS only; no certificate")
-    if credentials.token_pepper is None:
-        _fail(EXIT_CONFIG_ERROR, "configuration error: EVENTSVC_TOKEN_PEPPER is unset (no Vault)")
     log.info("starting eventsvc on %s (profile %s)", settings.bind, settings.profile)
     EventsvcServer(settings, credentials, vault).run()
 
 
-def _start_from_vault(settings: Settings) -> tuple[Settings, Credentials, VaultSession]:
+def _start_from_vault(settings: Settings) -> tuple[Credentials, VaultSession]:
     """Log in and issue credentials; fail closed (exit, no fallback) on any Vault error."""
     try:
-        session = VaultSession.open(
-            settings.vault,
-            runtime_parent=settings.runtime_dir,
-            mongodb_auth_mode=settings.mongodb_auth_mode,
-            allow_token_auth=settings.profile == "dev",
-        )
+        session = open_vault_session(settings)
     except ValueError as error:
         _fail(EXIT_CONFIG_ERROR, f"configuration error: {error}")
     except (VaultError, OSError) as error:
         _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
     try:
-        settings, credentials = credentials_from_vault(settings, session)
+        credentials = credentials_from_vault(settings, session)
         import_admin_bootstrap(settings, credentials, session)
     except (VaultError, OSError, BootstrapInvalid, PyMongoError, StoreUnavailable) as error:
         session.shutdown()  # revoke the token and whatever was issued before the failure
         _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
-    return settings, credentials, session
+    return credentials, session
 
 
 def import_admin_bootstrap(

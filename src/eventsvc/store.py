@@ -255,10 +255,12 @@ def connect(
     username: str | None = None,
     password: SecretStr | None = None,
     tls_cert_key_file: Path | None = None,
+    tls_ca_file: Path | None = None,
 ) -> MongoClient[Document]:
     """A client for ``settings`` with one credential: SCRAM, or an X.509 certificate.
 
-    TLS verifies the server against ``mongodb_tls_ca_file``; there is no
+    TLS verifies the server against ``tls_ca_file`` if given, else
+    ``mongodb_tls_ca_file`` (else the system's trust store); there is no
     switch to skip verification. Every timeout is bounded so a dead database
     fails fast instead of hanging a request.
     """
@@ -280,8 +282,9 @@ def connect(
     }
     if settings.mongodb_tls:
         options["tls"] = True
-        if settings.mongodb_tls_ca_file is not None:
-            options["tlsCAFile"] = str(settings.mongodb_tls_ca_file)
+        ca_file = tls_ca_file or settings.mongodb_tls_ca_file
+        if ca_file is not None:
+            options["tlsCAFile"] = str(ca_file)
     if tls_cert_key_file is not None:
         options["tlsCertificateKeyFile"] = str(tls_cert_key_file)
         options["authMechanism"] = "MONGODB-X509"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from pydantic import SecretStr
 
 from eventsvc.store import START_EVENT_INDEX, EventFilter, EventStore
 
@@ -105,11 +106,12 @@ def test_readyz_turns_unready_when_certificates_expired(app: Flask) -> None:
 
 
 def test_certificate_expiry_is_read_from_the_worker_files(tmp_path: Path) -> None:
-    from eventsvc.server import Credentials, certificates_expire_at
+    from eventsvc.credentials import Credentials
     from support import write_test_pki
 
     _, cert_file, _ = write_test_pki(tmp_path)
-    assert certificates_expire_at(Credentials()) is None
-    expires_at = certificates_expire_at(Credentials(tls_cert_file=cert_file))
+    keys = {"token_pepper": SecretStr("p" * 32), "audit_key": SecretStr("k" * 32)}
+    assert Credentials(**keys).certificates_expire_at() is None
+    expires_at = Credentials(**keys, tls_cert_file=cert_file).certificates_expire_at()
     assert expires_at is not None
     assert timedelta(hours=23) < expires_at - datetime.now(UTC) <= timedelta(days=1)

@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from eventsvc.server import Credentials, gunicorn_options
+from eventsvc.credentials import Credentials
+from eventsvc.server import gunicorn_options
 from eventsvc.settings import Settings, UnsafeSettingsError
 from support import coverage_env
+
+KEYS = {"token_pepper": SecretStr("p" * 32), "audit_key": SecretStr("k" * 32)}
 
 
 def test_prod_refuses_unsafe_settings_listing_every_reason() -> None:
@@ -68,9 +71,8 @@ def test_gunicorn_options_for_https_and_mtls(tmp_path: Path) -> None:
         tls_client_ca_file=tmp_path / "ca.pem",
         tls_require_client_cert=True,
     )
-    options = gunicorn_options(
-        settings, Credentials(tls_cert_file=tmp_path / "c", tls_key_file=tmp_path / "k")
-    )
+    credentials = Credentials(**KEYS, tls_cert_file=tmp_path / "c", tls_key_file=tmp_path / "k")
+    options = gunicorn_options(settings, credentials)
     assert options["worker_class"] == "eventsvc.tlsworker.ClientCertThreadWorker"
     assert options["workers"] == 3
     assert options["certfile"] == str(tmp_path / "c")
@@ -79,7 +81,7 @@ def test_gunicorn_options_for_https_and_mtls(tmp_path: Path) -> None:
 
 
 def test_no_certificate_means_no_tls_options() -> None:
-    options = gunicorn_options(Settings(profile="test"), Credentials())
+    options = gunicorn_options(Settings(profile="test"), Credentials(**KEYS))
     assert "certfile" not in options
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from eventsvc.credentials import open_vault_session
 from eventsvc.settings import Settings, VaultSettings
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.login import kubernetes_login_request
@@ -93,16 +94,21 @@ def test_flat_names_given_in_code_mean_the_same() -> None:
 
 
 def test_plain_http_is_refused_before_anything_is_created(tmp_path: Path) -> None:
-    vault = VaultSettings(addr="http://vault:8200")
+    settings = Settings(profile="test", vault_addr="http://vault:8200", runtime_dir=tmp_path)
     with pytest.raises(ValueError, match="https://"):
-        VaultSession.open(vault, runtime_parent=tmp_path)
+        open_vault_session(settings)
     assert list(tmp_path.iterdir()) == []
 
 
-def test_token_auth_is_refused_unless_allowed_before_any_request(tmp_path: Path) -> None:
-    vault = VaultSettings(addr="https://127.0.0.1:9", auth_method="token")
+def test_token_auth_is_refused_outside_dev_before_any_request(tmp_path: Path) -> None:
+    settings = Settings(
+        profile="test",
+        vault_addr="https://127.0.0.1:9",
+        vault_auth_method="token",
+        runtime_dir=tmp_path,
+    )
     with pytest.raises(VaultError, match="dev profile only"):
-        VaultSession.open(vault, runtime_parent=tmp_path)
+        open_vault_session(settings)
     assert list(tmp_path.iterdir()) == []
 
 

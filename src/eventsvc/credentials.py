@@ -1,0 +1,120 @@
+"""The service's secrets for one run: where they come from, and what workers get.
+
+Two sources, decided by settings, in the gunicorn master, once:
+
+- without Vault (dev/test only, :meth:`Settings.check` refuses it in prod):
+  :func:`credentials_from_settings` takes what the settings give;
+- with Vault: :func:`open_vault_session` logs in, then
+  :func:`credentials_from_vault` reads the token pepper and audit key from KV
+  and issues the MongoDB credential and the HTTPS certificate.
+
+Either way the result is one :class:`Credentials`, which the workers inherit
+through the fork. Settings are only read here, never rewritten: what Vault
+decides (say, the CA to verify MongoDB against) is part of the credentials.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+
+from cryptography import x509
+from pydantic import SecretStr
+
+from eventsvc.settings import Settings
+from eventsvc.vault.issued import MongoScramCredential
+from eventsvc.vault.session import VaultSession
+
+
+class MissingCredential(ValueError):
+    """A secret the service cannot run without was given neither by settings nor by Vault."""
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """What the service needs that is secret: its keys, a MongoDB login, its HTTPS keys."""
+
+    token_pepper: SecretStr
+    audit_key: SecretStr
+    mongodb_username: str | None = None
+    mongodb_password: SecretStr | None = None
+    mongodb_cert_key_file: Path | None = None
+    mongodb_ca_file: Path | None = None
+    """The CA MongoDB's certificate is verified against; None: the system's trust store."""
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+    def certificates_expire_at(self) -> datetime | None:
+        """When the first of the worker's certificates expires (None: it has none).
+
+        /readyz turns unready past it: the lease keeper should have replaced
+        Vault-issued ones long before, so an expired one means Vault has been out
+        of reach too long (or a static dev certificate is simply too old).
+        """
+        files = [self.mongodb_cert_key_file, self.tls_cert_file]
+        expiries = [
+            x509.load_pem_x509_certificate(path.read_bytes()).not_valid_after_utc
+            for path in files
+            if path is not None
+        ]
+        return min(expiries, default=None)
+
+
+def credentials_from_settings(settings: Settings) -> Credentials:
+    """Credentials given directly in settings: allowed in dev/test only (see Settings.check)."""
+    if settings.token_pepper is None:
+        raise MissingCredential("EVENTSVC_TOKEN_PEPPER is unset (no Vault)")
+    if settings.audit_hmac_key is None:
+        raise MissingCredential("EVENTSVC_AUDIT_HMAC_KEY is unset (no Vault)")
+    return Credentials(
+        token_pepper=settings.token_pepper,
+        audit_key=settings.audit_hmac_key,
+        mongodb_username=settings.mongodb_username,
+        mongodb_password=settings.mongodb_password,
+        mongodb_cert_key_file=settings.mongodb_tls_cert_key_file,
+        mongodb_ca_file=settings.mongodb_tls_ca_file,
+        tls_cert_file=settings.tls_cert_file,
+        tls_key_file=settings.tls_key_file,
+    )
+
+
+def open_vault_session(settings: Settings) -> VaultSession:
+    """Log in to Vault as ``settings.vault`` says; token auth only in the dev profile.
+
+    ValueError for an address that is not https://; VaultError or OSError
+    when the login fails.
+    """
+    return VaultSession.open(
+        settings.vault,
+        runtime_parent=settings.runtime_dir,
+        mongodb_auth_mode=settings.mongodb_auth_mode,
+        allow_token_auth=settings.profile == "dev",
+    )
+
+
+def credentials_from_vault(settings: Settings, session: VaultSession) -> Credentials:
+    """Read the app secrets, issue the MongoDB credential and the HTTPS certificate.
+
+    Without an explicit ``EVENTSVC_MONGODB_TLS_CA_FILE``, MongoDB is verified
+    against the CA chain that issued our client certificate (it issued mongod's too).
+    """
+    app_secrets = session.read_app_secret("app")  # kv/data/eventsvc/app
+    mongo = session.issue_mongo_credential()
+    tls = session.issue_server_tls()
+    credentials = Credentials(
+        token_pepper=SecretStr(app_secrets["token_pepper"]),
+        audit_key=SecretStr(app_secrets["audit_hmac_key"]),
+        mongodb_ca_file=settings.mongodb_tls_ca_file,
+        tls_cert_file=tls.cert_file,
+        tls_key_file=tls.key_file,
+    )
+    if isinstance(mongo, MongoScramCredential):
+        return replace(
+            credentials, mongodb_username=mongo.username, mongodb_password=mongo.password
+        )
+    return replace(
+        credentials,
+        mongodb_cert_key_file=mongo.cert_key_file,
+        mongodb_ca_file=settings.mongodb_tls_ca_file or mongo.ca_file,
+    )
