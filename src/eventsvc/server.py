@@ -24,11 +24,9 @@ import logging
 import os
 import ssl
 import sys
-from collections.abc import Callable
 from contextlib import closing
 from typing import Any
 
-import gunicorn.sock
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from pydantic import ValidationError
@@ -48,6 +46,7 @@ from eventsvc.metrics import start_metrics_server, worker_exited
 from eventsvc.observability import configure_logging, init_tracing
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import EventStore, StoreUnavailable, connect
+from eventsvc.tlsworker import load_tls_context_at_boot, ssl_context
 from eventsvc.tokens import TokenStore
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.keeper import LeaseKeeperProcess
@@ -57,13 +56,6 @@ log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 8
 AUDIT_CHECKPOINT_SECONDS = 30  # how much of a chain's tail can be cut unnoticed, at most
-# TLS 1.2 ciphers with forward secrecy and AEAD only (TLS 1.3 suites are
-# always on and not configurable here).
-MODERN_CIPHERS = (
-    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
-    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
-    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-)
 EXIT_CONFIG_ERROR = 2
 EXIT_VAULT_ERROR = 1
 
@@ -82,37 +74,10 @@ def build_store(settings: Settings, credentials: Credentials) -> EventStore:
     return EventStore(client, settings.mongodb_database, audit)
 
 
-# This worker's TLS context (at most one). Forked workers start with it empty.
-_WORKER_TLS_CONTEXT: list[ssl.SSLContext] = []
-
-
 def build_token_store(store: EventStore, credentials: Credentials) -> TokenStore:
     """Token records live beside the events, checked with the pepper from Vault."""
     pepper = credentials.token_pepper.get_secret_value().encode()
     return TokenStore(store.database, pepper, store.audit)
-
-
-def ssl_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
-    """gunicorn hook: TLS 1.2 minimum, modern ciphers, no compression or renegotiation.
-
-    gunicorn calls it for every connection. The context is built once per
-    worker: the key and certificate are read once (not per connection, and
-    never half-way through Vault replacing them), and a worker serves the
-    certificate it started with until a reload replaces it by a new worker.
-    """
-    if not _WORKER_TLS_CONTEXT:
-        context = default_factory()
-        context.minimum_version = ssl.TLSVersion.TLSv1_2
-        context.set_ciphers(MODERN_CIPHERS)
-        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
-        _WORKER_TLS_CONTEXT.append(context)
-    return _WORKER_TLS_CONTEXT[0]
-
-
-def load_tls_context_at_boot(worker: Any) -> None:
-    """gunicorn post_worker_init hook: read the TLS files before the first connection."""
-    if worker.cfg.is_ssl:
-        gunicorn.sock.ssl_context(worker.cfg)
 
 
 def logconfig(level: str) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""gunicorn's gthread worker, plus the verified TLS client certificate's subject.
+"""TLS in the gunicorn workers: the server's SSLContext, and the client certificate's subject.
+
+:func:`ssl_context` is gunicorn's ``ssl_context`` hook: TLS 1.2 at least,
+forward-secret AEAD ciphers only, built once per worker.
 
 gunicorn verifies client certificates (``cert_reqs``/``ca_certs``) but does not
-tell the application who presented one. This worker reads the subject from
-the TLS socket of each connection and hands it to the app in the WSGI
-environ key ``eventsvc.client_cert_subject`` (a name no HTTP header can
-produce, so a client cannot forge it). The auth layer records it as part of
-the actor and lets routes require it.
+tell the application who presented one. :class:`ClientCertThreadWorker` reads
+the subject from the TLS socket of each connection and hands it to the app in
+the WSGI environ key ``eventsvc.client_cert_subject`` (a name no HTTP header
+can produce, so a client cannot forge it). The auth layer records it as part
+of the actor and lets routes require it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import gunicorn.sock
 from cryptography import x509
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -22,8 +26,42 @@ from eventsvc.auth import CLIENT_CERT_SUBJECT_ENVIRON
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
+# TLS 1.2 ciphers with forward secrecy and AEAD only (TLS 1.3 suites are
+# always on and not configurable here).
+MODERN_CIPHERS = (
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+)
+
+# This worker's TLS context (at most one). Forked workers start with it empty.
+_WORKER_TLS_CONTEXT: list[ssl.SSLContext] = []
+
 # gthread handles a request entirely on one pool thread.
 _connection = threading.local()
+
+
+def ssl_context(config: Any, default_factory: Callable[[], ssl.SSLContext]) -> ssl.SSLContext:
+    """gunicorn hook: TLS 1.2 minimum, modern ciphers, no compression or renegotiation.
+
+    gunicorn calls it for every connection. The context is built once per
+    worker: the key and certificate are read once (not per connection, and
+    never half-way through Vault replacing them), and a worker serves the
+    certificate it started with until a reload replaces it by a new worker.
+    """
+    if not _WORKER_TLS_CONTEXT:
+        context = default_factory()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.set_ciphers(MODERN_CIPHERS)
+        context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+        _WORKER_TLS_CONTEXT.append(context)
+    return _WORKER_TLS_CONTEXT[0]
+
+
+def load_tls_context_at_boot(worker: Any) -> None:
+    """gunicorn post_worker_init hook: read the TLS files before the first connection."""
+    if worker.cfg.is_ssl:
+        gunicorn.sock.ssl_context(worker.cfg)
 
 
 def peer_subject(sock: object) -> str | None:
