@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
 from eventsvc.devstack.mongod import RunningMongod, start_mongod
+from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
@@ -108,7 +109,7 @@ def make_token(tokens: TokenStore) -> Callable[..., str]:
 def app(
     settings: Settings, store: EventStore, tokens: TokenStore, audit_log: AuditLog, clean_db: None
 ) -> Flask:
-    application = create_app(settings, store, tokens, audit_log)
+    application = create_app(settings, Services(events=store, tokens=tokens, audit=audit_log))
     application.config["TESTING"] = True
     return application
 

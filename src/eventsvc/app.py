@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from flask_cors import CORS
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
@@ -13,21 +15,23 @@ from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
 from eventsvc.api.middleware import register_middleware
 from eventsvc.api.problems import register_error_handlers, validation_problem
-from eventsvc.audit.log import AuditLog
+from eventsvc.api.services import install_services
 from eventsvc.observability import init_observability
 from eventsvc.ratelimit import create_limiter, token_key
+from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
-from eventsvc.tokens import TokenStore
 
 
 def create_app(
-    settings: Settings, store: EventStore, tokens: TokenStore, audit: AuditLog
+    settings: Settings, services: Services, *, certificates_expire_at: datetime | None = None
 ) -> OpenAPI:
-    """Build the app around already connected stores.
+    """Build the app around services that already exist (see ``eventsvc.services``).
 
-    Stores are passed in (not created here) so tests and the server decide
-    how MongoDB is reached, and credential rotation can swap their client.
+    Services are passed in (not created here) so tests and the server decide
+    how MongoDB is reached; a new credential means new workers with new
+    services (see :mod:`eventsvc.server`). ``certificates_expire_at`` is when
+    the worker's first certificate expires, for /readyz.
     """
     app = OpenAPI(
         __name__,
@@ -46,15 +50,12 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
-    app.extensions["eventsvc.store"] = store
-    app.extensions["eventsvc.tokens"] = tokens
-    app.extensions["eventsvc.audit"] = audit
-    app.extensions["eventsvc.settings"] = settings
+    install_services(app, services, certificates_expire_at)
 
     init_observability(app, settings)  # first: its span wraps the other middleware
     register_middleware(app)
     register_error_handlers(app)
-    protect_edges(app, settings, store)
+    protect_edges(app, settings, services.events)
     app.register_api(health.blueprint)
     app.register_api(events.blueprint)
     app.register_api(api_tokens.blueprint)

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 
+from eventsvc.api.services import token_store
 from eventsvc.domain import RequestContext
 from eventsvc.observability import current_trace_id
-from eventsvc.tokens import TokenInfo, TokenRejected, TokenStore
+from eventsvc.tokens import TokenInfo, TokenRejected
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,8 @@ def authenticate() -> Principal:
     cached = g.get("principal")
     if isinstance(cached, Principal):
         return cached
-    tokens: TokenStore = current_app.extensions["eventsvc.tokens"]
     try:
-        info = tokens.authenticate(_bearer_token())
+        info = token_store().authenticate(_bearer_token())
     except TokenRejected as error:
         raise Unauthenticated(str(error)) from None
     principal = Principal(info, client_cert_subject())

@@ -15,10 +15,8 @@ from pymongo import MongoClient
 
 from eventsvc.api.docs import openapi_document
 from eventsvc.app import create_app
-from eventsvc.audit.log import AuditLog
+from eventsvc.services import build_services
 from eventsvc.settings import Settings
-from eventsvc.store import EventStore
-from eventsvc.tokens import TokenStore
 
 
 def render() -> str:
@@ -27,9 +25,10 @@ def render() -> str:
     # connect=False: the client never opens a connection; routes are not called.
     client: MongoClient[dict[str, Any]] = MongoClient(connect=False)
     unused_key = b"\0" * 32  # the export never checks a token or writes a record
-    audit = AuditLog(client[settings.mongodb_database], unused_key)
-    store = EventStore(client, settings.mongodb_database, audit)
-    app = create_app(settings, store, TokenStore(store.database, unused_key, audit), audit)
+    services = build_services(
+        client[settings.mongodb_database], audit_key=unused_key, token_pepper=unused_key
+    )
+    app = create_app(settings, services)
     with app.app_context():
         document = openapi_document()
     return json.dumps(document, indent=2, sort_keys=True) + "\n"

@@ -9,7 +9,8 @@ connection pool between its threads.
 Start-up runs once, in the master, in one direction: settings, then
 credentials (from settings in dev/test, from Vault when
 ``EVENTSVC_VAULT_ADDR`` is set, see :mod:`eventsvc.credentials`), then
-gunicorn. Workers inherit both through the fork. With Vault, a child of the
+gunicorn. Workers inherit both through the fork and build their services
+with :func:`eventsvc.services.build_services`. With Vault, a child of the
 master runs the lease keeper (:class:`~eventsvc.vault.keeper.LeaseKeeperProcess`).
 When it re-issues a certificate to the same files, it asks the master for a
 graceful reload (SIGHUP): new workers start with the new files, the old ones
@@ -33,7 +34,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from eventsvc.app import create_app
-from eventsvc.audit import AuditLog, start_checkpoints
+from eventsvc.audit.log import start_checkpoints
 from eventsvc.bootstrap import BootstrapInvalid, import_bootstrap_token
 from eventsvc.credentials import (
     Credentials,
@@ -44,10 +45,10 @@ from eventsvc.credentials import (
 )
 from eventsvc.metrics import start_metrics_server, worker_exited
 from eventsvc.observability import configure_logging, init_tracing
+from eventsvc.services import Services, build_services
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
-from eventsvc.store import EventStore, StoreUnavailable, connect
+from eventsvc.store import StoreUnavailable, connect
 from eventsvc.tlsworker import load_tls_context_at_boot, ssl_context
-from eventsvc.tokens import TokenStore
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.keeper import LeaseKeeperProcess
 from eventsvc.vault.session import VaultSession
@@ -60,8 +61,8 @@ EXIT_CONFIG_ERROR = 2
 EXIT_VAULT_ERROR = 1
 
 
-def build_store(settings: Settings, credentials: Credentials) -> EventStore:
-    """A store on a new MongoDB client with the current credentials (connects lazily)."""
+def connect_services(settings: Settings, credentials: Credentials) -> Services:
+    """The app's services on a new MongoDB client logged in with ``credentials`` (lazily)."""
     client = connect(
         settings,
         username=credentials.mongodb_username,
@@ -69,15 +70,11 @@ def build_store(settings: Settings, credentials: Credentials) -> EventStore:
         tls_cert_key_file=credentials.mongodb_cert_key_file,
         tls_ca_file=credentials.mongodb_ca_file,
     )
-    audit_key = credentials.audit_key.get_secret_value().encode()
-    audit = AuditLog(client[settings.mongodb_database], audit_key)
-    return EventStore(client, settings.mongodb_database, audit)
-
-
-def build_token_store(store: EventStore, credentials: Credentials) -> TokenStore:
-    """Token records live beside the events, checked with the pepper from Vault."""
-    pepper = credentials.token_pepper.get_secret_value().encode()
-    return TokenStore(store.database, pepper, store.audit)
+    return build_services(
+        client[settings.mongodb_database],
+        audit_key=credentials.audit_key.get_secret_value().encode(),
+        token_pepper=credentials.token_pepper.get_secret_value().encode(),
+    )
 
 
 def logconfig(level: str) -> dict[str, Any]:
@@ -165,19 +162,18 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             self.cfg.set("on_exit", self.stop_lease_keeper)
 
     def load(self) -> Any:
-        """Runs in each worker after the fork: its own MongoDB client and app."""
+        """Runs in each worker after the fork: its own MongoDB client, services and app."""
         init_tracing(self.settings)  # before the MongoClient: pymongo reads listeners at creation
-        store = build_store(self.settings, self.credentials)
-        tokens = build_token_store(store, self.credentials)
-        self.check_schema(store, tokens)
-        start_checkpoints(store.audit, AUDIT_CHECKPOINT_SECONDS)
-        app = create_app(self.settings, store, tokens, store.audit)
-        app.extensions["eventsvc.certificates_expire_at"] = (
-            self.credentials.certificates_expire_at()
+        services = connect_services(self.settings, self.credentials)
+        self.check_schema(services)
+        start_checkpoints(services.audit, AUDIT_CHECKPOINT_SECONDS)
+        return create_app(
+            self.settings,
+            services,
+            certificates_expire_at=self.credentials.certificates_expire_at(),
         )
-        return app
 
-    def check_schema(self, store: EventStore, tokens: TokenStore) -> None:
+    def check_schema(self, services: Services) -> None:
         """Create or check collections, validators and indexes before serving.
 
         At startup a failure stops the server (fail closed: the operator sees
@@ -187,8 +183,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         (/readyz says why) and asks the lease keeper for a new credential.
         """
         try:
-            store.ensure_schema()
-            tokens.ensure_schema()
+            services.ensure_schema()
         except (StoreUnavailable, PyMongoError) as exc:
             if not self.reloaded:
                 raise
@@ -267,9 +262,9 @@ def import_admin_bootstrap(
 
     Runs in the master on a short-lived client, closed before workers fork.
     """
-    with closing(build_store(settings, credentials)) as store:
-        store.ensure_schema()
-        import_bootstrap_token(vault, build_token_store(store, credentials))
+    with closing(connect_services(settings, credentials)) as services:
+        services.ensure_schema()
+        import_bootstrap_token(vault, services.tokens)
 
 
 def _fail(status: int, message: str) -> Any:

@@ -8,6 +8,7 @@ from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
+from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
@@ -18,7 +19,8 @@ def instance(
     settings: Settings, store: EventStore, tokens: TokenStore, **changes: object
 ) -> FlaskClient:
     audit = AuditLog(store.database, b"k" * 32)
-    app = create_app(settings.model_copy(update=changes), store, tokens, audit)
+    services = Services(events=store, tokens=tokens, audit=audit)
+    app = create_app(settings.model_copy(update=changes), services)
     return app.test_client()
 
 

@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
+from eventsvc.api.services import CERTIFICATES_EXPIRE_AT_KEY
 from eventsvc.store import START_EVENT_INDEX, EventFilter, EventStore
 
 
@@ -95,11 +96,11 @@ def test_list_query_uses_the_start_event_index(store: EventStore, client: FlaskC
 def test_readyz_turns_unready_when_certificates_expired(app: Flask) -> None:
     client = app.test_client()
     assert client.get("/readyz").get_json()["checks"]["certificates"] == "none"
-    app.extensions["eventsvc.certificates_expire_at"] = datetime.now(UTC) + timedelta(hours=1)
+    app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = datetime.now(UTC) + timedelta(hours=1)
     valid = client.get("/readyz")
     assert valid.status_code == 200
     assert valid.get_json()["checks"]["certificates"].startswith("ok (valid until ")
-    app.extensions["eventsvc.certificates_expire_at"] = datetime.now(UTC) - timedelta(seconds=1)
+    app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = datetime.now(UTC) - timedelta(seconds=1)
     expired = client.get("/readyz")
     assert expired.status_code == 503
     assert expired.get_json()["checks"]["certificates"].startswith("expired at ")

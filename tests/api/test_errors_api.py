@@ -10,10 +10,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
-from eventsvc.audit.log import AuditLog
+from eventsvc.services import build_services
 from eventsvc.settings import Settings
-from eventsvc.store import EventStore, connect
-from eventsvc.tokens import TokenStore
+from eventsvc.store import connect
 from support import free_port, problem_of
 
 EVENTS = "/api/v1/events"
@@ -133,11 +132,10 @@ def test_dead_database_is_503_within_seconds() -> None:
         mongodb_tls=False,
         mongodb_timeout_ms=800,
     )
-    client_ = connect(settings)
-    audit = AuditLog(client_["eventsvc"], b"k" * 32)
-    store = EventStore(client_, "eventsvc", audit)
-    tokens = TokenStore(store.database, b"p" * 32, audit)
-    client = create_app(settings, store, tokens, audit).test_client()
+    services = build_services(
+        connect(settings)["eventsvc"], audit_key=b"k" * 32, token_pepper=b"p" * 32
+    )
+    client = create_app(settings, services).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer evt_" + "a" * 16 + "_" + "b" * 43
     try:
         started = time.monotonic()
@@ -150,4 +148,4 @@ def test_dead_database_is_503_within_seconds() -> None:
         assert client.get("/readyz").status_code == 503
         assert client.get("/healthz").status_code == 200
     finally:
-        store.close()
+        services.close()

@@ -28,6 +28,7 @@ from eventsvc.bootstrap import BootstrapInvalid, BootstrapRecord, import_bootstr
 from eventsvc.cli import cli
 from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.domain import RequestContext
+from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenRejected, TokenStore
@@ -138,7 +139,7 @@ def test_bootstrap_import_authenticate_and_no_plaintext_anywhere(
     assert info.scopes == frozenset({"tokens:admin"})
     assert info.owner == "ops@example.org"
     assert info.created_by == "vault-bootstrap"
-    app = create_app(settings, store, vault_tokens, audit_log)
+    app = create_app(settings, Services(events=store, tokens=vault_tokens, audit=audit_log))
     listing = app.test_client().get("/api/v1/tokens", headers={"Authorization": f"Bearer {token}"})
     assert listing.status_code == 200, listing.get_data(as_text=True)
     assert shown["token_id"] in {item["id"] for item in listing.get_json()["items"]}

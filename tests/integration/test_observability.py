@@ -34,6 +34,7 @@ from pydantic import SecretStr
 from pymongo import MongoClient
 
 from eventsvc import metrics
+from eventsvc.api.services import token_store
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
 from eventsvc.observability import (
@@ -42,6 +43,7 @@ from eventsvc.observability import (
     init_tracing,
     json_formatter,
 )
+from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
@@ -76,14 +78,16 @@ def traced_app(
 ) -> Flask:
     pepper = token_pepper.get_secret_value().encode()
     tokens = TokenStore(traced_store.database, pepper, traced_store.audit)
-    app = create_app(settings, traced_store, tokens, traced_store.audit)
+    services = Services(events=traced_store, tokens=tokens, audit=traced_store.audit)
+    app = create_app(settings, services)
     app.config["TESTING"] = True
     return app
 
 
 @pytest.fixture
 def token(traced_app: Flask) -> str:
-    tokens: TokenStore = traced_app.extensions["eventsvc.tokens"]
+    with traced_app.app_context():
+        tokens = token_store()
     return tokens.create("obs", sorted(SCOPES), timedelta(hours=1), TEST_CONTEXT).token
 
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from flask import Response, current_app, stream_with_context
+from flask import Response, stream_with_context
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, ConfigDict, Field
 
 from eventsvc.api.schemas import ERROR_RESPONSES, Timestamp
+from eventsvc.api.services import event_store
 from eventsvc.audit.export import export
 from eventsvc.auth import require_scope
-from eventsvc.store import EventStore
 
 audit_tag = Tag(name="audit", description="Tamper-evident audit trail (audit:read)")
 blueprint = APIBlueprint(
@@ -45,8 +45,7 @@ def export_audit(query: AuditQuery) -> Response:
     With the audit key, an auditor re-verifies the lines offline (see
     eventsvc.audit.record's module documentation, or ``eventsvc audit verify``).
     """
-    store: EventStore = current_app.extensions["eventsvc.store"]
-    lines = export(store.database, query.start, query.end)
+    lines = export(event_store().database, query.start, query.end)
 
     def ndjson() -> Iterator[str]:
         for line in lines:

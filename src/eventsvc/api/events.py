@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, json, url_for
+from flask import Response, json, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -19,10 +19,11 @@ from eventsvc.api.schemas import (
     StopHeaders,
     event_json,
 )
+from eventsvc.api.services import event_store
 from eventsvc.auth import request_context, require_scope
 from eventsvc.clock import utc_now
 from eventsvc.domain import Event
-from eventsvc.store import EventFilter, EventStore, NewEvent
+from eventsvc.store import EventFilter, NewEvent
 
 events_tag = Tag(name="events", description="Events with a start and a stop timestamp")
 blueprint = APIBlueprint(
@@ -33,11 +34,6 @@ blueprint = APIBlueprint(
     abp_security=[{"bearerAuth": []}],
     abp_responses=ERROR_RESPONSES,
 )
-
-
-def _store() -> EventStore:
-    store: EventStore = current_app.extensions["eventsvc.store"]
-    return store
 
 
 def _event_response(event: Event, status: int = 200) -> Response:
@@ -63,7 +59,7 @@ def create_event(body: EventCreate, header: CreateHeaders) -> Response:
         start_event=body.start_event,
         attributes=body.attributes,
     )
-    result = _store().create(new_event, request_context(), header.idempotency_key)
+    result = event_store().create(new_event, request_context(), header.idempotency_key)
     response = _event_response(result.event, status=201)
     response.headers["Location"] = url_for(".get_event", event_id=result.event.id)
     if result.replayed:
@@ -87,7 +83,7 @@ def list_events(query: EventListQuery) -> Response:
         name=query.name,
         status=query.status,
     )
-    page = _store().list(event_filter, query.limit, query.cursor)
+    page = event_store().list(event_filter, query.limit, query.cursor)
     body = {"items": [event_json(event) for event in page.events], "next": page.next_cursor}
     return Response(json.dumps(body), mimetype="application/json")
 
@@ -102,7 +98,7 @@ def list_events(query: EventListQuery) -> Response:
 )
 @require_scope("events:read")
 def get_event(path: EventPath) -> Response:
-    return _event_response(_store().get(path.event_id))
+    return _event_response(event_store().get(path.event_id))
 
 
 @blueprint.patch(
@@ -122,7 +118,7 @@ def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Respons
     An event that is already stopped answers 409 unless ``If-Match`` carries
     its current ETag; a stale ETag answers 412.
     """
-    event = _store().stop(
+    event = event_store().stop(
         path.event_id, body.stop_event or utc_now(), request_context(), if_match=header.if_match
     )
     return _event_response(event)
@@ -138,5 +134,5 @@ def stop_event(path: EventPath, body: EventStop, header: StopHeaders) -> Respons
 )
 @require_scope("events:admin")
 def delete_event(path: EventPath) -> Response:
-    _store().delete(path.event_id, request_context())
+    event_store().delete(path.event_id, request_context())
     return Response(status=204)

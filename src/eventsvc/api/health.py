@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Response, current_app, json
+from flask import Response, json
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from eventsvc.api.schemas import Health
-from eventsvc.store import EventStore, StoreUnavailable
+from eventsvc.api.services import certificates_expire_at, event_store
+from eventsvc.store import StoreUnavailable
 
 health_tag = Tag(name="health", description="Probes")
 blueprint = APIBlueprint("health", __name__, abp_tags=[health_tag])
@@ -29,14 +30,13 @@ def readyz() -> Response:
     and HTTPS, issued by Vault) must not have expired, which happens when the
     lease keeper cannot reach Vault for too long.
     """
-    store: EventStore = current_app.extensions["eventsvc.store"]
     checks: dict[str, str] = {}
     try:
-        store.ping()
+        event_store().ping()
         checks["mongodb"] = "ok"
     except StoreUnavailable:
         checks["mongodb"] = "unreachable"
-    expires_at: datetime | None = current_app.extensions.get("eventsvc.certificates_expire_at")
+    expires_at = certificates_expire_at()
     certificates_ok = expires_at is None or expires_at > datetime.now(UTC)
     if expires_at is None:
         checks["certificates"] = "none"

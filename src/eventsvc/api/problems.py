@@ -10,13 +10,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, current_app, g, json, request
+from flask import Flask, Response, g, json, request
 from limits.errors import StorageError
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from eventsvc.audit.log import AuditLog
+from eventsvc.api.services import audit_log
 from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
 from eventsvc.domain import (
     EventAlreadyStopped,
@@ -93,9 +93,8 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
 
 def record_denied(detail: str) -> None:
     """Audit a refused request; an audit outage is counted and logged, not turned into a 500."""
-    audit: AuditLog = current_app.extensions["eventsvc.audit"]
     try:
-        audit.append_denied(request_context(), f"{request.method} {request.path}", detail)
+        audit_log().append_denied(request_context(), f"{request.method} {request.path}", detail)
     except (PyMongoError, StoreUnavailable):
         log.exception("could not write the audit record of a denied request")
 

@@ -5,15 +5,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from flask import Response, current_app, json, url_for
+from flask import Response, json, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from eventsvc.api.schemas import ERROR_RESPONSES, Problem
+from eventsvc.api.services import token_store
 from eventsvc.auth import request_context, require_scope
 from eventsvc.clock import rfc3339
-from eventsvc.tokens import SCOPES, TokenInfo, TokenStore
+from eventsvc.tokens import SCOPES, TokenInfo
 
 tokens_tag = Tag(name="tokens", description="API tokens (tokens:admin)")
 blueprint = APIBlueprint(
@@ -71,11 +72,6 @@ class TokenListOut(BaseModel):
     items: list[TokenOut]
 
 
-def _tokens() -> TokenStore:
-    tokens: TokenStore = current_app.extensions["eventsvc.tokens"]
-    return tokens
-
-
 def token_json(info: TokenInfo) -> dict[str, Any]:
     return {
         "id": info.token_id,
@@ -92,7 +88,7 @@ def token_json(info: TokenInfo) -> dict[str, Any]:
 @require_scope("tokens:admin")
 def create_token(body: TokenCreate) -> Response:
     """The response is the only time the token is visible: store it securely."""
-    minted = _tokens().create(
+    minted = token_store().create(
         body.owner, body.scopes, timedelta(days=body.ttl_days), request_context()
     )
     payload = token_json(minted.info) | {"token": minted.token}
@@ -104,7 +100,7 @@ def create_token(body: TokenCreate) -> Response:
 @blueprint.get("/tokens", responses={200: TokenListOut}, summary="List tokens")
 @require_scope("tokens:admin")
 def list_tokens() -> Response:
-    body = {"items": [token_json(info) for info in _tokens().list()]}
+    body = {"items": [token_json(info) for info in token_store().list()]}
     return Response(json.dumps(body), mimetype="application/json")
 
 
@@ -114,7 +110,7 @@ def list_tokens() -> Response:
 @require_scope("tokens:admin")
 def get_token(path: TokenPath) -> Response:
     return Response(
-        json.dumps(token_json(_tokens().get(path.token_id))), mimetype="application/json"
+        json.dumps(token_json(token_store().get(path.token_id))), mimetype="application/json"
     )
 
 
@@ -127,5 +123,5 @@ def get_token(path: TokenPath) -> Response:
 def revoke_token(path: TokenPath) -> Response:
     """Revocation is an action, not a deletion: the record stays readable, with
     revoked_at, for the audit trail. Revoking twice changes nothing."""
-    info = _tokens().revoke(path.token_id, request_context())
+    info = token_store().revoke(path.token_id, request_context())
     return Response(json.dumps(token_json(info)), mimetype="application/json")

@@ -1,0 +1,55 @@
+"""Typed access to the app's services from inside a request.
+
+:func:`eventsvc.app.create_app` stores the :class:`~eventsvc.services.Services`
+it is given under one extension key; routes call :func:`event_store`,
+:func:`token_store` or :func:`audit_log` instead of indexing
+``current_app.extensions`` with strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Flask, current_app
+
+from eventsvc.audit.log import AuditLog
+from eventsvc.services import Services
+from eventsvc.store import EventStore
+from eventsvc.tokens import TokenStore
+
+SERVICES_KEY = "eventsvc.services"
+CERTIFICATES_EXPIRE_AT_KEY = "eventsvc.certificates_expire_at"
+
+
+def install_services(
+    app: Flask, services: Services, certificates_expire_at: datetime | None
+) -> None:
+    """Make ``services`` and the worker's certificate expiry reachable from requests."""
+    app.extensions[SERVICES_KEY] = services
+    app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = certificates_expire_at
+
+
+def current_services() -> Services:
+    """The current app's services."""
+    found = current_app.extensions[SERVICES_KEY]
+    if not isinstance(found, Services):
+        raise TypeError(f"{SERVICES_KEY} holds {type(found).__name__}, not Services")
+    return found
+
+
+def event_store() -> EventStore:
+    return current_services().events
+
+
+def token_store() -> TokenStore:
+    return current_services().tokens
+
+
+def audit_log() -> AuditLog:
+    return current_services().audit
+
+
+def certificates_expire_at() -> datetime | None:
+    """When the first of this worker's certificates expires; None: it has none (see /readyz)."""
+    found = current_app.extensions.get(CERTIFICATES_EXPIRE_AT_KEY)
+    return found if isinstance(found, datetime) else None
