@@ -44,13 +44,13 @@ venv: $(VENV)/.installed ## Create .venv from the locked requirements
 scan-venv: $(SCAN_VENV)/.installed ## Create .venv-scan (security scanners)
 
 run: venv ## Start the whole local stack and the API in the foreground (Ctrl-C stops it)
-	$(PY) -m eventsvc.devstack run
+	$(PY) -m devstack run
 
 up: venv ## Start the local stack in the background (state in .run/)
-	$(PY) -m eventsvc.devstack up
+	$(PY) -m devstack up
 
 down: venv ## Stop what `make up` started
-	$(PY) -m eventsvc.devstack down
+	$(PY) -m devstack down
 
 test: venv scan-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
 	mkdir -p build
@@ -98,6 +98,6 @@ loadtest: venv ## Load test against a local stack (ratios against a baseline in 
 	PYTHONPATH=tests $(PY) -m perf.loadtest $(LOADTEST_ARGS)
 
 clean: ## Remove build output, caches and local stack state (not the venvs)
-	-$(PY) -m eventsvc.devstack down 2>/dev/null
+	-$(PY) -m devstack down 2>/dev/null
 	rm -rf build .run .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis security/reports
 	find . -name __pycache__ -type d -prune -not -path './.venv*' -exec rm -rf {} +

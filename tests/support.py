@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from eventsvc.devstack.mongod import RunningMongod
+from devstack.mongod import RunningMongod
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 

@@ -25,10 +25,10 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.cli_support import ServedApi, assert_one_error_line
+from devstack.mongod import RunningMongod
 from eventsvc.audit import AuditEntry, AuditLog, export
 from eventsvc.cli import cli
 from eventsvc.cli.audit_file import verify_export
-from eventsvc.devstack.mongod import RunningMongod
 
 Run = Callable[..., Result]
 Line = dict[str, Any]

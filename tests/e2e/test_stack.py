@@ -1,6 +1,6 @@
 """The whole local stack from nothing (real bao, mongod, gunicorn), as ``make up`` builds it.
 
-One stack for the module, started through ``eventsvc.devstack.stack``. The
+One stack for the module, started through ``devstack.stack``. The
 secret_id the API unwraps is chosen by the test (AppRole custom-secret-id), so
 the test knows every secret in play and can look for it in every log.
 """
@@ -22,9 +22,9 @@ import requests
 from cryptography import x509
 from pymongo.errors import OperationFailure, PyMongoError
 
-from eventsvc.devstack import stack as stack_module
-from eventsvc.devstack.openbao import deliver_wrapped_secret_id
-from eventsvc.devstack.stack import RunningStack, StackPaths, pick_api_port, start_stack
+from devstack import stack as stack_module
+from devstack.openbao import deliver_wrapped_secret_id
+from devstack.stack import RunningStack, StackPaths, pick_api_port, start_stack
 from support import write_test_pki
 
 

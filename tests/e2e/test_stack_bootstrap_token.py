@@ -12,14 +12,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from eventsvc.bootstrap import mint_bootstrap_token
-from eventsvc.devstack.stack import (
+from devstack.stack import (
     RunningStack,
     StackPaths,
     pick_api_port,
     start_api,
     start_stack,
 )
+from eventsvc.bootstrap import mint_bootstrap_token
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ import pytest
 from click.testing import CliRunner, Result
 from vault_support import REPO, Stack, assert_no_secret_in, capture_everything, start_stack
 
+from devstack.mongod import RunningMongod
 from eventsvc.app import create_app
 from eventsvc.audit import AuditEntry, AuditLog, export
 from eventsvc.bootstrap import BootstrapInvalid, BootstrapRecord, import_bootstrap_token
 from eventsvc.cli import cli
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore

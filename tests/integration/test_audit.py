@@ -20,6 +20,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from devstack.mongod import RunningMongod
 from eventsvc.audit import (
     AUDIT,
     AUDIT_CHECKPOINTS,
@@ -33,7 +34,6 @@ from eventsvc.audit import (
     record_hash,
     verify,
 )
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 

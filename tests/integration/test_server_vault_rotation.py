@@ -30,8 +30,8 @@ import yaml
 from cryptography import x509
 from pymongo.errors import PyMongoError
 
-from eventsvc.devstack.openbao import write_crl
-from eventsvc.devstack.stack import (
+from devstack.openbao import write_crl
+from devstack.stack import (
     BOOTSTRAP_FILE,
     RunningStack,
     StackPaths,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from devstack.mongod import RunningMongod
 from eventsvc.audit import AuditLog, AuditRecord
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.store import EventStore, NewEvent
 from support import TEST_CONTEXT
 

@@ -20,7 +20,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vault_support import BOOTSTRAP_FILE, Stack, assert_no_secret_in, start_stack
 
-from eventsvc.devstack.openbao import (
+from devstack.openbao import (
     bootstrap,
     deliver_wrapped_secret_id,
     server_binary,

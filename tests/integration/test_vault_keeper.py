@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from vault_support import Stack, start_stack
 
-from eventsvc.devstack.openbao import deliver_wrapped_secret_id
+from devstack.openbao import deliver_wrapped_secret_id
 from eventsvc.vault import (
     Backoff,
     LeaseKeeper,

@@ -17,8 +17,8 @@ import pytest
 from pymongo.errors import PyMongoError
 from vault_support import Stack, start_stack
 
-from eventsvc.devstack.mongod import MongodTLS, RunningMongod, start_mongod
-from eventsvc.devstack.openbao import issue_mongod_server_cert, write_crl
+from devstack.mongod import MongodTLS, RunningMongod, start_mongod
+from devstack.openbao import issue_mongod_server_cert, write_crl
 from eventsvc.vault import MongoX509Credential, VaultSession
 
 

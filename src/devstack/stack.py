@@ -41,9 +41,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pymongo.errors import PyMongoError
 
-from eventsvc.audit import AuditLog
-from eventsvc.devstack.mongod import MongodError, MongodTLS, RunningMongod, start_mongod
-from eventsvc.devstack.openbao import (
+from devstack.mongod import MongodError, MongodTLS, RunningMongod, start_mongod
+from devstack.openbao import (
     BootstrapResult,
     OpenBaoError,
     RunningOpenBao,
@@ -53,6 +52,7 @@ from eventsvc.devstack.openbao import (
     load_definition,
     start_openbao,
 )
+from eventsvc.audit import AuditLog
 from eventsvc.domain import SYSTEM_CONTEXT
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, StoreUnavailable
@@ -61,7 +61,7 @@ from eventsvc.vault import VaultConfig, write_private_file
 
 log = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP_FILE = REPO_ROOT / "vault" / "bootstrap.yaml"
 PREFERRED_API_PORT = 8443
 API_READY_TIMEOUT_S = 60.0
@@ -585,7 +585,7 @@ STOP_TIMEOUT_S = 90.0
 UP_TIMEOUT_S = 120.0
 # What each pid file's process must be running, so a recycled pid is never signalled.
 _EXPECTED_COMMAND = {
-    "stack": "eventsvc.devstack",
+    "stack": "devstack",
     "eventsvc": "eventsvc",
     "mongod": "mongod",
     "openbao": "bao",
@@ -711,7 +711,7 @@ def up(
         raise AlreadyUp(existing)
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     _clear_state(paths)
-    argv = [sys.executable, "-m", "eventsvc.devstack", "--run-dir", str(paths.root), "run"]
+    argv = [sys.executable, "-m", "devstack", "--run-dir", str(paths.root), "run"]
     if api_port is not None:
         argv += ["--port", str(api_port)]
     output = paths.root / "stack.out"

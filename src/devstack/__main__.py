@@ -1,4 +1,4 @@
-"""``python -m eventsvc.devstack run|up|down|status``: the local stack for ``make``.
+"""``python -m devstack run|up|down|status``: the local stack for ``make``.
 
 ``run`` stays in the foreground (Ctrl-C stops everything); ``up`` starts the
 same runner in the background and returns once the API is ready; ``down``
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventsvc.devstack.stack import (
+from devstack.stack import (
     REPO_ROOT,
     AlreadyUp,
     RunnerFailed,
@@ -27,16 +27,16 @@ from eventsvc.devstack.stack import (
     StackPaths,
     live_state,
 )
-from eventsvc.devstack.stack import down as stack_down
-from eventsvc.devstack.stack import run as stack_run
-from eventsvc.devstack.stack import up as stack_up
+from devstack.stack import down as stack_down
+from devstack.stack import run as stack_run
+from devstack.stack import up as stack_up
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventsvc.devstack", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
     parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / ".run")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
