@@ -19,17 +19,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from devstack.stack import (
-    REPO_ROOT,
-    AlreadyUp,
-    RunnerFailed,
-    StackError,
-    StackPaths,
-    live_state,
-)
-from devstack.stack import down as stack_down
-from devstack.stack import run as stack_run
-from devstack.stack import up as stack_up
+from devstack.daemon import AlreadyUp, RunnerFailed, live_state
+from devstack.daemon import down as stack_down
+from devstack.daemon import run as stack_run
+from devstack.daemon import up as stack_up
+from devstack.errors import StackError
+from devstack.paths import REPO_ROOT, StackPaths
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3

@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 def throwaway_stack(root: Path) -> Iterator[dict[str, str]]:
     """Start the stack under ``root/.run/dast``; yield the DAST stage options; stop it."""
     # Imported here so secgate runs (every other stage) without the service's dependencies.
-    from devstack.stack import StackPaths, start_stack
+    from devstack.paths import StackPaths
+    from devstack.stack import start_stack
     from eventsvc.tokens import SCOPES
 
     paths = StackPaths(root / ".run" / "dast")

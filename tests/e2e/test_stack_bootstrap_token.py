@@ -12,13 +12,9 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from devstack.stack import (
-    RunningStack,
-    StackPaths,
-    pick_api_port,
-    start_api,
-    start_stack,
-)
+from devstack.api import pick_api_port, start_api
+from devstack.paths import StackPaths
+from devstack.stack import RunningStack, start_stack
 from eventsvc.bootstrap import mint_bootstrap_token
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devstack.stack import pick_api_port
+from devstack.api import pick_api_port
 
 
 def devstack(

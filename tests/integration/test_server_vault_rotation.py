@@ -30,14 +30,10 @@ import yaml
 from cryptography import x509
 from pymongo.errors import PyMongoError
 
+from devstack.api import pick_api_port
 from devstack.openbao import write_crl
-from devstack.stack import (
-    BOOTSTRAP_FILE,
-    RunningStack,
-    StackPaths,
-    pick_api_port,
-    start_stack,
-)
+from devstack.paths import BOOTSTRAP_FILE, StackPaths
+from devstack.stack import RunningStack, start_stack
 from eventsvc.vault import write_private_file
 
 CERTIFICATE_TTL = "20s"
