@@ -14,6 +14,8 @@ WAPITI_VENV := .venv-wapiti
 PY := $(VENV)/bin/python
 SCAN_BIN := $(SCAN_VENV)/bin
 SECGATE := $(PY) -m secgate
+# secgate starts the DAST target through this command and stops it after the scan.
+DAST_TARGET := $(abspath $(PY)) -m devstack dast-target
 PIP_INSTALL := --require-hashes --no-deps --disable-pip-version-check -q
 export SEMGREP_ENABLE_VERSION_CHECK := 0
 
@@ -71,7 +73,7 @@ openapi: venv ## Regenerate the committed openapi.json from the code
 	$(PY) -m eventsvc.openapi openapi.json
 
 scan: venv scan-venv ## Every security stage, DAST included, then the gate verdict
-	$(SECGATE) scan --with-dast-stack
+	$(SECGATE) scan --dast-target-command "$(DAST_TARGET)"
 
 scan-static: venv scan-venv ## SAST, SCA, secrets and workflow config only (no running stack)
 	$(SECGATE) scan --stages sast,sca,secrets,config
@@ -89,7 +91,7 @@ config: venv scan-venv ## zizmor + workflow schema checks
 	$(SECGATE) scan --stages config
 
 dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
-	$(SECGATE) scan --stages dast --with-dast-stack
+	$(SECGATE) scan --stages dast --dast-target-command "$(DAST_TARGET)"
 
 bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
 	PYTHONPATH=tests $(PY) -m perf.bench $(BENCH_ARGS)

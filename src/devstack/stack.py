@@ -280,6 +280,7 @@ def write_cli_config(paths: StackPaths, api_url: str, token: str) -> Path:
 
 _COMPONENT_DIRS = ("openbao", "mongod", "bootstrap", "eventsvc")
 _COMPONENT_FILES = (
+    "auth-header",  # devstack.dast_target's token file, if a killed target left it
     "ca.pem",
     "cli.toml",
     "secret-id.wrapped",

@@ -1,4 +1,5 @@
-"""One scan run: its report directory, the stages in order, the ``latest`` link.
+"""One scan run: its report directory, the stages in order (the DAST target
+started around the dast stage when a command gives it), the ``latest`` link.
 
 A run lives in ``security/reports/<run-id>/`` where run-id is the UTC start
 time plus the short commit, so runs sort by time and say what they scanned.
@@ -6,13 +7,16 @@ time plus the short commit, so runs sort by time and say what they scanned.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from secgate import git
+from secgate.dast_target import TargetUnavailable, started_target
 from secgate.model import ScanContext, StageResult
 from secgate.stages import run_stage
 
@@ -45,15 +49,35 @@ def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetim
     return RunInfo(report_dir.name, commit, root, report_dir, now, stages=stages)
 
 
-def run_stages(ctx: ScanContext, stages: list[str]) -> list[StageResult]:
-    """Run the stages in order; each one's failure is contained in its result."""
+def run_stages(
+    ctx: ScanContext, stages: list[str], dast_target_command: Sequence[str] = ()
+) -> list[StageResult]:
+    """Run the stages in order; each one's failure is contained in its result.
+
+    With ``dast_target_command`` the dast stage runs while that command's
+    target is up (:mod:`secgate.dast_target`): it is started for DAST only,
+    and a target that does not come up fails the dast stage, not the run.
+    """
     results = []
     for name in stages:
         logger.info("stage %s: starting", name)
-        result = run_stage(name, ctx)
+        if name == "dast" and dast_target_command:
+            result = _dast_against_started_target(ctx, dast_target_command)
+        else:
+            result = run_stage(name, ctx)
         logger.info("stage %s: ran=%s, %d findings", name, result.ran, len(result.findings))
         results.append(result)
     return results
+
+
+def _dast_against_started_target(ctx: ScanContext, command: Sequence[str]) -> StageResult:
+    """The dast stage against the target ``command`` starts; options given with -o win."""
+    log_file = ctx.report_dir / "dast" / "target-command.log"
+    try:
+        with started_target(command, log_file) as target:
+            return run_stage("dast", dataclasses.replace(ctx, options={**target, **ctx.options}))
+    except TargetUnavailable as exc:
+        return StageResult("dast", ran=False, error=f"DAST target did not start: {exc}")
 
 
 def update_latest(reports_base: Path, report_dir: Path) -> Path:

@@ -195,6 +195,26 @@ def test_missing_ca_file_fails_the_stage(tmp_path: Path) -> None:
     assert "TLS is always verified" in (result.error or "")
 
 
+def test_auth_header_comes_from_one_option_only(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    header_file = tmp_path / "auth-header"
+    header_file.write_text("Authorization: Bearer from-file\n", encoding="utf-8")
+    options = {"base_url": "https://127.0.0.1:8443", "ca_file": str(pki.ca_file)}
+    ctx = ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, options)
+    both = {**options, "auth_header_file": str(header_file), "auth_header": "X-Other: 1"}
+    with pytest.raises(dast.TargetRefused, match="not both"):
+        dast.target_from(ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, both))
+    missing = {**options, "auth_header_file": str(tmp_path / "none")}
+    with pytest.raises(dast.TargetRefused, match="cannot read auth_header_file"):
+        dast.target_from(ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, missing))
+    from_file = {**options, "auth_header_file": str(header_file)}
+    target = dast.target_from(
+        ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, from_file)
+    )
+    assert target.auth == ("Authorization", "Bearer from-file")
+    assert dast.target_from(ctx).auth is None
+
+
 # --- real scans --------------------------------------------------------------
 
 
@@ -203,7 +223,9 @@ def test_flawed_app_is_caught(
 ) -> None:
     monkeypatch.delenv("ZAP_API_URL", raising=False)
     served = serve(True)
-    result = dast.run(context(tmp_path, served, auth_header="Authorization: Bearer test-token-1"))
+    header_file = tmp_path / "auth-header"  # as `secgate --dast-target-command` passes it
+    header_file.write_text("Authorization: Bearer test-token-1\n", encoding="utf-8")
+    result = dast.run(context(tmp_path, served, auth_header_file=str(header_file)))
     found = rules(result)
     assert ("schemathesis/ST101", "GET api/ratio") in found  # 500 on divisor=0
     assert ("schemathesis/ST108", "GET api/status") in found  # response violates its schema
@@ -213,7 +235,9 @@ def test_flawed_app_is_caught(
     assert result.metadata["zap"] == "ZAP: not run (ZAP_API_URL unset)"
     # The auth header reached the server, and its value is in no file we wrote.
     assert any(h.get("Authorization") == "Bearer test-token-1" for h in served.seen_headers)
-    assert "test-token-1" not in (tmp_path / "reports" / "dast" / "schemathesis.toml").read_text()
+    reports = [path for path in (tmp_path / "reports").rglob("*") if path.is_file()]
+    assert any(path.name == "wapiti.log" for path in reports)
+    assert not [path for path in reports if b"test-token-1" in path.read_bytes()]
     assert result.ran, result.error
     assert any("Cross Site Scripting" in f.rule_id for f in result.findings)
 

@@ -15,8 +15,10 @@ The stage does not start the service: the caller passes ``base_url`` (and
 attack on someone else's system. TLS is always verified against ``ca_file``.
 
 Options (``ctx.options``, all strings): ``base_url``, ``ca_file`` (required);
-``auth_header`` ("Name: value"); ``dast_tools`` (default
-"schemathesis,wapiti,zap": a tool left out is noted, not silently skipped);
+``auth_header`` ("Name: value") or ``auth_header_file`` (a file holding it, so
+the token is on no secgate command line; ``--dast-target-command`` passes one);
+``dast_tools`` (default "schemathesis,wapiti,zap": a tool left out is noted,
+not silently skipped);
 ``seed`` ("1"), ``max_examples`` ("50"), ``max_time`` (schemathesis budget,
 "120" s), ``phases`` ("examples,coverage,fuzzing,stateful"), ``request_timeout``
 ("10" s), ``wapiti_modules`` (see :data:`DEFAULT_WAPITI_MODULES`),
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,7 +132,22 @@ def target_from(ctx: ScanContext) -> Target:
     ca_file = ctx.root / ctx.options.get("ca_file", "")
     if not ctx.options.get("ca_file") or not ca_file.is_file():
         raise TargetRefused(f"ca_file {str(ca_file)!r} is not a file: TLS is always verified")
-    return Target(base_url, str(ca_file), _auth(ctx.options.get("auth_header", "")))
+    return Target(base_url, str(ca_file), _auth(_auth_header(ctx)))
+
+
+def _auth_header(ctx: ScanContext) -> str:
+    """``auth_header``, or the content of ``auth_header_file`` (never quoted in an error)."""
+    header_file = ctx.options.get("auth_header_file", "")
+    if not header_file:
+        return ctx.options.get("auth_header", "")
+    if ctx.options.get("auth_header"):
+        raise TargetRefused("give auth_header or auth_header_file, not both")
+    try:
+        return (ctx.root / header_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise TargetRefused(
+            f"cannot read auth_header_file {header_file!r}: {exc.strerror}"
+        ) from None
 
 
 def _short(exc: Exception) -> str:
@@ -307,7 +325,32 @@ def parse_wapiti(report: dict[str, Any], base_url: str) -> list[Finding]:
 
 
 def _wapiti(ctx: ScanContext, target: Target, out: Path, result: StageResult) -> str | None:
-    """wapiti exits 0 whatever it finds, so only its JSON report says anything."""
+    """wapiti exits 0 whatever it finds, so only its JSON report says anything.
+
+    wapiti quotes the requests it sent, auth header included, in its report,
+    its output and its session store: the session goes to a temporary
+    directory, and the header's value is redacted from what we keep.
+    """
+    secret = target.auth[1] if target.auth else ""
+    with tempfile.TemporaryDirectory(prefix="secgate-wapiti-") as session:
+        error = _run_wapiti(ctx, target, out, Path(session), result)
+    for kept in (out / "wapiti.json", out / "wapiti.log"):
+        redact_file(kept, secret)
+    if error is not None:
+        return redact(error, secret)
+    try:
+        document = json.loads((out / "wapiti.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"wapiti exited 0 without a readable report: {exc}"
+    result.artifacts += [out / "wapiti.json", out / "wapiti.log"]
+    result.tool_versions["wapiti"] = str((document.get("infos") or {}).get("version", "unknown"))
+    result.findings += parse_wapiti(document, target.base_url)
+    return None
+
+
+def _run_wapiti(
+    ctx: ScanContext, target: Target, out: Path, session: Path, result: StageResult
+) -> str | None:
     base_url, auth = target.base_url, target.auth
     report = out / "wapiti.json"
     report.unlink(missing_ok=True)
@@ -316,7 +359,7 @@ def _wapiti(ctx: ScanContext, target: Target, out: Path, result: StageResult) ->
         "-u", f"{base_url}/", "--scope", "folder",
         "-m", opts.get("wapiti_modules", DEFAULT_WAPITI_MODULES),
         "-f", "json", "-o", str(report),
-        "--flush-session", "--store-session", str(out / "wapiti-session"),
+        "--flush-session", "--store-session", str(session),
         "--verify-ssl", "1", "--max-scan-time", opts.get("wapiti_max_scan_time", "120"),
         "--timeout", opts.get("request_timeout", "10"), "--no-bugreport",
         # Out-of-band payloads must not name wapiti's public endpoints: point them at the target.
@@ -332,16 +375,26 @@ def _wapiti(ctx: ScanContext, target: Target, out: Path, result: StageResult) ->
         done = run_tool(ctx, "wapiti", args, env=env, timeout=budget)
     except (ToolMissing, ToolFailed) as exc:
         return f"wapiti could not run: {_short(exc)}"
-    log_file = out / "wapiti.log"
-    log_file.write_text(done.stdout + done.stderr, encoding="utf-8")
-    try:
-        document = json.loads(report.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return f"wapiti exited 0 without a readable report: {exc}"
-    result.artifacts += [report, log_file]
-    result.tool_versions["wapiti"] = str((document.get("infos") or {}).get("version", "unknown"))
-    result.findings += parse_wapiti(document, base_url)
+    (out / "wapiti.log").write_text(done.stdout + done.stderr, encoding="utf-8")
     return None
+
+
+REDACTED = "[redacted by secgate]"
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` without ``secret``, as written raw or inside a JSON string."""
+    if not secret:
+        return text
+    for form in (secret, json.dumps(secret)[1:-1]):
+        text = text.replace(form, REDACTED)
+    return text
+
+
+def redact_file(path: Path, secret: str) -> None:
+    """Redact ``secret`` in a report file, if the file exists."""
+    if secret and path.is_file():
+        path.write_text(redact(path.read_text(encoding="utf-8"), secret), encoding="utf-8")
 
 
 # --- ZAP --------------------------------------------------------------------
