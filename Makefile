@@ -1,5 +1,5 @@
 # eventsvc — every developer and CI entry point. `make help` lists them.
-# Two virtualenvs: .venv (the service, tests, lint, local stack) and
+# Two virtualenvs: .venv (the service, tests, lint, the dev stack, secgate) and
 # .venv-scan (security scanners, pinned separately so their pins never hold
 # back ours). Both are installed from hash-locked requirements only.
 
@@ -29,6 +29,8 @@ $(VENV)/.installed: requirements/pip.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install $(PIP_INSTALL) -r requirements/pip.txt
 	$(PY) -m pip install $(PIP_INSTALL) -r requirements/dev.txt
 	$(PY) -m pip install --no-deps --no-build-isolation -q -e .
+	# devstack and secgate are not in the eventsvc wheel: this .pth puts src/ on the venv's path.
+	echo "$(abspath src)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/eventsvc-dev-src.pth"
 	touch $@
 
 $(SCAN_VENV)/.installed: requirements/pip.txt requirements/scan.txt requirements/wapiti.txt
@@ -56,7 +58,7 @@ down: venv ## Stop what `make up` started
 
 test: venv scan-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
 	mkdir -p build
-	$(VENV)/bin/pytest -p no:cacheprovider --cov=eventsvc --cov-branch \
+	$(VENV)/bin/pytest -p no:cacheprovider --cov --cov-branch \
 		--cov-report=term --cov-report=xml:build/coverage.xml \
 		--junitxml=build/junit-tests.xml $(PYTEST_ARGS)
 
