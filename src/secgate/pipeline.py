@@ -11,14 +11,16 @@ import dataclasses
 import datetime as dt
 import logging
 import shutil
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from secgate import git
 from secgate.dast_target import TargetUnavailable, started_target
-from secgate.model import ScanContext, StageResult
-from secgate.stages import run_stage
+from secgate.model import ScanContext, ScanOutput, StageResult
+from secgate.stages import load_stage
+from secgate.tools import ToolFailed, ToolMissing
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +70,22 @@ def run_stages(
         logger.info("stage %s: ran=%s, %d findings", name, result.ran, len(result.findings))
         results.append(result)
     return results
+
+
+def run_stage(name: str, ctx: ScanContext) -> StageResult:
+    """Run one stage and time it; errors, a missing tool or a crash make it "did not run"."""
+    started = time.monotonic()
+    try:
+        output = load_stage(name)(ctx)
+    except (ToolMissing, ToolFailed) as exc:
+        output = ScanOutput(errors=[str(exc)])
+    except Exception as exc:  # a crashing stage must fail the gate, not the whole run
+        logger.exception("stage %s crashed", name)
+        output = ScanOutput(errors=[f"stage crashed: {exc!r}"])
+    result = StageResult.from_output(name, output, time.monotonic() - started)
+    if not result.ran:
+        logger.error("stage %s did not run: %s", name, result.error)
+    return result
 
 
 def _dast_against_started_target(ctx: ScanContext, command: Sequence[str]) -> StageResult:
