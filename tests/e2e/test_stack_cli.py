@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from devstack.api import pick_api_port
+from support import alive
 
 
 def devstack(
@@ -31,17 +32,6 @@ def devstack(
         timeout=180,
         check=False,
         env=env,
-    )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return (
-        Path(f"/proc/{pid}").exists()
-        and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
     )
 
 

@@ -7,21 +7,13 @@ stdin stops every process and removes the header file.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import requests
 
 from secgate.dast_target import started_target
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
+from support import alive
 
 
 def pids_of(run_dir: Path) -> list[int]:

@@ -6,7 +6,6 @@ tests start no stack; tests/e2e/test_stack_dast_target.py runs the real one.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 from secgate.dast_target import TargetUnavailable, parse_command, started_target
 from secgate.model import ScanContext
 from secgate.pipeline import run_stages
+from support import alive
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,14 +29,6 @@ open(sys.argv[2], "w").write("stopped when stdin closed")
 
 def command(program: str, *args: str) -> list[str]:
     return [sys.executable, "-c", program, *args]
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
 def test_target_line_becomes_options_and_closing_stdin_stops_it(tmp_path: Path) -> None:
