@@ -1,7 +1,8 @@
-"""The ``secgate`` command: run the scan stages, apply the gate, write reports.
+"""The ``secgate`` command (``python -m secgate``): run the stages, apply the gate, write reports.
 
 Exit codes: 0 the gate passed, 1 the gate failed, 2 the command could not be
-used as given (unknown stage, malformed policy or waivers file).
+used as given (unknown stage, malformed policy or waivers file, a
+``--dast-target-command`` that cannot be split into words).
 """
 
 from __future__ import annotations
