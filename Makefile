@@ -1,5 +1,5 @@
 # eventsvc — every developer and CI entry point. `make help` lists them.
-# Two virtualenvs: .venv (the service, tests, lint, local stack) and
+# Two virtualenvs: .venv (the service, tests, lint, the dev stack, secgate) and
 # .venv-scan (security scanners, pinned separately so their pins never hold
 # back ours). Both are installed from hash-locked requirements only.
 
@@ -14,6 +14,8 @@ WAPITI_VENV := .venv-wapiti
 PY := $(VENV)/bin/python
 SCAN_BIN := $(SCAN_VENV)/bin
 SECGATE := $(PY) -m secgate
+# secgate starts the DAST target through this command and stops it after the scan.
+DAST_TARGET := $(abspath $(PY)) -m devstack dast-target
 PIP_INSTALL := --require-hashes --no-deps --disable-pip-version-check -q
 export SEMGREP_ENABLE_VERSION_CHECK := 0
 
@@ -27,6 +29,8 @@ $(VENV)/.installed: requirements/pip.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install $(PIP_INSTALL) -r requirements/pip.txt
 	$(PY) -m pip install $(PIP_INSTALL) -r requirements/dev.txt
 	$(PY) -m pip install --no-deps --no-build-isolation -q -e .
+	# devstack and secgate are not in the eventsvc wheel: this .pth puts src/ on the venv's path.
+	echo "$(abspath src)" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/eventsvc-dev-src.pth"
 	touch $@
 
 $(SCAN_VENV)/.installed: requirements/pip.txt requirements/scan.txt requirements/wapiti.txt
@@ -44,17 +48,17 @@ venv: $(VENV)/.installed ## Create .venv from the locked requirements
 scan-venv: $(SCAN_VENV)/.installed ## Create .venv-scan (security scanners)
 
 run: venv ## Start the whole local stack and the API in the foreground (Ctrl-C stops it)
-	$(PY) -m eventsvc.devstack run
+	$(PY) -m devstack run
 
 up: venv ## Start the local stack in the background (state in .run/)
-	$(PY) -m eventsvc.devstack up
+	$(PY) -m devstack up
 
 down: venv ## Stop what `make up` started
-	$(PY) -m eventsvc.devstack down
+	$(PY) -m devstack down
 
 test: venv scan-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
 	mkdir -p build
-	$(VENV)/bin/pytest -p no:cacheprovider --cov=eventsvc --cov-branch \
+	$(VENV)/bin/pytest -p no:cacheprovider --cov --cov-branch \
 		--cov-report=term --cov-report=xml:build/coverage.xml \
 		--junitxml=build/junit-tests.xml $(PYTEST_ARGS)
 
@@ -71,7 +75,7 @@ openapi: venv ## Regenerate the committed openapi.json from the code
 	$(PY) -m eventsvc.openapi openapi.json
 
 scan: venv scan-venv ## Every security stage, DAST included, then the gate verdict
-	$(SECGATE) scan --with-dast-stack
+	$(SECGATE) scan --dast-target-command "$(DAST_TARGET)"
 
 scan-static: venv scan-venv ## SAST, SCA, secrets and workflow config only (no running stack)
 	$(SECGATE) scan --stages sast,sca,secrets,config
@@ -89,7 +93,7 @@ config: venv scan-venv ## zizmor + workflow schema checks
 	$(SECGATE) scan --stages config
 
 dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
-	$(SECGATE) scan --stages dast --with-dast-stack
+	$(SECGATE) scan --stages dast --dast-target-command "$(DAST_TARGET)"
 
 bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
 	PYTHONPATH=tests $(PY) -m perf.bench $(BENCH_ARGS)
@@ -98,6 +102,6 @@ loadtest: venv ## Load test against a local stack (ratios against a baseline in 
 	PYTHONPATH=tests $(PY) -m perf.loadtest $(LOADTEST_ARGS)
 
 clean: ## Remove build output, caches and local stack state (not the venvs)
-	-$(PY) -m eventsvc.devstack down 2>/dev/null
+	-$(PY) -m devstack down 2>/dev/null
 	rm -rf build .run .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis security/reports
 	find . -name __pycache__ -type d -prune -not -path './.venv*' -exec rm -rf {} +

@@ -17,9 +17,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
+from devstack.mongod import RunningMongod, start_mongod
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
-from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect

@@ -14,7 +14,7 @@ from typing import Any
 import requests
 from pydantic import SecretStr
 
-from eventsvc.devstack.mongod import RunningMongod
+from devstack.mongod import RunningMongod
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 
@@ -275,3 +275,13 @@ def scram_test_settings(mongod: RunningMongod, database: str) -> Settings:
         rate_limit_per_address=GENEROUS_RATE_LIMIT,
         rate_limit_per_token=GENEROUS_RATE_LIMIT,
     )
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie (exited, not yet reaped) counts as stopped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return False
+    state = stat.rpartition(")")[2].split()[0]  # after "pid (comm)", which may hold spaces
+    return state != "Z"

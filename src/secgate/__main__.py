@@ -1,13 +1,12 @@
-"""The ``secgate`` command: run the scan stages, apply the gate, write reports.
+"""The ``secgate`` command (``python -m secgate``): run the stages, apply the gate, write reports.
 
 Exit codes: 0 the gate passed, 1 the gate failed, 2 the command could not be
-used as given (unknown stage, malformed policy or waivers file).
+used as given (unknown stage, malformed policy or waivers file, a
+``--dast-target-command`` that cannot be split into words).
 """
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import datetime as dt
 import logging
 import sys
@@ -19,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from secgate import reports
-from secgate.dast_target import throwaway_stack
+from secgate.dast_target import parse_command
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
 from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
@@ -68,8 +67,9 @@ def scan_options(func: click.decorators.FC) -> click.decorators.FC:
                      help="Stage option, e.g. base_url=https://127.0.0.1:8443 for DAST."),
         click.option("--step-summary", type=click.Path(path_type=Path), default=None,
                      help="Append summary.md here (pass \"$GITHUB_STEP_SUMMARY\" in CI)."),
-        click.option("--with-dast-stack", is_flag=True,
-                     help="Start a throwaway local eventsvc stack for the dast stage."),
+        click.option("--dast-target-command", metavar="CMD", default=None,
+                     help="For the dast stage: run CMD, attack the target it prints, then stop "
+                          "it (make passes \"python -m devstack dast-target\")."),
         click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
@@ -113,7 +113,7 @@ def _scan(
     tools_bin: Path,
     options: tuple[str, ...],
     step_summary: Path | None,
-    with_dast_stack: bool,
+    dast_target_command: str | None,
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
@@ -124,7 +124,8 @@ def _scan(
         gate_policy = load_policy(policy or security / "policy.yml")
         gate_waivers = load_waivers(waivers or security / "waivers.yml")
         stage_options = _options(options)
-    except (PolicyError, WaiverError, click.BadParameter) as exc:
+        dast_target = parse_command(dast_target_command) if dast_target_command else []
+    except (PolicyError, WaiverError, click.BadParameter, ValueError) as exc:
         console.print(Text(f"secgate: {exc}", style="bold red"))
         return EXIT_USAGE
     base = (report_dir or root / "security" / "reports").absolute()
@@ -136,7 +137,7 @@ def _scan(
         tools_bin=tools_bin.absolute(),
         options=stage_options,
     )
-    results = _run(ctx, names, with_dast_stack)
+    results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
     verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date())
     reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
@@ -146,26 +147,6 @@ def _scan(
             stream.write((info.report_dir / "summary.md").read_text(encoding="utf-8"))
     print_summary(console, info, results, verdict)
     return verdict.exit_code
-
-
-def _run(ctx: ScanContext, names: list[str], with_dast_stack: bool) -> list[StageResult]:
-    """Run the stages in order; with --with-dast-stack, DAST runs inside a throwaway stack."""
-    if not (with_dast_stack and "dast" in names):
-        return run_stages(ctx, names)
-    by_stage = {r.stage: r for r in run_stages(ctx, [n for n in names if n != "dast"])}
-    by_stage["dast"] = _dast_in_throwaway_stack(ctx)
-    return [by_stage[name] for name in names]
-
-
-def _dast_in_throwaway_stack(ctx: ScanContext) -> StageResult:
-    """Start the stack only for DAST; a stack that cannot start fails DAST, not the run."""
-    with contextlib.ExitStack() as cleanup:
-        try:
-            target = cleanup.enter_context(throwaway_stack(ctx.root))
-        except Exception as exc:  # noqa: BLE001 - reported as the stage's error
-            return StageResult("dast", ran=False, error=f"DAST stack did not start: {exc}")
-        [result] = run_stages(dataclasses.replace(ctx, options={**target, **ctx.options}), ["dast"])
-        return result
 
 
 def print_summary(

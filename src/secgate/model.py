@@ -1,14 +1,17 @@
-"""The vocabulary every scan stage speaks: findings and stage results.
+"""The vocabulary every scan stage speaks: findings, what a stage returns, stage results.
 
-Each stage (one module per tool family under :mod:`secgate.stages`) turns a
-tool's native output into :class:`Finding` objects. The gate
-(:mod:`secgate.gate`) only ever sees these, so policy and waivers work the same
-for bandit, semgrep, pip-audit, detect-secrets, schemathesis, wapiti and ZAP.
+Each stage (a module or package under :mod:`secgate.stages`) turns its tools'
+native output into :class:`Finding` objects and returns them in a
+:class:`ScanOutput`; :func:`secgate.pipeline.run_stage` makes that a
+:class:`StageResult`. The gate (:mod:`secgate.gate`) only ever sees these, so
+policy and waivers work the same for bandit, semgrep, pip-audit,
+detect-secrets, schemathesis, wapiti and ZAP.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -81,9 +84,45 @@ def fingerprint(*parts: str) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class ScanOutput:
+    """What a stage, or one tool inside it, returns: findings and the evidence around them.
+
+    Each tool adapter builds its own and returns it; the stage combines them
+    (:func:`combine`) and returns that. ``errors`` says what could not finish:
+    a stage with any error did not run, whatever else it found, because a
+    half-done scan must never look like a clean one.
+    """
+
+    findings: list[Finding] = field(default_factory=list)
+    tool_versions: dict[str, str] = field(default_factory=dict)
+    artifacts: list[Path] = field(default_factory=list)  # native reports, SARIF, SBOM ...
+    notes: list[str] = field(default_factory=list)  # e.g. "ZAP: not run (no ZAP_API_URL)"
+    metadata: dict[str, str] = field(default_factory=dict)  # e.g. advisory source and date
+    errors: list[str] = field(default_factory=list)
+
+
+def combine(outputs: Iterable[ScanOutput]) -> ScanOutput:
+    """One output holding all of ``outputs``, in order (later metadata keys win)."""
+    combined = ScanOutput()
+    for output in outputs:
+        combined.findings.extend(output.findings)
+        combined.tool_versions.update(output.tool_versions)
+        combined.artifacts.extend(output.artifacts)
+        combined.notes.extend(output.notes)
+        combined.metadata.update(output.metadata)
+        combined.errors.extend(output.errors)
+    return combined
+
+
 @dataclass
 class StageResult:
-    """What one stage did: whether it ran, with which tools, what it found."""
+    """What one stage did: whether it ran, with which tools, what it found.
+
+    Built by :func:`secgate.pipeline.run_stage` from the stage's
+    :class:`ScanOutput` (see :meth:`from_output`); the gate and the reports
+    read it.
+    """
 
     stage: str
     ran: bool
@@ -94,6 +133,21 @@ class StageResult:
     notes: list[str] = field(default_factory=list)  # e.g. "ZAP: not run (no ZAP_API_URL)"
     metadata: dict[str, str] = field(default_factory=dict)  # e.g. advisory source and date
     seconds: float = 0.0
+
+    @classmethod
+    def from_output(cls, stage: str, output: ScanOutput, seconds: float) -> StageResult:
+        """The stage ran only if nothing in it failed; every failure is listed in ``error``."""
+        return cls(
+            stage=stage,
+            ran=not output.errors,
+            findings=list(output.findings),
+            tool_versions=dict(output.tool_versions),
+            artifacts=list(output.artifacts),
+            error="; ".join(output.errors) or None,
+            notes=list(output.notes),
+            metadata=dict(output.metadata),
+            seconds=seconds,
+        )
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""One scan run: its report directory, the stages in order, the ``latest`` link.
+"""One scan run: its report directory, the stages in order (the DAST target
+started around the dast stage when a command gives it), the ``latest`` link.
 
 A run lives in ``security/reports/<run-id>/`` where run-id is the UTC start
 time plus the short commit, so runs sort by time and say what they scanned.
@@ -6,15 +7,20 @@ time plus the short commit, so runs sort by time and say what they scanned.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import shutil
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from secgate import git
-from secgate.model import ScanContext, StageResult
-from secgate.stages import run_stage
+from secgate.dast_target import TargetUnavailable, started_target
+from secgate.model import ScanContext, ScanOutput, StageResult
+from secgate.stages import load_stage
+from secgate.tools import ToolFailed, ToolMissing
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +51,51 @@ def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetim
     return RunInfo(report_dir.name, commit, root, report_dir, now, stages=stages)
 
 
-def run_stages(ctx: ScanContext, stages: list[str]) -> list[StageResult]:
-    """Run the stages in order; each one's failure is contained in its result."""
+def run_stages(
+    ctx: ScanContext, stages: list[str], dast_target_command: Sequence[str] = ()
+) -> list[StageResult]:
+    """Run the stages in order; each one's failure is contained in its result.
+
+    With ``dast_target_command`` the dast stage runs while that command's
+    target is up (:mod:`secgate.dast_target`): it is started for DAST only,
+    and a target that does not come up fails the dast stage, not the run.
+    """
     results = []
     for name in stages:
         logger.info("stage %s: starting", name)
-        result = run_stage(name, ctx)
+        if name == "dast" and dast_target_command:
+            result = _dast_against_started_target(ctx, dast_target_command)
+        else:
+            result = run_stage(name, ctx)
         logger.info("stage %s: ran=%s, %d findings", name, result.ran, len(result.findings))
         results.append(result)
     return results
+
+
+def run_stage(name: str, ctx: ScanContext) -> StageResult:
+    """Run one stage and time it; errors, a missing tool or a crash make it "did not run"."""
+    started = time.monotonic()
+    try:
+        output = load_stage(name)(ctx)
+    except (ToolMissing, ToolFailed) as exc:
+        output = ScanOutput(errors=[str(exc)])
+    except Exception as exc:  # a crashing stage must fail the gate, not the whole run
+        logger.exception("stage %s crashed", name)
+        output = ScanOutput(errors=[f"stage crashed: {exc!r}"])
+    result = StageResult.from_output(name, output, time.monotonic() - started)
+    if not result.ran:
+        logger.error("stage %s did not run: %s", name, result.error)
+    return result
+
+
+def _dast_against_started_target(ctx: ScanContext, command: Sequence[str]) -> StageResult:
+    """The dast stage against the target ``command`` starts; options given with -o win."""
+    log_file = ctx.report_dir / "dast" / "target-command.log"
+    try:
+        with started_target(command, log_file) as target:
+            return run_stage("dast", dataclasses.replace(ctx, options={**target, **ctx.options}))
+    except TargetUnavailable as exc:
+        return StageResult("dast", ran=False, error=f"DAST target did not start: {exc}")
 
 
 def update_latest(reports_base: Path, report_dir: Path) -> Path:

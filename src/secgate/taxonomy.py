@@ -7,6 +7,13 @@ deliberately short: an unmapped CWE shows as "unmapped", which is honest.
 
 from __future__ import annotations
 
+# Categories the DAST tools' own taxonomies name directly (stages/dast/).
+BROKEN_ACCESS_CONTROL = "A01:2021-Broken Access Control"
+INJECTION = "A03:2021-Injection"
+MISCONFIGURATION = "A05:2021-Security Misconfiguration"
+AUTHENTICATION_FAILURES = "A07:2021-Identification and Authentication Failures"
+SSRF = "A10:2021-Server-Side Request Forgery"
+
 OWASP_BY_CWE: dict[str, str] = {
     "CWE-22": "A01:2021-Broken Access Control",
     "CWE-284": "A01:2021-Broken Access Control",

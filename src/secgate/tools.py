@@ -98,3 +98,9 @@ def tool_version(ctx: ScanContext, name: str, args: Sequence[str] = ("--version"
         return "unknown"
     lines = (run.stdout or run.stderr).strip().splitlines()
     return lines[0].strip() if lines else "unknown"
+
+
+def failure_summary(exc: Exception) -> str:
+    """First and last line of a tool failure: what failed, and the error it died with."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"

@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devstack.mongod import RunningMongod
 from eventsvc.api.tokens import Scope
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.tokens import SCOPES, TokenStore, parse_token_id
 from support import TEST_CONTEXT, problem_of
 

@@ -24,13 +24,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from cli.cli_support import ServedApi, assert_one_error_line
+from devstack.mongod import RunningMongod
 from eventsvc.audit.export import export
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditEntry
 from eventsvc.cli import cli
 from eventsvc.cli.audit_file import verify_export
 from eventsvc.clock import rfc3339, utc_now
-from eventsvc.devstack.mongod import RunningMongod
 
 Run = Callable[..., Result]
 Line = dict[str, Any]

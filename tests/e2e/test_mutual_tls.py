@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from eventsvc.devstack.mongod import RunningMongod
+from devstack.mongod import RunningMongod
 from support import ApiServer, write_client_cert
 
 APP_DATABASE = "eventsvc"

@@ -1,6 +1,6 @@
 """The whole local stack from nothing (real bao, mongod, gunicorn), as ``make up`` builds it.
 
-One stack for the module, started through ``eventsvc.devstack.stack``. The
+One stack for the module, started through ``devstack.stack``. The
 secret_id the API unwraps is chosen by the test (AppRole custom-secret-id), so
 the test knows every secret in play and can look for it in every log.
 """
@@ -22,9 +22,11 @@ import requests
 from cryptography import x509
 from pymongo.errors import OperationFailure, PyMongoError
 
-from eventsvc.devstack import stack as stack_module
-from eventsvc.devstack.openbao import deliver_wrapped_secret_id
-from eventsvc.devstack.stack import RunningStack, StackPaths, pick_api_port, start_stack
+from devstack import api as api_module
+from devstack.api import pick_api_port
+from devstack.openbao import deliver_wrapped_secret_id
+from devstack.paths import StackPaths
+from devstack.stack import RunningStack, start_stack
 from support import write_test_pki
 
 
@@ -58,7 +60,7 @@ def known() -> KnownSecrets:
 def stack(tmp_path_factory: pytest.TempPathFactory, known: KnownSecrets) -> Iterator[RunningStack]:
     paths = StackPaths(tmp_path_factory.mktemp("stack") / ".run")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(stack_module, "deliver_wrapped_secret_id", known.record_wrapping_token)
+        patch.setattr(api_module, "deliver_wrapped_secret_id", known.record_wrapping_token)
         running = start_stack(paths, api_port=pick_api_port(0), api_env={"EVENTSVC_WORKERS": "2"})
     try:
         pepper = running.root_client().read("kv/data/eventsvc/app")["data"]["data"]

@@ -12,14 +12,10 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from devstack.api import pick_api_port, start_api
+from devstack.paths import StackPaths
+from devstack.stack import RunningStack, start_stack
 from eventsvc.bootstrap import mint_bootstrap_token
-from eventsvc.devstack.stack import (
-    RunningStack,
-    StackPaths,
-    pick_api_port,
-    start_api,
-    start_stack,
-)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``python -m eventsvc.devstack up|status|down`` as make runs them, and a failing start.
+"""``python -m devstack up|status|down`` as make runs them, and a failing start.
 
 One background stack for the module (in a temporary run directory, on a free
 port); each command is a real subprocess.
@@ -18,30 +18,20 @@ from pathlib import Path
 import pytest
 import requests
 
-from eventsvc.devstack.stack import pick_api_port
+from devstack.api import pick_api_port
+from support import alive
 
 
 def devstack(
     run_dir: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "eventsvc.devstack", "--run-dir", str(run_dir), *args],
+        [sys.executable, "-m", "devstack", "--run-dir", str(run_dir), *args],
         capture_output=True,
         text=True,
         timeout=180,
         check=False,
         env=env,
-    )
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return (
-        Path(f"/proc/{pid}").exists()
-        and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
     )
 
 
@@ -127,7 +117,7 @@ def test_a_failing_component_is_one_line_and_nothing_is_left(tmp_path: Path) -> 
 def test_run_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     """Ctrl-C reaches the whole foreground process group, as a terminal sends it."""
     run_dir = tmp_path / ".run"
-    argv = [sys.executable, "-m", "eventsvc.devstack", "--run-dir", str(run_dir), "run"]
+    argv = [sys.executable, "-m", "devstack", "--run-dir", str(run_dir), "run"]
     runner = subprocess.Popen(
         [*argv, "--port", str(pick_api_port(0))],
         stdout=subprocess.PIPE,

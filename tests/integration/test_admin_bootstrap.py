@@ -20,19 +20,20 @@ import pytest
 from click.testing import CliRunner, Result
 from vault_support import REPO, Stack, assert_no_secret_in, capture_everything, start_stack
 
+from devstack.mongod import RunningMongod
 from eventsvc.app import create_app
 from eventsvc.audit.export import export
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditEntry
 from eventsvc.bootstrap import BootstrapInvalid, BootstrapRecord, import_bootstrap_token
 from eventsvc.cli import cli
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.domain import RequestContext
 from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenRejected, TokenStore
-from eventsvc.vault import VaultPermissionDenied, VaultSession
+from eventsvc.vault.errors import VaultPermissionDenied
+from eventsvc.vault.session import VaultSession
 
 POLICIES = REPO / "vault" / "policies"
 BOOTSTRAP_PATH = "eventsvc/bootstrap-token"

@@ -20,6 +20,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from devstack.mongod import RunningMongod
 from eventsvc.audit.export import export
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import (
@@ -32,7 +33,6 @@ from eventsvc.audit.record import (
     record_hash,
 )
 from eventsvc.audit.verify import verify
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from perf.audit_bench import benchmark

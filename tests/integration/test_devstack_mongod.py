@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pymongo.errors import ConnectionFailure, OperationFailure
 
-from eventsvc.devstack import mongod as devstack_mongod
-from eventsvc.devstack.mongod import (
+from devstack import mongod as devstack_mongod
+from devstack.mongod import (
     MongodNotFound,
     MongodStartError,
     MongodTLS,
@@ -482,7 +482,7 @@ def test_env_override_is_used_reported_and_stop_is_idempotent(
     override.parent.mkdir()
     override.symlink_to(_wheel_binary())
     monkeypatch.setenv("EVENTSVC_MONGOD_BIN", str(override))
-    caplog.set_level(logging.INFO, logger="eventsvc.devstack.mongod")
+    caplog.set_level(logging.INFO, logger="devstack.mongod")
 
     mongod = start_mongod(tmp_path / "work")
     assert (mongod.binary, mongod.binary_source) == (override, "EVENTSVC_MONGOD_BIN")

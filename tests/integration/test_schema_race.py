@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from eventsvc.devstack.mongod import RunningMongod
+from devstack.mongod import RunningMongod
 from eventsvc.schema import ensure_collection
 
 VALIDATOR = {"$jsonSchema": {"bsonType": "object", "required": ["name"]}}

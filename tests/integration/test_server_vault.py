@@ -17,7 +17,7 @@ import hvac
 import pytest
 from vault_support import Stack, start_stack
 
-from eventsvc.devstack.openbao import deliver_wrapped_secret_id, role_id, start_openbao
+from devstack.openbao import deliver_wrapped_secret_id, role_id, start_openbao
 from support import coverage_env, free_port
 
 NO_PKI_POLICY = """

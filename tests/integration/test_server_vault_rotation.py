@@ -30,15 +30,11 @@ import yaml
 from cryptography import x509
 from pymongo.errors import PyMongoError
 
-from eventsvc.devstack.openbao import write_crl
-from eventsvc.devstack.stack import (
-    BOOTSTRAP_FILE,
-    RunningStack,
-    StackPaths,
-    pick_api_port,
-    start_stack,
-)
-from eventsvc.vault import write_private_file
+from devstack.api import pick_api_port
+from devstack.openbao import write_crl
+from devstack.paths import BOOTSTRAP_FILE, StackPaths
+from devstack.stack import RunningStack, start_stack
+from eventsvc.files import write_private_file
 
 CERTIFICATE_TTL = "20s"
 SHORT_LIVED_ROLES = ("eventsvc-mongo-client", "eventsvc-api-server")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from eventsvc.devstack.mongod import RunningMongod
+from devstack.mongod import RunningMongod
 from eventsvc.domain import SYSTEM_CONTEXT
 from eventsvc.services import build_services
 

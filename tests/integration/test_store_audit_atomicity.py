@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from devstack.mongod import RunningMongod
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditRecord
-from eventsvc.devstack.mongod import RunningMongod
 from eventsvc.store import EventStore, NewEvent
 from support import TEST_CONTEXT
 

@@ -20,21 +20,21 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from vault_support import BOOTSTRAP_FILE, Stack, assert_no_secret_in, start_stack
 
-from eventsvc.devstack.openbao import (
+from devstack.openbao import (
     bootstrap,
     deliver_wrapped_secret_id,
     server_binary,
     start_openbao,
 )
 from eventsvc.settings import VaultSettings
-from eventsvc.vault import (
+from eventsvc.vault.errors import (
     VaultError,
     VaultPermissionDenied,
     VaultSealed,
-    VaultSession,
     VaultUnavailable,
     WrappedSecretIdInvalid,
 )
+from eventsvc.vault.session import VaultSession
 
 
 @pytest.fixture(scope="module")

@@ -16,14 +16,10 @@ from pathlib import Path
 import pytest
 from vault_support import Stack, start_stack
 
-from eventsvc.devstack.openbao import deliver_wrapped_secret_id
-from eventsvc.vault import (
-    Backoff,
-    LeaseKeeper,
-    MongoCredential,
-    ServerTLS,
-    VaultSession,
-)
+from devstack.openbao import deliver_wrapped_secret_id
+from eventsvc.vault.issued import MongoCredential, ServerTLS
+from eventsvc.vault.keeper import Backoff, LeaseKeeper
+from eventsvc.vault.session import VaultSession
 
 SHORT_ROLE = "eventsvc-short"
 FAST_RETRY = Backoff(initial_s=0.2, max_s=0.5)

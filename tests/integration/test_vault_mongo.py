@@ -17,9 +17,10 @@ import pytest
 from pymongo.errors import PyMongoError
 from vault_support import Stack, start_stack
 
-from eventsvc.devstack.mongod import MongodTLS, RunningMongod, start_mongod
-from eventsvc.devstack.openbao import issue_mongod_server_cert, write_crl
-from eventsvc.vault import MongoX509Credential, VaultSession
+from devstack.mongod import MongodTLS, RunningMongod, start_mongod
+from devstack.openbao import issue_mongod_server_cert, write_crl
+from eventsvc.vault.issued import MongoX509Credential
+from eventsvc.vault.session import VaultSession
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 import hvac
 import pytest
 
-from eventsvc.devstack.openbao import (
+from devstack.openbao import (
     BootstrapResult,
     RunningOpenBao,
     bootstrap,

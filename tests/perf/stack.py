@@ -16,8 +16,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from devstack.mongod import RunningMongod, start_mongod
 from eventsvc.audit.log import AuditLog
-from eventsvc.devstack.mongod import RunningMongod, start_mongod
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect

@@ -8,8 +8,8 @@ from pathlib import Path
 from secgate_support import FIXTURES, context, copy_fixture, flaw_lines
 
 from secgate.gate import evaluate
+from secgate.pipeline import run_stage
 from secgate.policy import DEFAULT_POLICY
-from secgate.stages import run_stage
 
 TODAY = dt.date(2026, 6, 1)
 

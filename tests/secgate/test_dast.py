@@ -25,7 +25,9 @@ from flask import Flask, request
 from werkzeug.serving import make_server
 
 from secgate.model import ScanContext, StageResult
-from secgate.stages import dast
+from secgate.pipeline import run_stage
+from secgate.stages.dast import target, wapiti, zap
+from secgate.taxonomy import INJECTION
 
 REPO = Path(__file__).resolve().parents[2]
 FLAWED_APP = Path(__file__).resolve().parent / "fixtures" / "dast_flawed" / "app.py"
@@ -170,19 +172,19 @@ def rules(result: StageResult) -> set[tuple[str, str]]:
     ],
 )
 def test_only_local_https_targets_are_accepted(url: str) -> None:
-    with pytest.raises(dast.TargetRefused):
-        dast.check_target(url)
+    with pytest.raises(target.TargetRefused):
+        target.check_target(url)
 
 
 def test_local_target_is_normalised() -> None:
-    assert dast.check_target("https://127.0.0.1:8443/api/") == "https://127.0.0.1:8443/api"
+    assert target.check_target("https://127.0.0.1:8443/api/") == "https://127.0.0.1:8443/api"
 
 
 def test_refused_target_fails_the_stage_without_running_anything(tmp_path: Path) -> None:
     ctx = ScanContext(
         REPO, tmp_path, REPO / "security", TOOLS_BIN, True, {"base_url": "https://example.org"}
     )
-    result = dast.run(ctx)
+    result = run_stage("dast", ctx)
     assert not result.ran
     assert "127.0.0.1" in (result.error or "")
     assert not (tmp_path / "dast").exists()
@@ -190,9 +192,31 @@ def test_refused_target_fails_the_stage_without_running_anything(tmp_path: Path)
 
 def test_missing_ca_file_fails_the_stage(tmp_path: Path) -> None:
     options = {"base_url": "https://127.0.0.1:8443", "ca_file": str(tmp_path / "none.pem")}
-    result = dast.run(ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, options))
+    result = run_stage(
+        "dast", ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, options)
+    )
     assert not result.ran
     assert "TLS is always verified" in (result.error or "")
+
+
+def test_auth_header_comes_from_one_option_only(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    header_file = tmp_path / "auth-header"
+    header_file.write_text("Authorization: Bearer from-file\n", encoding="utf-8")
+    options = {"base_url": "https://127.0.0.1:8443", "ca_file": str(pki.ca_file)}
+    ctx = ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, options)
+    both = {**options, "auth_header_file": str(header_file), "auth_header": "X-Other: 1"}
+    with pytest.raises(target.TargetRefused, match="not both"):
+        target.target_from(ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, both))
+    missing = {**options, "auth_header_file": str(tmp_path / "none")}
+    with pytest.raises(target.TargetRefused, match="cannot read auth_header_file"):
+        target.target_from(ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, missing))
+    from_file = {**options, "auth_header_file": str(header_file)}
+    parsed = target.target_from(
+        ScanContext(REPO, tmp_path, REPO / "security", TOOLS_BIN, True, from_file)
+    )
+    assert parsed.auth == ("Authorization", "Bearer from-file")
+    assert target.target_from(ctx).auth is None
 
 
 # --- real scans --------------------------------------------------------------
@@ -203,7 +227,9 @@ def test_flawed_app_is_caught(
 ) -> None:
     monkeypatch.delenv("ZAP_API_URL", raising=False)
     served = serve(True)
-    result = dast.run(context(tmp_path, served, auth_header="Authorization: Bearer test-token-1"))
+    header_file = tmp_path / "auth-header"  # as `secgate --dast-target-command` passes it
+    header_file.write_text("Authorization: Bearer test-token-1\n", encoding="utf-8")
+    result = run_stage("dast", context(tmp_path, served, auth_header_file=str(header_file)))
     found = rules(result)
     assert ("schemathesis/ST101", "GET api/ratio") in found  # 500 on divisor=0
     assert ("schemathesis/ST108", "GET api/status") in found  # response violates its schema
@@ -213,24 +239,26 @@ def test_flawed_app_is_caught(
     assert result.metadata["zap"] == "ZAP: not run (ZAP_API_URL unset)"
     # The auth header reached the server, and its value is in no file we wrote.
     assert any(h.get("Authorization") == "Bearer test-token-1" for h in served.seen_headers)
-    assert "test-token-1" not in (tmp_path / "reports" / "dast" / "schemathesis.toml").read_text()
+    reports = [path for path in (tmp_path / "reports").rglob("*") if path.is_file()]
+    assert any(path.name == "wapiti.log" for path in reports)
+    assert not [path for path in reports if b"test-token-1" in path.read_bytes()]
     assert result.ran, result.error
     assert any("Cross Site Scripting" in f.rule_id for f in result.findings)
 
 
 def test_wapiti_finds_reflected_xss(tmp_path: Path, serve: Callable[[bool], Served]) -> None:
     served = serve(True)
-    result = dast.run(context(tmp_path, served, dast_tools="wapiti", wapiti_modules="xss"))
+    result = run_stage("dast", context(tmp_path, served, dast_tools="wapiti", wapiti_modules="xss"))
     assert result.ran, result.error
     # "Cross Site Scripting" in wapiti 3.0, "Reflected Cross Site Scripting" in 3.2.
     xss = [f for f in result.findings if "Cross Site Scripting" in f.rule_id]
     assert xss
-    assert xss[0].owasp == dast.INJECTION
+    assert xss[0].owasp == INJECTION
 
 
 def test_clean_app_passes(tmp_path: Path, serve: Callable[[bool], Served]) -> None:
     served = serve(False)
-    result = dast.run(context(tmp_path, served, dast_tools="schemathesis,wapiti"))
+    result = run_stage("dast", context(tmp_path, served, dast_tools="schemathesis,wapiti"))
     assert result.ran, result.error
     assert result.findings == []
     assert "zap: not run (left out by option dast_tools)" in result.notes
@@ -242,8 +270,8 @@ def test_certificate_from_another_ca_is_refused(
 ) -> None:
     served = serve(False)
     other = make_pki(tmp_path / "other-ca")
-    result = dast.run(
-        context(tmp_path, served, dast_tools="schemathesis", ca_file=str(other.ca_file))
+    result = run_stage(
+        "dast", context(tmp_path, served, dast_tools="schemathesis", ca_file=str(other.ca_file))
     )
     assert not result.ran
     assert "schemathesis" in (result.error or "")
@@ -258,7 +286,7 @@ def test_broken_scanner_fails_the_stage(tmp_path: Path, serve: Callable[[bool], 
     fake.chmod(0o755)
     ctx = context(tmp_path, served, dast_tools="schemathesis")
     ctx = ScanContext(ctx.root, ctx.report_dir, ctx.security_dir, fake_bin, True, ctx.options)
-    result = dast.run(ctx)
+    result = run_stage("dast", ctx)
     assert not result.ran
     assert "schemathesis could not run" in (result.error or "")
 
@@ -295,7 +323,7 @@ def _wapiti_report(version: str, level: int) -> dict[str, Any]:
     ],
 )
 def test_wapiti_levels_follow_its_version(version: str, level: int, severity: str) -> None:
-    findings = dast.parse_wapiti(_wapiti_report(version, level), "https://127.0.0.1:8443")
+    findings = wapiti.parse_wapiti(_wapiti_report(version, level), "https://127.0.0.1:8443")
     assert [f.severity.name for f in findings] == [severity]
     assert findings[0].location == "GET https://127.0.0.1:8443/search"
     assert findings[0].cwe == "CWE-79"
@@ -315,7 +343,7 @@ def test_zap_alerts_become_findings_and_false_positives_are_dropped() -> None:
         "pluginId": "40012",
         "solution": "Encode output.",
     }
-    findings = dast.parse_zap({"alerts": [alert, {**alert, "confidence": "False Positive"}]})
+    findings = zap.parse_zap({"alerts": [alert, {**alert, "confidence": "False Positive"}]})
     assert len(findings) == 1
     assert findings[0].rule_id == "zap/40012"
     assert findings[0].severity.name == "HIGH"
@@ -326,7 +354,7 @@ def test_zap_alerts_become_findings_and_false_positives_are_dropped() -> None:
 
 
 class FakeZap(BaseHTTPRequestHandler):
-    """Answers the ZAP API calls secgate/zap.py makes (zapv2 sends them via ZAP as a proxy).
+    """Answers the ZAP API calls zap_driver.py makes (zapv2 sends them via ZAP as a proxy).
 
     No ZAP daemon can be installed on this machine; this checks our client code
     and its wiring, not ZAP's scanning (that runs in the CI ZAP job).
@@ -393,7 +421,7 @@ def test_zap_scan_through_its_api(
     FakeZap.target = served.base_url
     monkeypatch.setenv("ZAP_API_URL", fake_zap)
     monkeypatch.setenv("ZAP_API_KEY", "zap-key-1")
-    result = dast.run(context(tmp_path, served, dast_tools="zap", zap_required="true"))
+    result = run_stage("dast", context(tmp_path, served, dast_tools="zap", zap_required="true"))
     assert result.ran, result.error
     assert [f.rule_id for f in result.findings] == ["zap/40012"]
     assert result.tool_versions["zap"] == "2.16.1"
@@ -411,13 +439,15 @@ def test_unreachable_zap_is_a_note_or_an_error(
 ) -> None:
     served = serve(False)
     monkeypatch.setenv("ZAP_API_URL", "http://127.0.0.1:9")  # discard port: nothing listens
-    optional = dast.run(context(tmp_path / "a", served, dast_tools="zap"))
+    optional = run_stage("dast", context(tmp_path / "a", served, dast_tools="zap"))
     assert optional.ran
     assert optional.notes == [
         "schemathesis: not run (left out by option dast_tools)",
         "wapiti: not run (left out by option dast_tools)",
         "ZAP: not run (no ZAP daemon at ZAP_API_URL=http://127.0.0.1:9)",
     ]
-    required = dast.run(context(tmp_path / "b", served, dast_tools="zap", zap_required="true"))
+    required = run_stage(
+        "dast", context(tmp_path / "b", served, dast_tools="zap", zap_required="true")
+    )
     assert not required.ran
     assert "ZAP: not run (no ZAP daemon" in (required.error or "")

@@ -10,8 +10,9 @@ from secgate_support import SECURITY, copy_fixture
 
 from secgate.gate import evaluate
 from secgate.model import ScanContext
+from secgate.pipeline import run_stage
 from secgate.policy import DEFAULT_POLICY
-from secgate.stages import STAGE_NAMES, UnknownStage, load_stage, run_stage
+from secgate.stages import STAGE_NAMES, UnknownStage, load_stage
 
 
 @pytest.mark.parametrize("stage", ["sast", "secrets", "config"])

@@ -10,8 +10,9 @@ from secgate_support import FIXTURES, context, copy_fixture, flaw_lines
 
 from secgate.gate import evaluate
 from secgate.model import StageResult
+from secgate.pipeline import run_stage
 from secgate.policy import DEFAULT_POLICY
-from secgate.stages import run_stage, sast
+from secgate.stages import sast
 from secgate.waivers import Waiver
 
 TODAY = dt.date(2026, 6, 1)
@@ -84,11 +85,10 @@ def test_waiving_every_blocking_finding_passes_and_expiry_fails(flawed: StageRes
 def test_fingerprints_survive_line_shifts(tmp_path: Path) -> None:
     """Same code, moved down and re-indented: same fingerprints, new line numbers."""
     root = copy_fixture("sast_flaws", tmp_path)
-    before = StageResult("sast", True)
-    first = sast.run_bandit(context(root, tmp_path / "r1"), ["src"], before)
+    first = sast.run_bandit(context(root, tmp_path / "r1"), ["src"]).findings
     target = root / "src" / "app" / "shell.py"
     target.write_text("\n\n\n" + target.read_text(encoding="utf-8"), encoding="utf-8")
-    second = sast.run_bandit(context(root, tmp_path / "r2"), ["src"], StageResult("sast", True))
+    second = sast.run_bandit(context(root, tmp_path / "r2"), ["src"]).findings
     assert {f.fingerprint for f in first} == {f.fingerprint for f in second}
     assert {f.line for f in first if f.path == "src/app/shell.py"} != {
         f.line for f in second if f.path == "src/app/shell.py"

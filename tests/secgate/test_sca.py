@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from secgate.model import ScanContext, Severity, StageResult
+from secgate.pipeline import run_stage
 from secgate.stages import sca
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def context(report_dir: Path, **options: str) -> ScanContext:
 @pytest.fixture(scope="module")
 def vulnerable(tmp_path_factory: pytest.TempPathFactory) -> StageResult:
     report_dir = tmp_path_factory.mktemp("sca")
-    return sca.run(context(report_dir, lock_file=str(VULNERABLE_LOCK)))
+    return run_stage("sca", context(report_dir, lock_file=str(VULNERABLE_LOCK)))
 
 
 def test_known_advisories_are_found(vulnerable: StageResult) -> None:
@@ -110,7 +111,9 @@ def test_licence_of_a_mismatched_install_is_not_trusted(vulnerable: StageResult)
 
 def test_pip_audit_online_fails_loudly_here(tmp_path: Path) -> None:
     """No PyPI JSON API on this machine: --strict must fail the stage, not pass it."""
-    result = sca.run(context(tmp_path, sca_source="pip-audit", lock_file=str(VULNERABLE_LOCK)))
+    result = run_stage(
+        "sca", context(tmp_path, sca_source="pip-audit", lock_file=str(VULNERABLE_LOCK))
+    )
     assert not result.ran
     assert result.error is not None
     assert "pip-audit" in result.error
@@ -119,7 +122,7 @@ def test_pip_audit_online_fails_loudly_here(tmp_path: Path) -> None:
 
 def test_missing_advisory_db_fails_the_stage(tmp_path: Path) -> None:
     ctx = context(tmp_path, lock_file=str(VULNERABLE_LOCK), advisory_db=str(tmp_path / "nowhere"))
-    result = sca.run(ctx)
+    result = run_stage("sca", ctx)
     assert not result.ran
     assert "no advisory database" in (result.error or "")
 
@@ -129,7 +132,7 @@ def test_missing_tools_fail_the_stage(tmp_path: Path) -> None:
     ctx = ScanContext(
         ctx.root, ctx.report_dir, ctx.security_dir, tmp_path / "no-bin", True, ctx.options
     )
-    result = sca.run(ctx)
+    result = run_stage("sca", ctx)
     assert not result.ran
     assert "cyclonedx-py could not run" in (result.error or "")
 
@@ -137,7 +140,7 @@ def test_missing_tools_fail_the_stage(tmp_path: Path) -> None:
 def test_unpinned_requirement_is_refused(tmp_path: Path) -> None:
     lock = tmp_path / "requirements.txt"
     lock.write_text("flask>=2\n", encoding="utf-8")
-    result = sca.run(context(tmp_path, lock_file=str(lock)))
+    result = run_stage("sca", context(tmp_path, lock_file=str(lock)))
     assert not result.ran
     assert "not an exact pin" in (result.error or "")
 
@@ -184,7 +187,7 @@ def online_context(tmp_path: Path, tools: Path) -> ScanContext:
 def test_pip_audit_vulnerabilities_become_findings(tmp_path: Path, vulnerable: StageResult) -> None:
     vuln = {"id": "PYSEC-2019-217", "fix_versions": ["2.10.1"], "aliases": ["CVE-2019-10906"]}
     report = {"dependencies": [{"name": "jinja2", "version": "2.10", "vulns": [vuln]}]}
-    result = sca.run(online_context(tmp_path, fake_pip_audit(tmp_path, report, 1)))
+    result = run_stage("sca", online_context(tmp_path, fake_pip_audit(tmp_path, report, 1)))
     assert result.tool_versions["pip-audit"] == "pip-audit (fake)"
     [finding] = [f for f in result.findings if f.tool == "pip-audit"]
     assert finding.rule_id == "PYSEC-2019-217"
@@ -200,6 +203,6 @@ def test_pip_audit_skipped_dependency_fails_even_with_exit_0(tmp_path: Path) -> 
         "skip_reason": "Dependency not found on PyPI and could not be audited",
     }
     report = {"dependencies": [{"name": "jinja2", "version": "2.10", "vulns": []}, skipped]}
-    result = sca.run(online_context(tmp_path, fake_pip_audit(tmp_path, report, 0)))
+    result = run_stage("sca", online_context(tmp_path, fake_pip_audit(tmp_path, report, 0)))
     assert not result.ran
     assert "pip-audit could not audit flask" in (result.error or "")

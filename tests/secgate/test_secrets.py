@@ -11,8 +11,8 @@ from secgate_support import context, copy_fixture
 
 from secgate.gate import evaluate
 from secgate.model import Severity
+from secgate.pipeline import run_stage
 from secgate.policy import DEFAULT_POLICY
-from secgate.stages import run_stage
 
 TODAY = dt.date(2026, 6, 1)
 # Built at run time so no secret-shaped string is ever committed (not even in this test).

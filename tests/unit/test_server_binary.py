@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eventsvc.devstack.openbao import OpenBaoError, server_binary
+from devstack.openbao import OpenBaoError, server_binary
 
 
 def fake_binary(directory: Path, name: str, version_line: str) -> Path:

@@ -9,11 +9,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
 
-from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.model import (
+    Confidence,
+    Finding,
+    ScanContext,
+    ScanOutput,
+    Severity,
+    combine,
+    fingerprint,
+)
 from secgate.source import code_fingerprint, read_lines, unique_fingerprints
 from secgate.tools import run_tool, tool_version
 
@@ -24,26 +33,33 @@ OWASP_SUPPLY_CHAIN = "A08:2021-Software and Data Integrity Failures"
 HADOLINT_LEVELS = {"error": "high", "warning": "medium", "info": "low", "style": "info"}
 
 
-def run(ctx: ScanContext) -> StageResult:
-    """Run every config check that has something to look at; note the ones that do not."""
-    result = StageResult(stage=STAGE, ran=True)
+def run(ctx: ScanContext) -> ScanOutput:
+    """Run every config check that has something to look at; note the ones that do not.
+
+    A tool that fails raises (ToolMissing/ToolFailed): the stage did not run.
+    """
     workflows = workflow_files(ctx.root)
     dependabot = ctx.root / ".github" / "dependabot.yml"
-    if workflows or dependabot.is_file():
-        result.findings += run_zizmor(ctx, result)
-    else:
-        result.notes.append("no .github/workflows or dependabot.yml: zizmor not run")
-    if workflows:
-        result.findings += run_schema_check(ctx, result, "vendor.github-workflows", workflows)
+    schema_checks = [("vendor.github-workflows", workflows)] if workflows else []
     if dependabot.is_file():
-        result.findings += run_schema_check(ctx, result, "vendor.dependabot", [dependabot])
+        schema_checks.append(("vendor.dependabot", [dependabot]))
+    outputs = []
+    if workflows or dependabot.is_file():
+        outputs.append(run_zizmor(ctx))
+    else:
+        outputs.append(ScanOutput(notes=["no .github/workflows or dependabot.yml: zizmor not run"]))
+    outputs += [run_schema_check(ctx, schema, files) for schema, files in schema_checks]
+    if schema_checks:  # asked once: each check-jsonschema call costs ~1 s of start-up
+        outputs.append(
+            ScanOutput(tool_versions={"check-jsonschema": check_jsonschema_version(ctx)})
+        )
     dockerfile = ctx.root / "Dockerfile"
     if dockerfile.is_file():
-        result.findings += run_hadolint(ctx, result, dockerfile)
+        outputs.append(run_hadolint(ctx, dockerfile))
     else:
-        result.notes.append("no Dockerfile: hadolint not run")
-    result.findings = unique_fingerprints(result.findings)
-    return result
+        outputs.append(ScanOutput(notes=["no Dockerfile: hadolint not run"]))
+    output = combine(outputs)
+    return dataclasses.replace(output, findings=unique_fingerprints(output.findings))
 
 
 def workflow_files(root: Path) -> list[Path]:
@@ -58,7 +74,7 @@ def _relative(ctx: ScanContext, path: Path) -> str:
 # --- zizmor -----------------------------------------------------------------
 
 
-def run_zizmor(ctx: ScanContext, result: StageResult) -> list[Finding]:
+def run_zizmor(ctx: ScanContext) -> ScanOutput:
     """zizmor --offline on the repository → zizmor.json + zizmor.sarif."""
     json_out = ctx.report_dir / "zizmor.json"
     sarif_out = ctx.report_dir / "zizmor.sarif"
@@ -68,10 +84,12 @@ def run_zizmor(ctx: ScanContext, result: StageResult) -> list[Finding]:
     for fmt, out in (("json", json_out), ("sarif", sarif_out)):
         done = run_tool(ctx, "zizmor", [*common, "--format", fmt, "."])
         out.write_text(done.stdout, encoding="utf-8")
-    result.artifacts += [json_out, sarif_out]
-    result.tool_versions["zizmor"] = tool_version(ctx, "zizmor").removeprefix("zizmor ").strip()
     report = json.loads(json_out.read_text(encoding="utf-8"))
-    return [zizmor_finding(ctx, item) for item in report]
+    return ScanOutput(
+        findings=[zizmor_finding(ctx, item) for item in report],
+        tool_versions={"zizmor": tool_version(ctx, "zizmor").removeprefix("zizmor ").strip()},
+        artifacts=[json_out, sarif_out],
+    )
 
 
 def zizmor_finding(ctx: ScanContext, item: dict[str, Any]) -> Finding:
@@ -127,9 +145,7 @@ def _confidence(word: object) -> Confidence:
 # --- check-jsonschema -------------------------------------------------------
 
 
-def run_schema_check(
-    ctx: ScanContext, result: StageResult, schema: str, files: list[Path]
-) -> list[Finding]:
+def run_schema_check(ctx: ScanContext, schema: str, files: list[Path]) -> ScanOutput:
     """Validate files against a schema vendored in check-jsonschema (works offline)."""
     name = schema.removeprefix("vendor.")
     out = ctx.report_dir / f"check-jsonschema-{name}.json"
@@ -141,14 +157,14 @@ def run_schema_check(
         ok_codes=(0, 1),
     )
     out.write_text(done.stdout, encoding="utf-8")
-    result.artifacts.append(out)
-    if "check-jsonschema" not in result.tool_versions:  # each call costs ~1 s of start-up
-        # "check-jsonschema, version 0.38.1" -> "0.38.1"
-        version = tool_version(ctx, "check-jsonschema").rsplit(" ", 1)[-1]
-        result.tool_versions["check-jsonschema"] = version
     report = json.loads(done.stdout)
     errors = [*report.get("errors", []), *report.get("parse_errors", [])]
-    return [schema_finding(name, error) for error in errors]
+    return ScanOutput(findings=[schema_finding(name, error) for error in errors], artifacts=[out])
+
+
+def check_jsonschema_version(ctx: ScanContext) -> str:
+    """ "check-jsonschema, version 0.38.1" -> "0.38.1"."""
+    return tool_version(ctx, "check-jsonschema").rsplit(" ", 1)[-1]
 
 
 def schema_finding(schema: str, error: dict[str, Any]) -> Finding:
@@ -176,7 +192,7 @@ def schema_finding(schema: str, error: dict[str, Any]) -> Finding:
 # --- hadolint ---------------------------------------------------------------
 
 
-def run_hadolint(ctx: ScanContext, result: StageResult, dockerfile: Path) -> list[Finding]:
+def run_hadolint(ctx: ScanContext, dockerfile: Path) -> ScanOutput:
     """hadolint → hadolint.json + hadolint.sarif."""
     relative = _relative(ctx, dockerfile)
     json_out = ctx.report_dir / "hadolint.json"
@@ -184,11 +200,12 @@ def run_hadolint(ctx: ScanContext, result: StageResult, dockerfile: Path) -> lis
     for fmt, out in (("json", json_out), ("sarif", sarif_out)):
         done = run_tool(ctx, "hadolint", ["--no-fail", "-f", fmt, relative], ok_codes=(0, 1))
         out.write_text(done.stdout, encoding="utf-8")
-    result.artifacts += [json_out, sarif_out]
-    result.tool_versions["hadolint"] = tool_version(ctx, "hadolint")
-    return [
-        hadolint_finding(ctx, item) for item in json.loads(json_out.read_text(encoding="utf-8"))
-    ]
+    report = json.loads(json_out.read_text(encoding="utf-8"))
+    return ScanOutput(
+        findings=[hadolint_finding(ctx, item) for item in report],
+        tool_versions={"hadolint": tool_version(ctx, "hadolint")},
+        artifacts=[json_out, sarif_out],
+    )
 
 
 def hadolint_finding(ctx: ScanContext, item: dict[str, Any]) -> Finding:

@@ -8,12 +8,22 @@ Registry rules are never used: they need the internet and change under us.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.model import (
+    Confidence,
+    Finding,
+    ScanContext,
+    ScanOutput,
+    Severity,
+    combine,
+    fingerprint,
+)
 from secgate.source import code_fingerprint, read_lines, read_span, unique_fingerprints
 from secgate.taxonomy import owasp_for, short_cwe, short_owasp
 from secgate.tools import ToolFailed, ToolMissing, run_tool, tool_version
@@ -23,21 +33,21 @@ logger = logging.getLogger(__name__)
 STAGE = "sast"
 
 
-def run(ctx: ScanContext) -> StageResult:
-    """Run bandit then semgrep; a tool that fails marks the stage as not run."""
-    result = StageResult(stage=STAGE, ran=True)
+def run(ctx: ScanContext) -> ScanOutput:
+    """Run bandit then semgrep; a tool that fails is an error (the stage did not run)."""
     targets = scan_targets(ctx.root)
-    errors: list[str] = []
-    for tool in (run_bandit, run_semgrep):
-        try:
-            result.findings.extend(tool(ctx, targets, result))
-        except (ToolMissing, ToolFailed, ValueError) as exc:
-            errors.append(str(exc))
-    result.findings = unique_fingerprints(result.findings)
-    if errors:
-        result.ran = False
-        result.error = "; ".join(errors)
-    return result
+    output = combine([_attempt(tool, ctx, targets) for tool in (run_bandit, run_semgrep)])
+    return dataclasses.replace(output, findings=unique_fingerprints(output.findings))
+
+
+def _attempt(
+    tool: Callable[[ScanContext, list[str]], ScanOutput], ctx: ScanContext, targets: list[str]
+) -> ScanOutput:
+    """One tool's output; if it fails, its error, so that the other tool still runs."""
+    try:
+        return tool(ctx, targets)
+    except (ToolMissing, ToolFailed, ValueError) as exc:
+        return ScanOutput(errors=[str(exc)])
 
 
 def scan_targets(root: Path) -> list[str]:
@@ -48,29 +58,34 @@ def scan_targets(root: Path) -> list[str]:
 # --- bandit -----------------------------------------------------------------
 
 
-def run_bandit(ctx: ScanContext, targets: list[str], result: StageResult) -> list[Finding]:
+def run_bandit(ctx: ScanContext, targets: list[str]) -> ScanOutput:
     """bandit → bandit.json + bandit.sarif in the report dir, parsed into findings."""
     config = ctx.security_dir / "bandit.yml"
     # --ignore-nosec: an inline "# nosec" has no owner or expiry; waivers.yml does.
     common = ["-r", *targets, "-q", "--ignore-nosec"]
+    notes = []
     if config.is_file():
         common += ["-c", str(config.absolute())]
     else:
-        result.notes.append(f"bandit: no {config}, default configuration used")
+        notes.append(f"bandit: no {config}, default configuration used")
     json_out = ctx.report_dir / "bandit.json"
     sarif_out = ctx.report_dir / "bandit.sarif"
     # Exit 1 means "issues found"; anything else is a crash.
     run_tool(ctx, "bandit", [*common, "-f", "json", "-o", str(json_out)], ok_codes=(0, 1))
     run_tool(ctx, "bandit", [*common, "-f", "sarif", "-o", str(sarif_out)], ok_codes=(0, 1))
-    result.artifacts += [json_out, sarif_out]
-    result.tool_versions["bandit"] = tool_version(ctx, "bandit").removeprefix("bandit ").strip()
     report = json.loads(json_out.read_text(encoding="utf-8"))
     findings = [bandit_finding(ctx.root, issue) for issue in report.get("results", [])]
     findings += [
         scan_error("bandit", str(error.get("filename", "?")), str(error.get("reason", "")))
         for error in report.get("errors", [])
     ]
-    return findings
+    version = tool_version(ctx, "bandit").removeprefix("bandit ").strip()
+    return ScanOutput(
+        findings=findings,
+        tool_versions={"bandit": version},
+        artifacts=[json_out, sarif_out],
+        notes=notes,
+    )
 
 
 def bandit_finding(root: Path, issue: dict[str, Any]) -> Finding:
@@ -102,7 +117,7 @@ def bandit_finding(root: Path, issue: dict[str, Any]) -> Finding:
 # --- semgrep ----------------------------------------------------------------
 
 
-def run_semgrep(ctx: ScanContext, targets: list[str], result: StageResult) -> list[Finding]:
+def run_semgrep(ctx: ScanContext, targets: list[str]) -> ScanOutput:
     """semgrep with security/semgrep only → semgrep.json + semgrep.sarif."""
     rules = ctx.security_dir / "semgrep"
     if not rules.is_dir():
@@ -133,16 +148,20 @@ def run_semgrep(ctx: ScanContext, targets: list[str], result: StageResult) -> li
         "SEMGREP_LOG_FILE": str(state / "semgrep.log"),
     }
     run_tool(ctx, "semgrep", args, ok_codes=(0, 1), env=env)
-    result.artifacts += [json_out, sarif_out]
     report = json.loads(json_out.read_text(encoding="utf-8"))
-    result.tool_versions["semgrep"] = str(report.get("version", "unknown"))
     findings = [semgrep_finding(ctx.root, match) for match in report.get("results", [])]
+    notes = []
     for error in report.get("errors", []):
         if str(error.get("level", "error")) == "error":
             findings.append(scan_error("semgrep", _error_path(error), str(error.get("message"))))
         else:
-            result.notes.append(f"semgrep warning: {error.get('message', error)}")
-    return findings
+            notes.append(f"semgrep warning: {error.get('message', error)}")
+    return ScanOutput(
+        findings=findings,
+        tool_versions={"semgrep": str(report.get("version", "unknown"))},
+        artifacts=[json_out, sarif_out],
+        notes=notes,
+    )
 
 
 def semgrep_finding(root: Path, match: dict[str, Any]) -> Finding:

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,15 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from secgate import licenses, osv
-from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.model import (
+    Confidence,
+    Finding,
+    ScanContext,
+    ScanOutput,
+    Severity,
+    StageResult,
+    fingerprint,
+)
 from secgate.tools import ToolFailed, ToolMissing, run_tool, tool_version
 
 log = logging.getLogger(__name__)
@@ -365,9 +372,12 @@ def _licences(
 # --- the stage --------------------------------------------------------------
 
 
-def run(ctx: ScanContext) -> StageResult:
-    """Audit the lock file; every sub-step that cannot run is listed in ``error``."""
-    started = time.monotonic()
+def run(ctx: ScanContext) -> ScanOutput:
+    """Audit the lock file; every sub-step that cannot run is listed in ``errors``.
+
+    The helpers above still fill one StageResult, ``result`` here: it is this
+    function's scratch record only, returned as a ScanOutput at the end.
+    """
     result = StageResult(stage=STAGE, ran=True)
     lock = ctx.root / ctx.options.get("lock_file", DEFAULT_LOCK_FILE)
     lock_rel = _relative(lock, ctx.root)
@@ -376,9 +386,7 @@ def run(ctx: ScanContext) -> StageResult:
     try:
         pins = read_lock(lock)
     except LockFileError as exc:
-        return StageResult(
-            stage=STAGE, ran=False, error=str(exc), seconds=time.monotonic() - started
-        )
+        return ScanOutput(errors=[str(exc)])
     source = ctx.options.get("sca_source", "offline" if ctx.offline else "pip-audit")
     result.metadata.update(
         {"sca_source": source, "lock_file": lock_rel, "locked_packages": str(len(pins))}
@@ -398,9 +406,11 @@ def run(ctx: ScanContext) -> StageResult:
         )
         if error
     ]
-    if errors:
-        result.ran = False
-        result.error = "; ".join(errors)
-        log.error("SCA stage failed: %s", result.error)
-    result.seconds = time.monotonic() - started
-    return result
+    return ScanOutput(
+        findings=result.findings,
+        tool_versions=result.tool_versions,
+        artifacts=result.artifacts,
+        notes=result.notes,
+        metadata=result.metadata,
+        errors=errors,
+    )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from secgate import git
-from secgate.model import Confidence, Finding, ScanContext, Severity, StageResult, fingerprint
+from secgate.model import Confidence, Finding, ScanContext, ScanOutput, Severity, fingerprint
 from secgate.tools import ToolFailed, run_tool
 
 STAGE = "secrets"
@@ -35,9 +35,8 @@ FIX_CONFIRMED = "The baseline marks this as a real secret: remove it from the tr
 FIX_UNAUDITED = "Audit it: detect-secrets audit .secrets.baseline, then commit the baseline."
 
 
-def run(ctx: ScanContext) -> StageResult:
+def run(ctx: ScanContext) -> ScanOutput:
     """Scan the tree with the baseline's own settings; report what the baseline does not cover."""
-    result = StageResult(stage=STAGE, ran=True)
     baseline_path = ctx.root / BASELINE
     if not baseline_path.is_file():
         raise ToolFailed(
@@ -52,18 +51,18 @@ def run(ctx: ScanContext) -> StageResult:
     args = ["scan", "--all-files", "--baseline", str(scanned.absolute())]
     args += [arg for pattern in excludes for arg in ("--exclude-files", pattern)]
     run_tool(ctx, TOOL, [*args, "--", *_paths_to_scan(ctx.root, excludes)])
-    result.artifacts.append(scanned)
     report = _load(scanned)
-    # The scan rewrote the copy, so its "version" is the detect-secrets that just ran.
-    result.tool_versions[TOOL] = str(report.get("version", "unknown"))
     baseline = _entries(committed)
-    current = _entries(report)
-    result.findings = [
-        _finding(key, entry, baseline.get(key)) for key, entry in sorted(current.items())
+    classified = [
+        _finding(key, entry, baseline.get(key)) for key, entry in sorted(_entries(report).items())
     ]
-    result.findings = [f for f in result.findings if f.rule_id != "audited-false-positive"]
-    result.metadata["secrets.baseline_entries"] = str(len(baseline))
-    return result
+    return ScanOutput(
+        findings=[f for f in classified if f.rule_id != "audited-false-positive"],
+        # The scan rewrote the copy, so its "version" is the detect-secrets that just ran.
+        tool_versions={TOOL: str(report.get("version", "unknown"))},
+        artifacts=[scanned],
+        metadata={"secrets.baseline_entries": str(len(baseline))},
+    )
 
 
 def _exclude_patterns(ctx: ScanContext, baseline: dict[str, Any]) -> list[str]:

@@ -39,7 +39,7 @@ import requests
 import yaml
 from cryptography import x509
 
-from eventsvc.vault import write_private_file
+from eventsvc.files import write_private_file
 
 log = logging.getLogger(__name__)
 

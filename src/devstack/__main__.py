@@ -1,10 +1,14 @@
-"""``python -m eventsvc.devstack run|up|down|status``: the local stack for ``make``.
+"""``python -m devstack run|up|down|status|dast-target``: the local stack for ``make``.
 
 ``run`` stays in the foreground (Ctrl-C stops everything); ``up`` starts the
 same runner in the background and returns once the API is ready; ``down``
 stops it; ``status`` says whether it runs. State lives in ``.run/`` at the
 repo root (``--run-dir`` to change it): pid files, ``state.json`` (no
 secret) and the logs.
+
+``dast-target`` starts a throwaway stack under ``.run/dast`` for a DAST scan,
+prints one JSON line saying where it is and stops when stdin closes (see
+:mod:`devstack.dast_target`).
 
 The banner (URLs, CA file, a CLI example) goes to stdout; a failure is one
 line on stderr naming the component and its log.
@@ -19,25 +23,23 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from eventsvc.devstack.stack import (
-    REPO_ROOT,
-    AlreadyUp,
-    RunnerFailed,
-    StackError,
-    StackPaths,
-    live_state,
-)
-from eventsvc.devstack.stack import down as stack_down
-from eventsvc.devstack.stack import run as stack_run
-from eventsvc.devstack.stack import up as stack_up
+from devstack import dast_target
+from devstack.daemon import AlreadyUp, RunnerFailed, live_state
+from devstack.daemon import down as stack_down
+from devstack.daemon import run as stack_run
+from devstack.daemon import up as stack_up
+from devstack.errors import StackError
+from devstack.paths import REPO_ROOT, StackPaths
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m eventsvc.devstack", description=__doc__)
-    parser.add_argument("--run-dir", type=Path, default=REPO_ROOT / ".run")
+    parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__)
+    parser.add_argument(
+        "--run-dir", type=Path, default=None, help="default .run/ (dast-target: .run/dast/)"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     for name, help_text in (
         ("run", "start the stack in the foreground; Ctrl-C stops it"),
@@ -47,8 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--port", type=int, default=None, help="API port (default 8443)")
     commands.add_parser("down", help="stop the background stack")
     commands.add_parser("status", help="show whether the stack runs, and where")
+    commands.add_parser("dast-target", help="a throwaway stack for DAST; stops when stdin closes")
     args = parser.parse_args(argv)
-    paths = StackPaths(args.run_dir.absolute())
+    paths = StackPaths(_run_dir(args.run_dir, args.command).absolute())
     _log_to(paths)
     try:
         return _dispatch(args.command, paths, args)
@@ -61,7 +64,16 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+def _run_dir(given: Path | None, command: str) -> Path:
+    """``.run/`` for make's stack; ``.run/dast/`` for DAST, so ``make up`` and a scan coexist."""
+    if given is not None:
+        return given
+    return REPO_ROOT / ".run" / "dast" if command == "dast-target" else REPO_ROOT / ".run"
+
+
 def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
+    if command == "dast-target":
+        return dast_target.serve(paths, announce=_out, wait_for_stop=sys.stdin.buffer.read)
     if command == "run":
         return stack_run(paths, api_port=args.port, on_ready=lambda state: _out(banner(state)))
     if command == "up":
@@ -113,7 +125,7 @@ def _shown(path: str) -> str:
 
 
 def _out(text: str) -> None:
-    """The banner: the one place the stack runner writes to stdout."""
+    """The one way to stdout: the banner, or the DAST target's JSON line."""
     sys.stdout.write(text)
     sys.stdout.flush()
 

@@ -42,6 +42,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from pymongo.errors import PyMongoError
 
+from eventsvc.files import write_private_file
+
 logger = logging.getLogger(__name__)
 
 MONGOD_BIN_ENV = "EVENTSVC_MONGOD_BIN"
@@ -466,13 +468,7 @@ def _prepare_dbpath(dbpath: Path) -> bool:
 
 def _write_keyfile(path: Path) -> None:
     """Write a random replica-set keyFile, 0600 (mongod refuses group/world-readable ones)."""
-    content = base64.b64encode(secrets.token_bytes(48))
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, content)
-    finally:
-        os.close(fd)
+    write_private_file(path, [base64.b64encode(secrets.token_bytes(48))])
 
 
 _MEMBER_OIDS = (

@@ -1,11 +1,12 @@
 """Drive an OWASP ZAP daemon through its API (zapv2): import OpenAPI, spider, active scan.
 
 This file is run as a script by the scan environment's Python
-(``.venv-scan/bin/python src/secgate/zap.py ...``), because the ``zaproxy``
-client library is a scanner dependency and lives in ``.venv-scan`` only. It
-therefore imports nothing from secgate: :mod:`secgate.stages.dast` starts it,
-and reads the alerts JSON it writes. The ZAP API key comes from the environment
-(``ZAP_API_KEY``), never from the command line.
+(``.venv-scan/bin/python src/secgate/stages/dast/zap_driver.py ...``), because
+the ``zaproxy`` client library is a scanner dependency and lives in
+``.venv-scan`` only. It therefore imports nothing from secgate:
+:mod:`secgate.stages.dast.zap` starts it, and reads the alerts JSON it
+writes. The ZAP API key comes from the environment (``ZAP_API_KEY``), never
+from the command line.
 
 Exit codes: 0 scan finished, 3 no ZAP daemon reachable at the API URL,
 4 the scan did not finish in time, 2 anything else (message on stderr).
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("secgate.zap")
+log = logging.getLogger("secgate.stages.dast.zap_driver")
 
 EXIT_UNREACHABLE = 3
 EXIT_TIMEOUT = 4

@@ -1,0 +1,78 @@
+"""Where one stack lives on disk, and the pid files that say which processes are its.
+
+``make`` uses ``.run/`` at the repository root; tests and the DAST target use
+their own directories, so several stacks never share a file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+BOOTSTRAP_FILE = REPO_ROOT / "vault" / "bootstrap.yaml"
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    """Where everything of one stack lives (``.run/`` at the repo root for make)."""
+
+    root: Path
+
+    @property
+    def openbao_dir(self) -> Path:
+        return self.root / "openbao"
+
+    @property
+    def mongod_dir(self) -> Path:
+        return self.root / "mongod"
+
+    @property
+    def bootstrap_dir(self) -> Path:
+        return self.root / "bootstrap"
+
+    @property
+    def api_runtime_dir(self) -> Path:
+        return self.root / "eventsvc"
+
+    @property
+    def api_log(self) -> Path:
+        return self.root / "eventsvc.log"
+
+    @property
+    def stack_log(self) -> Path:
+        return self.root / "stack.log"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PKI chain that issued the API's and mongod's certificates: what clients trust."""
+        return self.root / "ca.pem"
+
+    @property
+    def cli_config(self) -> Path:
+        return self.root / "cli.toml"
+
+    @property
+    def wrapped_secret_id_file(self) -> Path:
+        return self.root / "secret-id.wrapped"
+
+    @property
+    def state_file(self) -> Path:
+        return self.root / "state.json"
+
+    def pid_file(self, component: str) -> Path:
+        return self.root / f"{component}.pid"
+
+
+def write_pid(paths: StackPaths, component: str, pid: int | None) -> None:
+    """Record ``component``'s pid, so ``down`` can stop it even if the runner was killed."""
+    if pid is not None:
+        paths.pid_file(component).write_text(f"{pid}\n", encoding="ascii")
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid in a pid file, or None when there is no readable one."""
+    try:
+        return int(path.read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None

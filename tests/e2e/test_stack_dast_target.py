@@ -1,0 +1,58 @@
+"""``python -m devstack dast-target`` driven the way secgate drives it (secgate.dast_target).
+
+A real stack: its JSON line names a working HTTPS API and a 0600 header file
+whose token holds every scope; the token is in no line and no argv; closing
+stdin stops every process and removes the header file.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import requests
+
+from secgate.dast_target import started_target
+from support import alive
+
+
+def pids_of(run_dir: Path) -> list[int]:
+    return [int(p.read_text()) for p in run_dir.glob("*.pid")]
+
+
+def command_lines() -> list[bytes]:
+    """Every process's argv on this machine (those we may read)."""
+    lines = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(cmdline.read_bytes())
+        except OSError:
+            continue  # exited while we looked
+    return lines
+
+
+def test_dast_target_serves_until_stdin_closes(tmp_path: Path) -> None:
+    run_dir = tmp_path / "dast"
+    argv = [sys.executable, "-m", "devstack", "--run-dir", str(run_dir), "dast-target"]
+    with started_target(argv, tmp_path / "target.log") as target:
+        assert set(target) == {"base_url", "ca_file", "auth_header_file"}
+        header_file = Path(target["auth_header_file"])
+        assert header_file.stat().st_mode & 0o777 == 0o600
+        name, _, value = header_file.read_text(encoding="ascii").strip().partition(": ")
+        token = value.removeprefix("Bearer ")
+        assert token
+        assert token not in str(target)
+        for path in ("/api/v1/events", "/api/v1/tokens", "/api/v1/audit"):  # every scope
+            answer = requests.get(
+                target["base_url"] + path,
+                headers={name: value},
+                verify=target["ca_file"],
+                timeout=10,
+            )
+            assert answer.status_code == 200, (path, answer.text)
+        components = pids_of(run_dir)
+        assert len(components) == 3
+        assert not [line for line in command_lines() if token.encode() in line]
+    assert not header_file.exists()
+    for pid in components:
+        assert not alive(pid), f"pid {pid} survived the end of the scan"
