@@ -16,6 +16,7 @@ from pymongo.errors import PyMongoError
 from devstack.api import api_settings
 from devstack.errors import StackError
 from devstack.mongod import RunningMongod
+from eventsvc.credentials import AUDIT_HMAC_SECRET, TOKEN_PEPPER_SECRET
 from eventsvc.domain import SYSTEM_CONTEXT
 from eventsvc.services import build_services
 from eventsvc.store import StoreUnavailable
@@ -39,9 +40,11 @@ def prepare_database(
     settings = api_settings(env)
     vault = settings.vault
     try:
-        secret = root.read(f"{vault.kv_mount}/data/{vault.kv_path}/app")
-        pepper = str(secret["data"]["data"]["token_pepper"]).encode()
-        audit_key = str(secret["data"]["data"]["audit_hmac_key"]).encode()
+        kv = f"{vault.kv_mount}/data/{vault.kv_path}"
+        pepper_secret = root.read(f"{kv}/{TOKEN_PEPPER_SECRET}")["data"]["data"]
+        audit_secret = root.read(f"{kv}/{AUDIT_HMAC_SECRET}")["data"]["data"]
+        pepper = str(pepper_secret["token_pepper"]).encode()
+        audit_key = str(audit_secret["audit_hmac_key"]).encode()
         with mongod.admin_client() as admin:
             services = build_services(
                 admin[settings.mongodb_database], audit_key=audit_key, token_pepper=pepper

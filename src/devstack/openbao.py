@@ -9,7 +9,10 @@ in a small config file, because OpenBao only accepts audit devices from config.
 
 :func:`bootstrap` works on any Vault/OpenBao for which it holds an operator
 token (eventsvc-operator policy): it reads ``vault/bootstrap.yaml`` and creates
-mounts, the CA hierarchy, roles, policies, the AppRole and KV seeds. Running it
+mounts, the CA hierarchy, roles, KV seeds and the transit signing key. Policies
+and the AppRole role decide who may do what, so the operator only compares them
+with ``vault/``; writing them needs eventsvc-break-glass (or root), and bootstrap
+stops, naming the difference, when the operator alone finds one. Running it
 twice changes nothing.
 
 The trusted-orchestrator side of AppRole is here too: :func:`role_id` and
@@ -283,13 +286,14 @@ def bootstrap(client: hvac.Client, definition_path: Path, workdir: Path) -> Boot
     """Apply ``vault/bootstrap.yaml`` with an operator (or root) client; idempotent."""
     definition = load_definition(definition_path)
     _require_audit_device(client, definition["audit"], workdir)
-    _write_policies(client, definition_path.parent, definition["policies"])
+    _ensure_policies(client, definition_path.parent, definition["policies"])
     ca_chain_pem = _ensure_pki(client, definition["pki"])
     _seed_kv(client, definition["kv"])
+    _ensure_transit(client, definition["transit"])
     approle = definition["approle"]
     _ensure_auth_method(client, "approle", approle["mount"])
     for name, params in approle["roles"].items():
-        client.write_data(f"auth/{approle['mount']}/role/{name}", data=params)
+        _ensure_approle_role(client, approle["mount"], name, params)
     role_name = next(iter(approle["roles"]))
     workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
     ca_chain_file = workdir / "ca-chain.pem"
@@ -327,10 +331,74 @@ def _require_audit_device(client: hvac.Client, audit: dict[str, str], workdir: P
         )
 
 
-def _write_policies(client: hvac.Client, base: Path, policies: dict[str, str]) -> None:
+def _ensure_policies(client: hvac.Client, base: Path, policies: dict[str, str]) -> None:
+    """Write each policy whose text differs from its file; an equal one is left alone.
+
+    Only eventsvc-break-glass (or root) may write policies, so the operator
+    can re-apply an unchanged layout, and is told which policy needs break-glass.
+    """
     for name, relative_file in policies.items():
         text = (base / relative_file).read_text(encoding="utf-8")
-        client.write_data(f"sys/policies/acl/{name}", data={"policy": text})
+        existing = client.read(f"sys/policies/acl/{name}")
+        if existing is not None and existing["data"]["policy"] == text:
+            continue
+        _write_needing_break_glass(client, f"sys/policies/acl/{name}", {"policy": text})
+
+
+def _ensure_approle_role(
+    client: hvac.Client, mount: str, name: str, params: dict[str, Any]
+) -> None:
+    """Write the AppRole role if any parameter differs from ``params`` (durations normalised)."""
+    path = f"auth/{mount}/role/{name}"
+    existing = client.read(path)
+    if existing is not None:
+        current = existing["data"]
+        if all(_same_setting(current.get(key), value) for key, value in params.items()):
+            return
+    _write_needing_break_glass(client, path, params)
+
+
+def _same_setting(current: Any, wanted: Any) -> bool:
+    """Vault returns durations in seconds; bootstrap.yaml writes them as 10m, 1h, 30s."""
+    if isinstance(wanted, str) and wanted[:-1].isdigit() and wanted[-1:] in _SECONDS:
+        return bool(current == int(wanted[:-1]) * _SECONDS[wanted[-1]])
+    return bool(current == wanted)
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600}
+
+
+def _write_needing_break_glass(client: hvac.Client, path: str, data: dict[str, Any]) -> None:
+    try:
+        client.write_data(path, data=data)
+    except hvac.exceptions.Forbidden:
+        raise OpenBaoError(
+            f"{path} differs from vault/ and this token may not write it: changing who may"
+            " do what needs a short-lived eventsvc-break-glass token (see vault/README.md)"
+        ) from None
+
+
+def _ensure_transit(client: hvac.Client, transit: dict[str, Any]) -> None:
+    """The transit mount and its signing keys: created once, never exportable.
+
+    An existing key is kept (rotating it is a deliberate operation), but one
+    that is exportable or of another type stops bootstrap: its private half
+    might have left Vault, so signatures made with it prove nothing.
+    """
+    _ensure_mount(client, "transit", transit["mount"], {})
+    for name, params in transit["keys"].items():
+        path = f"{transit['mount']}/keys/{name}"
+        existing = client.read(path)
+        if existing is None:
+            client.write_data(path, data=params)
+            existing = client.read(path)
+        key = existing["data"]
+        if key["type"] != params["type"] or key["exportable"] or key["allow_plaintext_backup"]:
+            raise OpenBaoError(
+                f"{path} is a {key['type']} key with exportable={key['exportable']},"
+                f" allow_plaintext_backup={key['allow_plaintext_backup']}: expected a"
+                f" non-exportable {params['type']} key; rotate to a new key name"
+            )
 
 
 def _ensure_mount(

@@ -3,7 +3,7 @@
 There is no default credential anywhere. An operator holding a Vault token
 that may read the token pepper runs ``eventsvc token bootstrap --owner O``:
 
-1. the CLI reads ``token_pepper`` from ``kv/data/eventsvc/app``;
+1. the CLI reads ``token_pepper`` from ``kv/data/eventsvc/token-pepper``;
 2. mints a token locally (:func:`eventsvc.tokens.mint`) and computes its
    digest (:func:`eventsvc.tokens.token_digest`);
 3. writes only ``{token_id, digest, owner, scopes, expires_at}`` to

@@ -5,8 +5,9 @@ Two sources, decided by settings, in the gunicorn master, once:
 - without Vault (dev/test only, :meth:`Settings.check` refuses it in prod):
   :func:`credentials_from_settings` takes what the settings give;
 - with Vault: :func:`open_vault_session` logs in, then
-  :func:`credentials_from_vault` reads the token pepper and audit key from KV
-  and issues the MongoDB credential and the HTTPS certificate.
+  :func:`credentials_from_vault` reads the token pepper and the audit key
+  from KV (two secrets, so policies can grant one without the other) and
+  issues the MongoDB credential and the HTTPS certificate.
 
 Either way the result is one :class:`Credentials`, which the workers inherit
 through the fork. Settings are only read here, never rewritten: what Vault
@@ -25,6 +26,11 @@ from pydantic import SecretStr
 from eventsvc.settings import Settings
 from eventsvc.vault.issued import MongoScramCredential
 from eventsvc.vault.session import VaultSession
+
+TOKEN_PEPPER_SECRET = "token-pepper"  # noqa: S105 - a KV secret's name
+"""``kv/data/eventsvc/token-pepper``: ``token_pepper`` (service, bootstrap admin)."""
+AUDIT_HMAC_SECRET = "audit-hmac"  # noqa: S105 - a KV secret's name
+"""``kv/data/eventsvc/audit-hmac``: ``audit_hmac_key`` (service, auditor)."""
 
 
 class MissingCredential(ValueError):
@@ -99,12 +105,13 @@ def credentials_from_vault(settings: Settings, session: VaultSession) -> Credent
     Without an explicit ``EVENTSVC_MONGODB_TLS_CA_FILE``, MongoDB is verified
     against the CA chain that issued our client certificate (it issued mongod's too).
     """
-    app_secrets = session.read_app_secret("app")  # kv/data/eventsvc/app
+    pepper = session.read_app_secret(TOKEN_PEPPER_SECRET)["token_pepper"]
+    audit_key = session.read_app_secret(AUDIT_HMAC_SECRET)["audit_hmac_key"]
     mongo = session.issue_mongo_credential()
     tls = session.issue_server_tls()
     credentials = Credentials(
-        token_pepper=SecretStr(app_secrets["token_pepper"]),
-        audit_key=SecretStr(app_secrets["audit_hmac_key"]),
+        token_pepper=SecretStr(pepper),
+        audit_key=SecretStr(audit_key),
         mongodb_ca_file=settings.mongodb_tls_ca_file,
         tls_cert_file=tls.cert_file,
         tls_key_file=tls.key_file,

@@ -63,8 +63,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, known: KnownSecrets) -> Iter
         patch.setattr(api_module, "deliver_wrapped_secret_id", known.record_wrapping_token)
         running = start_stack(paths, api_port=pick_api_port(0), api_env={"EVENTSVC_WORKERS": "2"})
     try:
-        pepper = running.root_client().read("kv/data/eventsvc/app")["data"]["data"]
-        known.values.append(pepper["token_pepper"])
+        root = running.root_client()
+        pepper = root.read("kv/data/eventsvc/token-pepper")["data"]["data"]["token_pepper"]
+        audit_key = root.read("kv/data/eventsvc/audit-hmac")["data"]["data"]["audit_hmac_key"]
+        known.values.extend([pepper, audit_key])
         yield running
     finally:
         running.stop()

@@ -30,7 +30,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
 
 def test_bootstrap_token_is_imported_at_start_and_works(stack: RunningStack) -> None:
     root = stack.root_client()
-    pepper = root.read("kv/data/eventsvc/app")["data"]["data"]["token_pepper"]
+    pepper = root.read("kv/data/eventsvc/token-pepper")["data"]["data"]["token_pepper"]
     token, record = mint_bootstrap_token(str(pepper).encode(), owner="first-operator")
     root.write_data(
         "kv/data/eventsvc/bootstrap-token", data={"options": {"cas": 0}, "data": record.to_kv()}

@@ -18,7 +18,7 @@ import hvac
 import hvac.exceptions
 import pytest
 from click.testing import CliRunner, Result
-from vault_support import REPO, Stack, assert_no_secret_in, capture_everything, start_stack
+from vault_support import Stack, assert_no_secret_in, capture_everything, start_stack
 
 from devstack.mongod import RunningMongod
 from eventsvc.app import create_app
@@ -35,18 +35,12 @@ from eventsvc.tokens import TokenRejected, TokenStore
 from eventsvc.vault.errors import VaultPermissionDenied
 from eventsvc.vault.session import VaultSession
 
-POLICIES = REPO / "vault" / "policies"
 BOOTSTRAP_PATH = "eventsvc/bootstrap-token"
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(tmp_path_factory.mktemp("vault"))
-    # Not (yet) in vault/bootstrap.yaml's policy list: written here from their files.
-    for name in ("eventsvc-bootstrap-admin", "eventsvc-auditor"):
-        running.root.sys.create_or_update_policy(
-            name=name, policy=(POLICIES / f"{name}.hcl").read_text()
-        )
     try:
         yield running
     finally:
@@ -72,9 +66,10 @@ def eventsvc(*args: str, env: dict[str, str]) -> Result:
     return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=True)
 
 
-def app_secret(stack: Stack) -> dict[str, str]:
+def app_secret(stack: Stack, name: str) -> dict[str, str]:
+    """``kv/eventsvc/<name>`` read with the root token."""
     response = stack.root.secrets.kv.v2.read_secret_version(
-        "eventsvc/app", mount_point="kv", raise_on_deleted_version=True
+        f"eventsvc/{name}", mount_point="kv", raise_on_deleted_version=True
     )
     data: dict[str, str] = response["data"]["data"]
     return data
@@ -97,7 +92,9 @@ def service_session(stack: Stack, tmp_path: Path) -> Iterator[VaultSession]:
 @pytest.fixture
 def vault_tokens(stack: Stack, store: EventStore, audit_log: AuditLog) -> TokenStore:
     """Token records in the test mongod, checked with the pepper Vault holds."""
-    token_store = TokenStore(store.database, app_secret(stack)["token_pepper"].encode(), audit_log)
+    token_store = TokenStore(
+        store.database, app_secret(stack, "token-pepper")["token_pepper"].encode(), audit_log
+    )
     token_store.ensure_schema()
     return token_store
 
@@ -257,7 +254,7 @@ def test_the_service_policy_cannot_write_the_bootstrap_record(
 def test_auditor_verifies_with_the_key_from_vault(
     stack: Stack, mongod: RunningMongod, tmp_path: Path
 ) -> None:
-    key = app_secret(stack)["audit_hmac_key"].encode()
+    key = app_secret(stack, "audit-hmac")["audit_hmac_key"].encode()
     with mongod.admin_client() as admin:
         admin.drop_database("eventsvc_vault_audit")
         database = admin["eventsvc_vault_audit"]
@@ -289,14 +286,18 @@ def test_auditor_verifies_with_the_key_from_vault(
     assert result.exit_code == 0, (result.output, result.exception)
     assert result.stdout.startswith("ok: 1 chain(s), 3 record(s)")
 
-    # That token reads the app secret and nothing else.
+    # That token reads the audit key and nothing else (the matrix in
+    # test_vault_policy_matrix.py covers every policy; this is the CLI's view).
     auditor = hvac.Client(url=stack.bao.addr, token=auditor_token, verify=str(stack.bao.ca_file))
     forbidden_calls: list[Callable[[], object]] = [
         lambda: auditor.secrets.kv.v2.read_secret_version(
             "eventsvc/mongodb", mount_point="kv", raise_on_deleted_version=True
         ),
+        lambda: auditor.secrets.kv.v2.read_secret_version(
+            "eventsvc/token-pepper", mount_point="kv", raise_on_deleted_version=True
+        ),
         lambda: auditor.secrets.kv.v2.create_or_update_secret(
-            "eventsvc/app", secret={"x": "y"}, mount_point="kv"
+            "eventsvc/audit-hmac", secret={"x": "y"}, mount_point="kv"
         ),
     ]
     for forbidden in forbidden_calls:

@@ -82,7 +82,7 @@ def test_bootstrap_builds_the_layout_from_nothing(stack: Stack) -> None:
     assert mounts["kv/"]["options"]["version"] == "2"
     assert root.read("sys/auth")["data"]["approle/"]["type"] == "approle"
     assert root.sys.list_enabled_audit_devices()["data"]["file/"]["type"] == "file"
-    for name in ("eventsvc-app", "eventsvc-operator", "eventsvc-ci"):
+    for name in ("eventsvc-app", "eventsvc-operator", "eventsvc-break-glass", "eventsvc-ci"):
         assert root.read(f"sys/policies/acl/{name}")["data"]["policy"]
     client_role = root.read("pki_int/roles/eventsvc-mongo-client")["data"]
     assert (client_role["client_flag"], client_role["server_flag"]) == (True, False)
@@ -94,9 +94,13 @@ def test_bootstrap_builds_the_layout_from_nothing(stack: Stack) -> None:
     assert approle["secret_id_num_uses"] == 1
     assert approle["token_policies"] == ["eventsvc-app"]
     assert approle["token_no_default_policy"] is True
-    app = kv_read(root, "eventsvc/app")["data"]
-    assert len(app["data"]["audit_hmac_key"]) >= 40
-    assert app["data"]["audit_hmac_key"] != app["data"]["token_pepper"]
+    audit_key = kv_read(root, "eventsvc/audit-hmac")["data"]["data"]["audit_hmac_key"]
+    pepper = kv_read(root, "eventsvc/token-pepper")["data"]["data"]["token_pepper"]
+    assert len(audit_key) >= 40
+    assert audit_key != pepper
+    signing_key = root.read("transit/keys/eventsvc-audit-checkpoint")["data"]
+    assert (signing_key["type"], signing_key["exportable"]) == ("ed25519", False)
+    assert signing_key["allow_plaintext_backup"] is False
 
 
 def test_bootstrap_twice_changes_nothing(stack: Stack, tmp_path: Path) -> None:
@@ -130,17 +134,39 @@ def _token_client(root: hvac.Client, addr: str, ca_file: Path, policy: str) -> h
     return hvac.Client(url=addr, token=token, verify=str(ca_file))
 
 
-def test_operator_policy_is_enough_to_bootstrap_twice(tmp_path: Path) -> None:
+def _write_policy_file(root: hvac.Client, name: str) -> None:
+    policy = (BOOTSTRAP_FILE.parent / "policies" / f"{name}.hcl").read_text()
+    root.write_data(f"sys/policies/acl/{name}", data={"policy": policy})
+
+
+def test_bootstrap_needs_break_glass_once_then_the_operator_suffices(tmp_path: Path) -> None:
+    """The first run writes policies and the AppRole (break-glass); later runs only
+    compare them, so the standing operator re-applies the layout and stops, naming
+    the path, where vault/ and the server differ."""
     with start_openbao(tmp_path / "bao") as bao:
         root = bao.root_client()
-        policy = (BOOTSTRAP_FILE.parent / "policies" / "eventsvc-operator.hcl").read_text()
-        root.write_data("sys/policies/acl/eventsvc-operator", data={"policy": policy})
+        for name in ("eventsvc-operator", "eventsvc-break-glass"):
+            _write_policy_file(root, name)
         operator = _token_client(root, bao.addr, bao.ca_file, "eventsvc-operator")
-        first = bootstrap(operator, BOOTSTRAP_FILE, tmp_path / "one")
+        with pytest.raises(RuntimeError, match="sys/policies/acl/eventsvc-app differs"):
+            bootstrap(operator, BOOTSTRAP_FILE, tmp_path / "zero")
+
+        token = root.auth.token.create(
+            policies=["eventsvc-operator", "eventsvc-break-glass"], no_default_policy=True
+        )["auth"]["client_token"]
+        first_run = hvac.Client(url=bao.addr, token=token, verify=str(bao.ca_file))
+        first = bootstrap(first_run, BOOTSTRAP_FILE, tmp_path / "one")
         second = bootstrap(operator, BOOTSTRAP_FILE, tmp_path / "two")
         assert first.role_id == second.role_id
         with pytest.raises(hvac.exceptions.Forbidden):
             operator.read("kv/data/eventsvc/mongodb")  # seeds, never reads
+
+        # A weakened AppRole on the server is put back only with break-glass.
+        root.write_data("auth/approle/role/eventsvc", data={"secret_id_num_uses": 0})
+        with pytest.raises(RuntimeError, match="auth/approle/role/eventsvc differs"):
+            bootstrap(operator, BOOTSTRAP_FILE, tmp_path / "three")
+        bootstrap(first_run, BOOTSTRAP_FILE, tmp_path / "four")
+        assert root.read("auth/approle/role/eventsvc")["data"]["secret_id_num_uses"] == 1
 
 
 def test_ci_policy_only_hands_out_wrapped_secret_ids(stack: Stack, tmp_path: Path) -> None:
@@ -151,7 +177,7 @@ def test_ci_policy_only_hands_out_wrapped_secret_ids(stack: Stack, tmp_path: Pat
     config = stack.config(tmp_path / "app", wrapped_secret_id_file=wrapped)
     VaultSession.open(config).shutdown()
     with pytest.raises(hvac.exceptions.Forbidden):
-        ci.read("kv/data/eventsvc/app")
+        ci.read("kv/data/eventsvc/token-pepper")
 
 
 # --- login -----------------------------------------------------------------------------
@@ -215,7 +241,7 @@ def test_token_auth_is_refused_unless_allowed(stack: Stack, tmp_path: Path) -> N
     with pytest.raises(VaultError, match="dev profile only"):
         VaultSession.open(config)
     session = VaultSession.open(config, allow_token_auth=True)
-    assert session.read_app_secret("app")
+    assert session.read_app_secret("token-pepper")
     session.shutdown()
     # A given token belongs to the developer: shutdown does not revoke it.
     assert stack.root.auth.token.lookup(child["auth"]["client_token"])["data"]["ttl"] > 0
@@ -231,7 +257,7 @@ def test_token_auth_is_refused_unless_allowed(stack: Stack, tmp_path: Path) -> N
         ("read", "sys/policy"),
         ("read", "pki/cert/ca_chain/../../sys/mounts"),
         ("write", "pki_int/issue/eventsvc-mongod-server"),
-        ("write", "kv/data/eventsvc/app"),
+        ("write", "kv/data/eventsvc/audit-hmac"),
         ("write", "auth/approle/role/eventsvc/secret-id"),
         ("write", "pki_int/revoke"),
     ],

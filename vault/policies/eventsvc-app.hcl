@@ -1,7 +1,10 @@
 # eventsvc-app: the policy of the running eventsvc API (AppRole "eventsvc").
 #
 # Least privilege. The service may:
-#   - read its own KV v2 secrets (kv/data/eventsvc/*), never list or write them;
+#   - read the four KV v2 secrets it needs, each named (no wildcard, no list, no write):
+#     the token pepper, the audit-record HMAC key, the SCRAM login, the bootstrap record;
+#   - sign audit checkpoints with the transit Ed25519 key, which it can use but
+#     never read, export, back up, rotate or reconfigure;
 #   - issue a MongoDB *client* certificate and its own HTTPS *server* certificate;
 #   - revoke certificates it holds the private key of;
 #   - look up, renew and revoke its own token.
@@ -12,8 +15,25 @@
 # PKI certificates are not leases (generate_lease=false), so no sys/leases/* path is
 # needed: certificates are revoked with revoke-with-key, the token with revoke-self.
 
-path "kv/data/eventsvc/*" {
+path "kv/data/eventsvc/token-pepper" {
   capabilities = ["read"]
+}
+
+path "kv/data/eventsvc/audit-hmac" {
+  capabilities = ["read"]
+}
+
+path "kv/data/eventsvc/mongodb" {
+  capabilities = ["read"]
+}
+
+path "kv/data/eventsvc/bootstrap-token" {
+  capabilities = ["read"]
+}
+
+# Sign only: transit/keys/*, transit/export/*, transit/backup/* are not granted.
+path "transit/sign/eventsvc-audit-checkpoint" {
+  capabilities = ["update"]
 }
 
 path "pki_int/issue/eventsvc-mongo-client" {

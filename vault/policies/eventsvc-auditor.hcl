@@ -1,13 +1,17 @@
 # eventsvc-auditor: verifies exported audit trails offline (`eventsvc audit verify`).
 #
-# The audit HMAC key is never served by the API (whoever holds it could forge
-# records), so the auditor reads it from Vault with their own token. Read only,
-# one path, nothing else: no list, no other secret path, no write.
-#
-# Caveat: KV policies are per path, not per field. kv/eventsvc/app also holds
-# token_pepper; splitting the audit key into its own secret (e.g.
-# kv/eventsvc/audit) would let this policy exclude the pepper.
+# Verification needs two things and this policy grants exactly those, read only:
+#   - the audit-record HMAC key (kv/data/eventsvc/audit-hmac): records are
+#     HMAC-chained, so checking them needs the key. It is a secret of its own,
+#     so this policy does not reach the token pepper or any other secret;
+#   - the public half of the checkpoint signing key (transit/keys/<name> returns
+#     public keys only; the key is not exportable). Checkpoints are Ed25519
+#     signatures, so the HMAC key alone cannot forge one.
 
-path "kv/data/eventsvc/app" {
+path "kv/data/eventsvc/audit-hmac" {
+  capabilities = ["read"]
+}
+
+path "transit/keys/eventsvc-audit-checkpoint" {
   capabilities = ["read"]
 }

@@ -128,19 +128,20 @@ def token_bootstrap(
 ) -> None:
     """Mint the first admin token through Vault (operator; VAULT_ADDR, VAULT_TOKEN).
 
-    Reads the token pepper from kv/eventsvc/app, writes only the token's id,
+    Reads the token pepper from kv/eventsvc/token-pepper, writes only the token's id,
     digest, owner, scopes and expiry to kv/eventsvc/bootstrap-token (only if
     that is absent), and prints the token once. The service imports it when
     it next starts. Use it to create named admin tokens, then revoke it.
     """
     from eventsvc.bootstrap import BOOTSTRAP_SECRET, mint_bootstrap_token
-    from eventsvc.cli.operator_vault import APP_SECRET, operator_session
+    from eventsvc.cli.operator_vault import operator_session
+    from eventsvc.credentials import TOKEN_PEPPER_SECRET
     from eventsvc.vault.errors import VaultError
 
     path = f"kv/data/eventsvc/{BOOTSTRAP_SECRET}"
     try:
         with operator_session(os.environ) as session:
-            pepper = _app_secret(session.read_app_secret(APP_SECRET), "token_pepper")
+            pepper = _app_secret(session, TOKEN_PEPPER_SECRET, "token_pepper")
             token, record = mint_bootstrap_token(
                 pepper, owner, extra_scopes, timedelta(days=ttl_days)
             )
@@ -187,10 +188,11 @@ def _without_token(record: Any) -> JsonObject:
     return {key: value for key, value in record.items() if key != "token"}
 
 
-def _app_secret(data: dict[str, str], name: str) -> bytes:
-    value = data.get(name)
+def _app_secret(session: VaultSession, secret: str, name: str) -> bytes:
+    """``name`` from the KV secret ``kv/eventsvc/<secret>``, as bytes."""
+    value = session.read_app_secret(secret).get(name)
     if not isinstance(value, str) or not value:
-        raise CommandFailed(f"vault: {name} is missing from kv/eventsvc/app")
+        raise CommandFailed(f"vault: {name} is missing from kv/eventsvc/{secret}")
     return value.encode()
 
 
@@ -250,7 +252,7 @@ class _LineCounter:
 @click.option(
     "--key-file",
     type=_FILE,
-    help="The audit HMAC key in a 0600 file [default: read from Vault kv/eventsvc/app].",
+    help="The audit HMAC key in a 0600 file [default: read from Vault kv/eventsvc/audit-hmac].",
 )
 @click.option(
     "--partial",
@@ -316,12 +318,13 @@ def _read_key_file(path: Path) -> bytes:
 
 
 def _audit_key_from_vault() -> bytes:
-    from eventsvc.cli.operator_vault import APP_SECRET, operator_session
+    from eventsvc.cli.operator_vault import operator_session
+    from eventsvc.credentials import AUDIT_HMAC_SECRET
     from eventsvc.vault.errors import VaultError
 
     try:
         with operator_session(os.environ) as session:
-            return _app_secret(session.read_app_secret(APP_SECRET), "audit_hmac_key")
+            return _app_secret(session, AUDIT_HMAC_SECRET, "audit_hmac_key")
     except VaultError as exc:
         raise CommandFailed(f"vault: {exc}") from None
     except ConfigError as exc:

@@ -25,8 +25,6 @@ from eventsvc.vault.session import VaultSession
 ADDR_ENV = "VAULT_ADDR"
 TOKEN_ENV = "VAULT_TOKEN"  # noqa: S105 - the variable's name
 CA_ENV = "VAULT_CACERT"
-APP_SECRET = "app"  # noqa: S105 - a KV secret's name
-"""``kv/data/eventsvc/app``: token_pepper and audit_hmac_key."""
 
 
 def operator_vault_settings(environ: Mapping[str, str]) -> VaultSettings:
