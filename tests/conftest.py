@@ -24,7 +24,13 @@ from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import TEST_CONTEXT, ApiServer, scram_test_settings, start_api_server
+from support import (
+    CHECKPOINT_SIGNER,
+    TEST_CONTEXT,
+    ApiServer,
+    scram_test_settings,
+    start_api_server,
+)
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-test"
@@ -61,7 +67,9 @@ def audit_key() -> bytes:
 @pytest.fixture(scope="session")
 def store(settings: Settings, app_password: SecretStr, audit_key: bytes) -> Iterator[EventStore]:
     client = connect(settings, username=APP_USERNAME, password=app_password)
-    event_store = EventStore(client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key))
+    event_store = EventStore(
+        client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key, CHECKPOINT_SIGNER)
+    )
     event_store.ensure_schema()
     try:
         yield event_store
@@ -85,7 +93,7 @@ def token_pepper() -> SecretStr:
 @pytest.fixture(scope="session")
 def audit_log(store: EventStore, audit_key: bytes) -> AuditLog:
     """The app's audit writer (the store has its own; both chain into one trail)."""
-    return AuditLog(store.database, audit_key)
+    return AuditLog(store.database, audit_key, CHECKPOINT_SIGNER)
 
 
 @pytest.fixture(scope="session")

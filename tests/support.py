@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import subprocess
@@ -15,8 +16,15 @@ import requests
 from pydantic import SecretStr
 
 from devstack.mongod import RunningMongod
+from eventsvc.audit.signing import LocalCheckpointSigner
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
+
+# The tests' checkpoint key (production signs with Vault transit): a fixed seed,
+# so a server started by a test and the test itself agree on the public key.
+CHECKPOINT_SEED = bytes(range(32))
+CHECKPOINT_SIGNER = LocalCheckpointSigner.from_seed(CHECKPOINT_SEED)
+CHECKPOINT_KEYS = CHECKPOINT_SIGNER.public_keys()
 
 # The actor of changes that tests make directly through the stores.
 TEST_CONTEXT = RequestContext(actor="token:pytest-fixture")
@@ -175,6 +183,7 @@ def start_api_server(
         "EVENTSVC_MONGODB_PASSWORD": password.get_secret_value(),
         "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
         "EVENTSVC_AUDIT_HMAC_KEY": audit_key.decode(),
+        "EVENTSVC_AUDIT_CHECKPOINT_SEED": base64.urlsafe_b64encode(CHECKPOINT_SEED).decode(),
         "EVENTSVC_RATE_LIMIT_PER_ADDRESS": settings.rate_limit_per_address,
         "EVENTSVC_RATE_LIMIT_PER_TOKEN": settings.rate_limit_per_token,
     }

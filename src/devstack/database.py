@@ -20,6 +20,7 @@ from eventsvc.credentials import AUDIT_HMAC_SECRET, TOKEN_PEPPER_SECRET
 from eventsvc.domain import SYSTEM_CONTEXT
 from eventsvc.services import build_services
 from eventsvc.store import StoreUnavailable
+from eventsvc.vault.transit import TransitCheckpointSigner
 
 CLI_TOKEN_LIFETIME = timedelta(days=1)
 
@@ -47,7 +48,10 @@ def prepare_database(
         audit_key = str(audit_secret["audit_hmac_key"]).encode()
         with mongod.admin_client() as admin:
             services = build_services(
-                admin[settings.mongodb_database], audit_key=audit_key, token_pepper=pepper
+                admin[settings.mongodb_database],
+                audit_key=audit_key,
+                token_pepper=pepper,
+                checkpoint_signer=TransitCheckpointSigner(lambda: root),
             )
             services.ensure_schema()
             minted = services.tokens.create(

@@ -16,6 +16,8 @@ decides (say, the CA to verify MongoDB against) is part of the credentials.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from pydantic import SecretStr
 
+from eventsvc.audit.signing import CheckpointSigner, LocalCheckpointSigner
 from eventsvc.settings import Settings
 from eventsvc.vault.issued import MongoScramCredential
 from eventsvc.vault.session import VaultSession
@@ -43,6 +46,8 @@ class Credentials:
 
     token_pepper: SecretStr
     audit_key: SecretStr
+    checkpoint_signer: CheckpointSigner
+    """Signs audit checkpoints: Vault transit (prod), or a local Ed25519 key (dev/test)."""
     mongodb_username: str | None = None
     mongodb_password: SecretStr | None = None
     mongodb_cert_key_file: Path | None = None
@@ -73,9 +78,12 @@ def credentials_from_settings(settings: Settings) -> Credentials:
         raise MissingCredential("EVENTSVC_TOKEN_PEPPER is unset (no Vault)")
     if settings.audit_hmac_key is None:
         raise MissingCredential("EVENTSVC_AUDIT_HMAC_KEY is unset (no Vault)")
+    if settings.audit_checkpoint_seed is None:
+        raise MissingCredential("EVENTSVC_AUDIT_CHECKPOINT_SEED is unset (no Vault)")
     return Credentials(
         token_pepper=settings.token_pepper,
         audit_key=settings.audit_hmac_key,
+        checkpoint_signer=local_checkpoint_signer(settings.audit_checkpoint_seed),
         mongodb_username=settings.mongodb_username,
         mongodb_password=settings.mongodb_password,
         mongodb_cert_key_file=settings.mongodb_tls_cert_key_file,
@@ -83,6 +91,17 @@ def credentials_from_settings(settings: Settings) -> Credentials:
         tls_cert_file=settings.tls_cert_file,
         tls_key_file=settings.tls_key_file,
     )
+
+
+def local_checkpoint_signer(seed: SecretStr) -> LocalCheckpointSigner:
+    """An in-process Ed25519 signer from a base64 (URL-safe) 32-byte seed: dev/test only."""
+    try:
+        raw = base64.urlsafe_b64decode(seed.get_secret_value().encode("ascii"))
+    except (ValueError, binascii.Error):
+        raise MissingCredential("EVENTSVC_AUDIT_CHECKPOINT_SEED is not base64") from None
+    if len(raw) != 32:
+        raise MissingCredential("EVENTSVC_AUDIT_CHECKPOINT_SEED must decode to 32 bytes")
+    return LocalCheckpointSigner.from_seed(raw)
 
 
 def open_vault_session(settings: Settings) -> VaultSession:
@@ -112,6 +131,7 @@ def credentials_from_vault(settings: Settings, session: VaultSession) -> Credent
     credentials = Credentials(
         token_pepper=SecretStr(pepper),
         audit_key=SecretStr(audit_key),
+        checkpoint_signer=session.checkpoint_signer(),
         mongodb_ca_file=settings.mongodb_tls_ca_file,
         tls_cert_file=tls.cert_file,
         tls_key_file=tls.key_file,

@@ -15,6 +15,7 @@ from pymongo import MongoClient
 
 from eventsvc.api.docs import openapi_document
 from eventsvc.app import create_app
+from eventsvc.audit.signing import LocalCheckpointSigner
 from eventsvc.services import build_services
 from eventsvc.settings import Settings
 
@@ -26,7 +27,10 @@ def render() -> str:
     client: MongoClient[dict[str, Any]] = MongoClient(connect=False)
     unused_key = b"\0" * 32  # the export never checks a token or writes a record
     services = build_services(
-        client[settings.mongodb_database], audit_key=unused_key, token_pepper=unused_key
+        client[settings.mongodb_database],
+        audit_key=unused_key,
+        token_pepper=unused_key,
+        checkpoint_signer=LocalCheckpointSigner.generate(),
     )
     app = create_app(settings, services)
     with app.app_context():

@@ -34,7 +34,7 @@ from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
 from eventsvc.app import create_app
-from eventsvc.audit.log import start_checkpoints
+from eventsvc.audit.log import AuditLog, start_checkpoints
 from eventsvc.bootstrap import BootstrapInvalid, import_bootstrap_token
 from eventsvc.credentials import (
     Credentials,
@@ -74,6 +74,7 @@ def connect_services(settings: Settings, credentials: Credentials) -> Services:
         client[settings.mongodb_database],
         audit_key=credentials.audit_key.get_secret_value().encode(),
         token_pepper=credentials.token_pepper.get_secret_value().encode(),
+        checkpoint_signer=credentials.checkpoint_signer,
     )
 
 
@@ -149,6 +150,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         self.credentials = credentials
         self.keeper = LeaseKeeperProcess(vault) if vault is not None else None
         self.reloaded = False
+        self.worker_audit: AuditLog | None = None  # set in each worker by load()
         super().__init__()
 
     def load_config(self) -> None:
@@ -157,6 +159,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             self.cfg.set(key, value)
         self.cfg.set("child_exit", worker_exited)  # metrics: forget a dead worker's gauges
         self.cfg.set("on_reload", self.mark_reloaded)
+        self.cfg.set("worker_exit", self.final_checkpoint)
         if self.keeper is not None:
             self.cfg.set("when_ready", self.start_lease_keeper)
             self.cfg.set("on_exit", self.stop_lease_keeper)
@@ -167,6 +170,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         services = connect_services(self.settings, self.credentials)
         self.check_schema(services)
         start_checkpoints(services.audit, AUDIT_CHECKPOINT_SECONDS)
+        self.worker_audit = services.audit
         return create_app(
             self.settings,
             services,
@@ -195,6 +199,20 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             )
             if self.keeper is not None:
                 self.keeper.request_new_mongo_credential()
+
+    def final_checkpoint(self, arbiter: Arbiter, worker: Any) -> None:
+        """gunicorn worker_exit hook (in the worker, at exit and at every reload).
+
+        Signs the worker's last chain heads, so that no unsigned tail is left
+        behind by a rotation or a shutdown. A failure is logged: the worker
+        is exiting anyway, and the gap is bounded by the interval checkpoints.
+        """
+        if self.worker_audit is None:
+            return
+        try:
+            self.worker_audit.checkpoint("exit")
+        except Exception:
+            log.exception("audit: final checkpoint of worker %d failed", os.getpid())
 
     def mark_reloaded(self, arbiter: Arbiter) -> None:
         """gunicorn on_reload hook (master): workers from now on tolerate MongoDB at boot."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pymongo.database import Database
 
 from eventsvc.audit.log import AuditLog
+from eventsvc.audit.signing import CheckpointSigner
 from eventsvc.store import Document, EventStore
 from eventsvc.tokens import TokenStore
 
@@ -44,14 +45,18 @@ class Services:
 
 
 def build_services(
-    database: Database[Document], *, audit_key: bytes, token_pepper: bytes
+    database: Database[Document],
+    *,
+    audit_key: bytes,
+    token_pepper: bytes,
+    checkpoint_signer: CheckpointSigner,
 ) -> Services:
-    """The stores on ``database`` (and its client), keyed with the two secrets from Vault.
+    """The stores on ``database`` (and its client), keyed with the secrets from Vault.
 
     Opens no connection by itself (pymongo connects on first use) and
     creates nothing: call :meth:`Services.ensure_schema` for that.
     """
-    audit = AuditLog(database, audit_key)
+    audit = AuditLog(database, audit_key, checkpoint_signer)
     return Services(
         events=EventStore(database.client, database.name, audit),
         tokens=TokenStore(database, token_pepper, audit),

@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     # dev/test only, like the password above; prod reads it from Vault KV.
     token_pepper: SecretStr | None = None
     audit_hmac_key: SecretStr | None = None
+    # dev/test only: seed of a local Ed25519 checkpoint key; prod signs with Vault transit.
+    audit_checkpoint_seed: SecretStr | None = None
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
     mongodb_max_pool_size: int = Field(default=50, ge=1, le=1000)
 
@@ -210,6 +212,10 @@ class Settings(BaseSettings):
             reasons.append("EVENTSVC_MONGODB_PASSWORD must not be set (read it from Vault KV)")
         if self.audit_hmac_key is not None:
             reasons.append("EVENTSVC_AUDIT_HMAC_KEY must not be set (read it from Vault KV)")
+        if self.audit_checkpoint_seed is not None:
+            reasons.append(
+                "EVENTSVC_AUDIT_CHECKPOINT_SEED must not be set (checkpoints are signed by Vault)"
+            )
         if self.token_pepper is not None:
             reasons.append("EVENTSVC_TOKEN_PEPPER must not be set (read it from Vault KV)")
         if self.mongodb_tls_cert_key_file is not None:

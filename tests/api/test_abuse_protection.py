@@ -12,13 +12,13 @@ from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
-from support import problem_of
+from support import CHECKPOINT_SIGNER, problem_of
 
 
 def instance(
     settings: Settings, store: EventStore, tokens: TokenStore, **changes: object
 ) -> FlaskClient:
-    audit = AuditLog(store.database, b"k" * 32)
+    audit = AuditLog(store.database, b"k" * 32, CHECKPOINT_SIGNER)
     services = Services(events=store, tokens=tokens, audit=audit)
     app = create_app(settings.model_copy(update=changes), services)
     return app.test_client()

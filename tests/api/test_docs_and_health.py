@@ -108,11 +108,13 @@ def test_readyz_turns_unready_when_certificates_expired(app: Flask) -> None:
 
 def test_certificate_expiry_is_read_from_the_worker_files(tmp_path: Path) -> None:
     from eventsvc.credentials import Credentials
-    from support import write_test_pki
+    from support import CHECKPOINT_SIGNER, write_test_pki
 
     _, cert_file, _ = write_test_pki(tmp_path)
     keys = {"token_pepper": SecretStr("p" * 32), "audit_key": SecretStr("k" * 32)}
-    assert Credentials(**keys).certificates_expire_at() is None
-    expires_at = Credentials(**keys, tls_cert_file=cert_file).certificates_expire_at()
+    assert Credentials(**keys, checkpoint_signer=CHECKPOINT_SIGNER).certificates_expire_at() is None
+    expires_at = Credentials(
+        **keys, checkpoint_signer=CHECKPOINT_SIGNER, tls_cert_file=cert_file
+    ).certificates_expire_at()
     assert expires_at is not None
     assert timedelta(hours=23) < expires_at - datetime.now(UTC) <= timedelta(days=1)

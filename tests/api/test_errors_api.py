@@ -13,7 +13,7 @@ from eventsvc.app import create_app
 from eventsvc.services import build_services
 from eventsvc.settings import Settings
 from eventsvc.store import connect
-from support import free_port, problem_of
+from support import CHECKPOINT_SIGNER, free_port, problem_of
 
 EVENTS = "/api/v1/events"
 
@@ -133,7 +133,10 @@ def test_dead_database_is_503_within_seconds() -> None:
         mongodb_timeout_ms=800,
     )
     services = build_services(
-        connect(settings)["eventsvc"], audit_key=b"k" * 32, token_pepper=b"p" * 32
+        connect(settings)["eventsvc"],
+        audit_key=b"k" * 32,
+        token_pepper=b"p" * 32,
+        checkpoint_signer=CHECKPOINT_SIGNER,
     )
     client = create_app(settings, services).test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = "Bearer evt_" + "a" * 16 + "_" + "b" * 43

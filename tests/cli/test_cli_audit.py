@@ -28,9 +28,11 @@ from devstack.mongod import RunningMongod
 from eventsvc.audit.export import export
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditEntry
+from eventsvc.audit.signing import public_key_pem
 from eventsvc.cli import cli
 from eventsvc.cli.audit_file import verify_export
 from eventsvc.clock import rfc3339, utc_now
+from support import CHECKPOINT_KEYS, CHECKPOINT_SIGNER
 
 Run = Callable[..., Result]
 Line = dict[str, Any]
@@ -64,8 +66,25 @@ def longest_chain(lines: list[Line]) -> str:
     return chain
 
 
+def checkpoint_key_file(next_to: Path) -> Path:
+    """The checkpoints' public key as an auditor gets it: a PEM file (not secret)."""
+    path = next_to.with_name("checkpoint-public.pem")
+    path.write_text(public_key_pem(CHECKPOINT_KEYS))
+    return path
+
+
 def verify_file(run: Run, path: Path, key_file: Path, *extra: str) -> Result:
-    return run("audit", "verify", "--file", str(path), "--key-file", str(key_file), *extra)
+    return run(
+        "audit",
+        "verify",
+        "--file",
+        str(path),
+        "--key-file",
+        str(key_file),
+        "--checkpoint-key",
+        str(checkpoint_key_file(key_file)),
+        *extra,
+    )
 
 
 def assert_broken(result: Result, chain: str, kind: str, sequence: int) -> None:
@@ -211,7 +230,7 @@ def full_export(mongod: RunningMongod, audit_key: bytes, tmp_path: Path) -> Iter
     with mongod.admin_client() as client:
         client.drop_database(SCRATCH_DATABASE)
         database = client[SCRATCH_DATABASE]
-        audit = AuditLog(database, audit_key, checkpoint_every=1000)
+        audit = AuditLog(database, audit_key, CHECKPOINT_SIGNER, checkpoint_every=1000)
         audit.ensure_schema()
 
         def write(offset: int) -> None:
@@ -321,7 +340,16 @@ def test_verify_reads_stdin(full_export: Path, key_file: Path) -> None:
     """``audit export | audit verify --file - --key-file K``."""
     result = CliRunner().invoke(
         cli,
-        ["audit", "verify", "--file", "-", "--key-file", str(key_file)],
+        [
+            "audit",
+            "verify",
+            "--file",
+            "-",
+            "--key-file",
+            str(key_file),
+            "--checkpoint-key",
+            str(checkpoint_key_file(key_file)),
+        ],
         input=full_export.read_bytes(),
     )
     assert result.exit_code == 0, result.output
@@ -348,6 +376,6 @@ def test_verify_export_function_strict_vs_partial(full_export: Path, audit_key: 
     chain = longest_chain([json.loads(line) for line in lines])
     first = next(i for i, line in enumerate(lines) if f'"chain": "{chain}"' in line)
     cut = lines[:first] + lines[first + 1 :]
-    strict = verify_export(cut, audit_key)
+    strict = verify_export(cut, audit_key, CHECKPOINT_KEYS)
     assert (strict.chain(chain).kind, strict.chain(chain).broken_sequence) == ("deleted", 1)
-    assert verify_export(cut, audit_key, partial=True).ok
+    assert verify_export(cut, audit_key, CHECKPOINT_KEYS, partial=True).ok

@@ -25,6 +25,7 @@ from eventsvc.app import create_app
 from eventsvc.audit.export import export
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditEntry
+from eventsvc.audit.signing import LocalCheckpointSigner, public_key_pem
 from eventsvc.bootstrap import BootstrapInvalid, BootstrapRecord, import_bootstrap_token
 from eventsvc.cli import cli
 from eventsvc.domain import RequestContext
@@ -251,14 +252,16 @@ def test_the_service_policy_cannot_write_the_bootstrap_record(
         service_session.write(f"kv/data/{BOOTSTRAP_PATH}", {"data": {"token_id": "x"}})
 
 
-def test_auditor_verifies_with_the_key_from_vault(
-    stack: Stack, mongod: RunningMongod, tmp_path: Path
+def test_auditor_verifies_with_the_keys_from_vault(
+    stack: Stack, mongod: RunningMongod, service_session: VaultSession, tmp_path: Path
 ) -> None:
+    """The service signs checkpoints through transit with its own token; the auditor's
+    token gives `audit verify` the HMAC key and the public key, and nothing else."""
     key = app_secret(stack, "audit-hmac")["audit_hmac_key"].encode()
     with mongod.admin_client() as admin:
         admin.drop_database("eventsvc_vault_audit")
         database = admin["eventsvc_vault_audit"]
-        audit = AuditLog(database, key)
+        audit = AuditLog(database, key, service_session.checkpoint_signer())
         audit.ensure_schema()
         for number in range(3):
             audit.append(
@@ -284,7 +287,18 @@ def test_auditor_verifies_with_the_key_from_vault(
     env = vault_env(stack, auditor_token)
     result = eventsvc("audit", "verify", "--file", str(path), env=env)
     assert result.exit_code == 0, (result.output, result.exception)
-    assert result.stdout.startswith("ok: 1 chain(s), 3 record(s)")
+    assert result.stdout.startswith("ok: 1 chain(s), 3 record(s), 1 checkpoint(s)")
+    signed = [json.loads(line) for line in lines if '"checkpoint"' in line]
+    assert signed[0]["signature"].startswith("vault:v1:")
+
+    # A public key file of another key: the transit-signed checkpoint no longer verifies.
+    other = tmp_path / "other.pem"
+    other.write_text(public_key_pem(LocalCheckpointSigner.generate().public_keys()))
+    forged_view = eventsvc(
+        "audit", "verify", "--file", str(path), "--checkpoint-key", str(other), env=env
+    )
+    assert forged_view.exit_code == 1
+    assert "bad-checkpoint" in forged_view.stdout
 
     # That token reads the audit key and nothing else (the matrix in
     # test_vault_policy_matrix.py covers every policy; this is the CLI's view).

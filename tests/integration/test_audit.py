@@ -6,6 +6,9 @@ rewrite the database at will but does not hold the HMAC key.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
 import json
 import secrets
@@ -29,13 +32,18 @@ from eventsvc.audit.record import (
     GENESIS_HASH,
     AuditEntry,
     AuditRecord,
-    checkpoint_signature,
+    checkpoint_hash,
+    checkpoint_message,
     record_hash,
+    wire_form,
 )
-from eventsvc.audit.verify import verify
+from eventsvc.audit.signing import LocalCheckpointSigner, signature_ok
+from eventsvc.audit.verify import read_checkpoints, verify
+from eventsvc.clock import rfc3339
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from perf.audit_bench import benchmark
+from support import CHECKPOINT_KEYS, CHECKPOINT_SIGNER
 
 UNAUTHORIZED = 13
 Document = dict[str, Any]
@@ -84,7 +92,7 @@ def audit(app_db: Database[Document], attacker: Database[Document], key: bytes) 
     """A fresh writer on empty audit collections (emptied as root: the app cannot)."""
     attacker[AUDIT].delete_many({})
     attacker[AUDIT_CHECKPOINTS].delete_many({})
-    log = AuditLog(app_db, key, checkpoint_every=1000)
+    log = AuditLog(app_db, key, CHECKPOINT_SIGNER, checkpoint_every=1000)
     log.ensure_schema()
     return log
 
@@ -94,7 +102,7 @@ def write(audit: AuditLog, count: int) -> list[AuditRecord]:
 
 
 def only_problem(database: Database[Document], key: bytes) -> tuple[str | None, int | None]:
-    report = verify(database, key)
+    report = verify(database, key, CHECKPOINT_KEYS)
     assert not report.ok
     assert len(report.problems) == 1, [problem.describe() for problem in report.problems]
     problem = report.problems[0]
@@ -118,7 +126,7 @@ def test_records_chain_and_verify(audit: AuditLog, app_db: Database[Document], k
     assert len({record.chain for record in records}) == 1
     assert records[0].chain.startswith(f"{audit.writer_id}/")
 
-    report = verify(app_db, key)
+    report = verify(app_db, key, CHECKPOINT_KEYS)
     assert report.ok, [problem.describe() for problem in report.problems]
     assert report.records_checked == 5
 
@@ -138,7 +146,7 @@ def test_stored_record_holds_digests_not_states(
 
 def test_a_wrong_key_fails_every_chain(audit: AuditLog, app_db: Database[Document]) -> None:
     write(audit, 3)
-    report = verify(app_db, secrets.token_bytes(32))
+    report = verify(app_db, secrets.token_bytes(32), CHECKPOINT_KEYS)
     assert not report.ok
     assert [problem.broken_sequence for problem in report.problems] == [1]
 
@@ -146,7 +154,7 @@ def test_a_wrong_key_fails_every_chain(audit: AuditLog, app_db: Database[Documen
 def test_two_writers_three_threads_each_verify(
     audit: AuditLog, app_db: Database[Document], key: bytes
 ) -> None:
-    writers = [audit, AuditLog(app_db, key, checkpoint_every=7)]
+    writers = [audit, AuditLog(app_db, key, CHECKPOINT_SIGNER, checkpoint_every=7)]
     barrier = threading.Barrier(6)
     errors: list[BaseException] = []
 
@@ -166,7 +174,7 @@ def test_two_writers_three_threads_each_verify(
     for writer in writers:
         writer.checkpoint()
 
-    report = verify(app_db, key)
+    report = verify(app_db, key, CHECKPOINT_KEYS)
     assert report.ok, [problem.describe() for problem in report.problems]
     assert len(report.chains) == 6
     assert report.records_checked == 120
@@ -179,14 +187,14 @@ def test_two_writers_three_threads_each_verify(
 def test_a_second_writer_on_the_same_chain_collides_then_continues(
     audit: AuditLog, app_db: Database[Document], key: bytes
 ) -> None:
-    first = AuditLog(app_db, key, writer_id="fixed")
+    first = AuditLog(app_db, key, CHECKPOINT_SIGNER, writer_id="fixed")
     first.append(entry(1))
-    same_id = AuditLog(app_db, key, writer_id="fixed")
+    same_id = AuditLog(app_db, key, CHECKPOINT_SIGNER, writer_id="fixed")
     with pytest.raises(DuplicateKeyError):
         same_id.append(entry(2))
     record = same_id.append(entry(3))
     assert record.sequence == 2
-    assert verify(app_db, key).ok
+    assert verify(app_db, key, CHECKPOINT_KEYS).ok
 
 
 # --- atomicity with the change ----------------------------------------------------------
@@ -237,7 +245,7 @@ def test_an_aborted_change_leaves_no_event_and_no_record(
     assert following.sequence == 2
     assert following.prev_hash == first.hash
     assert following.hash != doomed.hash
-    assert verify(app_db, key).ok
+    assert verify(app_db, key, CHECKPOINT_KEYS).ok
 
 
 def test_a_committed_change_has_its_records(
@@ -262,7 +270,7 @@ def test_a_committed_change_has_its_records(
     checkpoint = app_db[AUDIT_CHECKPOINTS].find_one({"writer_id": audit.writer_id})
     assert checkpoint is not None
     assert checkpoint["heads"][after.chain]["sequence"] == 5
-    assert verify(app_db, key).ok
+    assert verify(app_db, key, CHECKPOINT_KEYS).ok
 
 
 # --- least privilege ------------------------------------------------------------------------
@@ -463,7 +471,7 @@ def test_tail_after_the_last_checkpoint_is_not_protected(
     audit.checkpoint()
     write(audit, 3)
     attacker[AUDIT].delete_many({"chain": chain_of_ten[0].chain, "sequence": {"$gt": 10}})
-    assert verify(app_db, key).ok
+    assert verify(app_db, key, CHECKPOINT_KEYS).ok
 
 
 def test_forged_checkpoint(
@@ -476,16 +484,98 @@ def test_forged_checkpoint(
     chain = chain_of_ten[0].chain
     attacker[AUDIT_CHECKPOINTS].insert_one(
         {
-            "format": 1,
+            "format": 2,
             "writer_id": audit.writer_id,
+            "number": 99,
+            "prev_checkpoint": GENESIS_HASH,
+            "reason": "manual",
             "heads": {chain: {"sequence": 50, "hash": "ef" * 32}},
             "time": datetime.now(UTC),
-            "signature": "12" * 32,
+            "hash": "12" * 32,
+            "signature": "vault:v1:" + "A" * 86 + "==",
         }
     )
-    report = verify(app_db, key)
+    report = verify(app_db, key, CHECKPOINT_KEYS)
     assert report.bad_checkpoints == 1
     assert only_problem(app_db, key) == ("bad-checkpoint", 50)
+
+
+def test_the_audit_hmac_key_alone_cannot_forge_a_checkpoint(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """An auditor (or whoever stole the audit key) cuts a chain and signs a checkpoint
+    for the shorter chain, with the HMAC key and with an Ed25519 key of their own."""
+    audit.checkpoint()
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_many({"chain": chain, "sequence": {"$gte": 6}})
+    attacker[AUDIT_CHECKPOINTS].delete_many({})
+    fields: Document = {
+        "format": 2,
+        "writer_id": audit.writer_id,
+        "number": 1,
+        "prev_checkpoint": GENESIS_HASH,
+        "reason": "manual",
+        "heads": {chain: {"sequence": 5, "hash": chain_of_ten[4].hash}},
+        "time": rfc3339(datetime.now(UTC).replace(microsecond=0)),
+    }
+    message = checkpoint_message(fields)
+    as_hmac = hmac.new(key, message, hashlib.sha256).digest()
+    for signature in (
+        "vault:v1:" + base64.b64encode(as_hmac).decode(),
+        LocalCheckpointSigner.generate().sign(message).replace("ed25519:", "vault:"),
+    ):
+        attacker[AUDIT_CHECKPOINTS].delete_many({})
+        attacker[AUDIT_CHECKPOINTS].insert_one(
+            {
+                **fields,
+                "time": datetime.fromisoformat(fields["time"]),
+                "hash": checkpoint_hash(fields),
+                "signature": signature,
+            }
+        )
+        report = verify(app_db, key, CHECKPOINT_KEYS)
+        assert report.bad_checkpoints == 1
+        assert [(p.chain, p.kind) for p in report.problems] == [(chain, "bad-checkpoint")]
+
+
+def test_checkpoints_form_a_chain_per_writer(
+    audit: AuditLog, attacker: Database[Document], app_db: Database[Document], key: bytes
+) -> None:
+    for _ in range(3):
+        write(audit, 2)
+        audit.checkpoint()
+    stored = list(attacker[AUDIT_CHECKPOINTS].find({}, sort=[("number", 1)]))
+    assert [c["number"] for c in stored] == [1, 2, 3]
+    assert stored[0]["prev_checkpoint"] == GENESIS_HASH
+    assert [c["prev_checkpoint"] for c in stored[1:]] == [c["hash"] for c in stored[:2]]
+    assert verify(app_db, key, CHECKPOINT_KEYS).ok
+
+    # Moved: the stored (time) order no longer follows the chain.
+    in_file_order = [wire_form(c) for c in (stored[0], stored[2], stored[1])]
+    moved = read_checkpoints(in_file_order, CHECKPOINT_KEYS)
+    assert moved.chain_problems == [
+        f"writer {audit.writer_id}: checkpoint 2 comes after checkpoint 3 (checkpoints moved)"
+    ]
+
+    # Removed from the middle: every checkpoint left is authentic, the chain is not.
+    attacker[AUDIT_CHECKPOINTS].delete_one({"number": 2})
+    report = verify(app_db, key, CHECKPOINT_KEYS)
+    assert report.bad_checkpoints == 0
+    assert report.checkpoint_chain_problems == (
+        f"writer {audit.writer_id}: checkpoint(s) 2 to 2 missing",
+    )
+    assert not report.ok
+
+    # Removed from the start.
+    attacker[AUDIT_CHECKPOINTS].delete_one({"number": 1})
+    report = verify(app_db, key, CHECKPOINT_KEYS)
+    assert report.checkpoint_chain_problems == (
+        f"writer {audit.writer_id}: checkpoints 1 to 2 missing",
+    )
 
 
 def test_altered_checkpoint(
@@ -516,7 +606,7 @@ def test_tampering_in_one_chain_leaves_the_others_ok(
     attacker[AUDIT].update_one(
         {"chain": mine[0].chain, "sequence": 2}, {"$set": {"target": "other"}}
     )
-    report = verify(app_db, key)
+    report = verify(app_db, key, CHECKPOINT_KEYS)
     assert [(p.chain, p.kind, p.broken_sequence) for p in report.problems] == [
         (mine[0].chain, "modified", 2)
     ]
@@ -538,7 +628,10 @@ def test_export_carries_its_proof(audit: AuditLog, app_db: Database[Document], k
     assert all(record_hash(line, key) == line["hash"] for line in exported)
     assert exported[3]["prev_hash"] == exported[2]["hash"]
     assert len(checkpoints) == 1
-    assert checkpoint_signature(checkpoints[0], key) == checkpoints[0]["signature"]
+    assert signature_ok(
+        checkpoint_message(checkpoints[0]), checkpoints[0]["signature"], CHECKPOINT_KEYS
+    )
+    assert checkpoints[0]["hash"] == checkpoint_hash(checkpoints[0])
     assert checkpoints[0]["heads"][records[0].chain]["hash"] == records[-1].hash
 
     nothing = list(export(app_db, None, start))

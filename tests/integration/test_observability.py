@@ -8,6 +8,7 @@ global listeners when a client is built).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -47,7 +48,14 @@ from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
-from support import TEST_CONTEXT, coverage_env, free_port, write_test_pki
+from support import (
+    CHECKPOINT_SEED,
+    CHECKPOINT_SIGNER,
+    TEST_CONTEXT,
+    coverage_env,
+    free_port,
+    write_test_pki,
+)
 
 APP_USERNAME = "eventsvc-test"  # tests/conftest.py's app user
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -64,7 +72,7 @@ def traced_store(
 ) -> Iterator[EventStore]:
     init_tracing(settings, span_exporter=SPANS)
     client = connect(settings, username=APP_USERNAME, password=app_password)
-    audit = AuditLog(client[settings.mongodb_database], audit_key)
+    audit = AuditLog(client[settings.mongodb_database], audit_key, CHECKPOINT_SIGNER)
     store = EventStore(client, settings.mongodb_database, audit)
     try:
         yield store
@@ -321,6 +329,7 @@ def observed_server(
         "EVENTSVC_MONGODB_PASSWORD": app_password.get_secret_value(),
         "EVENTSVC_TOKEN_PEPPER": token_pepper.get_secret_value(),
         "EVENTSVC_AUDIT_HMAC_KEY": audit_key.decode(),
+        "EVENTSVC_AUDIT_CHECKPOINT_SEED": base64.urlsafe_b64encode(CHECKPOINT_SEED).decode(),
         "EVENTSVC_RATE_LIMIT_PER_ADDRESS": "100000/minute",
         "EVENTSVC_RATE_LIMIT_PER_TOKEN": "100000/minute",
     }

@@ -7,6 +7,7 @@ from datetime import timedelta
 from devstack.mongod import RunningMongod
 from eventsvc.domain import SYSTEM_CONTEXT
 from eventsvc.services import build_services
+from support import CHECKPOINT_SIGNER
 
 AUDIT_KEY = b"a" * 32
 PEPPER = b"p" * 32
@@ -16,7 +17,12 @@ def test_build_then_ensure_schema_twice_then_serve(mongod: RunningMongod) -> Non
     with mongod.admin_client() as admin:
         database = admin["services_fresh"]
         try:
-            services = build_services(database, audit_key=AUDIT_KEY, token_pepper=PEPPER)
+            services = build_services(
+                database,
+                audit_key=AUDIT_KEY,
+                token_pepper=PEPPER,
+                checkpoint_signer=CHECKPOINT_SIGNER,
+            )
             assert database.list_collection_names() == [], "building creates nothing"
             services.ensure_schema()
             services.ensure_schema()  # every start runs it: idempotent

@@ -11,7 +11,7 @@ from devstack.mongod import RunningMongod
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditRecord
 from eventsvc.store import EventStore, NewEvent
-from support import TEST_CONTEXT
+from support import CHECKPOINT_SIGNER, TEST_CONTEXT
 
 
 class FailingAuditLog(AuditLog):
@@ -29,7 +29,9 @@ def count(mongod: RunningMongod, collection: str, query: dict[str, Any]) -> int:
 def test_a_failed_audit_write_undoes_the_create(
     store: EventStore, mongod: RunningMongod, audit_key: bytes, clean_db: None
 ) -> None:
-    failing = EventStore(store.client, "eventsvc", FailingAuditLog(store.database, audit_key))
+    failing = EventStore(
+        store.client, "eventsvc", FailingAuditLog(store.database, audit_key, CHECKPOINT_SIGNER)
+    )
     new_event = NewEvent("never stored", datetime(2026, 1, 1, tzinfo=UTC), {})
     with pytest.raises(RuntimeError, match="injected"):
         failing.create(new_event, TEST_CONTEXT, idempotency_key="atomic-key-0001")
@@ -41,7 +43,9 @@ def test_a_failed_audit_write_undoes_stop_and_delete(
     store: EventStore, mongod: RunningMongod, audit_key: bytes, clean_db: None
 ) -> None:
     event = store.create(NewEvent("kept", None, {}), TEST_CONTEXT).event
-    failing = EventStore(store.client, "eventsvc", FailingAuditLog(store.database, audit_key))
+    failing = EventStore(
+        store.client, "eventsvc", FailingAuditLog(store.database, audit_key, CHECKPOINT_SIGNER)
+    )
     with pytest.raises(RuntimeError, match="injected"):
         failing.stop(event.id, datetime.now(UTC), TEST_CONTEXT, if_match=None)
     with pytest.raises(RuntimeError, match="injected"):

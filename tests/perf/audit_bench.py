@@ -17,6 +17,7 @@ from pymongo.database import Database
 
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import GENESIS, MIN_KEY_BYTES, AuditEntry, next_record
+from eventsvc.audit.signing import LocalCheckpointSigner
 from eventsvc.audit.verify import verify
 from eventsvc.clock import truncate_to_ms, utc_now
 
@@ -51,7 +52,8 @@ def benchmark(
     the writer builds (:func:`next_record`, clock included) without storing them.
     """
     key = secrets.token_bytes(MIN_KEY_BYTES)
-    audit = AuditLog(database, key)
+    signer = LocalCheckpointSigner.generate()
+    audit = AuditLog(database, key, signer)
     audit.ensure_schema()
     entry = AuditEntry(
         actor="token:bench",
@@ -83,7 +85,7 @@ def benchmark(
     append_seconds = time.perf_counter() - started
     audit.checkpoint()
     verify_started = time.perf_counter()
-    report = verify(database, key)
+    report = verify(database, key, signer.public_keys())
     verify_seconds = time.perf_counter() - verify_started
     return BenchmarkResult(
         appends=n,

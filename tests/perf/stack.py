@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from devstack.mongod import RunningMongod, start_mongod
 from eventsvc.audit.log import AuditLog
+from eventsvc.audit.signing import LocalCheckpointSigner
 from eventsvc.domain import RequestContext
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
@@ -59,12 +60,16 @@ def perf_stack() -> Iterator[PerfStack]:
             audit_key = secrets.token_urlsafe(32).encode()
             pepper = SecretStr(secrets.token_urlsafe(32))
             client = connect(settings, username=APP_USERNAME, password=password)
-            store = EventStore(client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key))
+            store = EventStore(
+                client,
+                APP_DATABASE,
+                AuditLog(client[APP_DATABASE], audit_key, LocalCheckpointSigner.generate()),
+            )
             store.ensure_schema()
             tokens = TokenStore(
                 store.database,
                 pepper.get_secret_value().encode(),
-                AuditLog(store.database, audit_key),
+                AuditLog(store.database, audit_key, LocalCheckpointSigner.generate()),
             )
             tokens.ensure_schema()
             try:

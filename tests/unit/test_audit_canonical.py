@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import math
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given
 from hypothesis import strategies as st
 from pymongo import MongoClient
@@ -16,14 +20,24 @@ from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import (
     AuditEntry,
     canonical_json,
-    checkpoint_signature,
+    checkpoint_hash,
+    checkpoint_message,
     record_hash,
     state_digest,
 )
+from eventsvc.audit.signing import (
+    LocalCheckpointSigner,
+    load_public_key,
+    public_key_pem,
+    public_keys_from_transit,
+    signature_ok,
+)
 from eventsvc.clock import rfc3339
+from support import CHECKPOINT_KEYS, CHECKPOINT_SIGNER
 
 KEY = b"k" * 32
 OTHER_KEY = b"o" * 32
+OTHER_SIGNER = LocalCheckpointSigner.generate()
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -108,11 +122,38 @@ def test_record_hash_needs_the_key_and_ignores_export_fields() -> None:
     assert record_hash(exported, KEY) == exported["hash"]
 
 
-def test_checkpoint_signature_ignores_its_own_field() -> None:
-    checkpoint = {"format": 1, "writer_id": "w", "heads": {}, "time": "2024-05-01T12:00:00.000Z"}
-    signature = checkpoint_signature(checkpoint, KEY)
-    assert checkpoint_signature({**checkpoint, "signature": signature}, KEY) == signature
-    assert checkpoint_signature({**checkpoint, "writer_id": "x"}, KEY) != signature
+def test_checkpoint_signature_is_ed25519_over_the_content_only() -> None:
+    checkpoint = {"format": 2, "writer_id": "w", "heads": {}, "time": "2024-05-01T12:00:00.000Z"}
+    signature = CHECKPOINT_SIGNER.sign(checkpoint_message(checkpoint))
+    stored = {**checkpoint, "type": "checkpoint", "hash": checkpoint_hash(checkpoint)}
+    assert checkpoint_message({**stored, "signature": signature}) == checkpoint_message(checkpoint)
+    assert signature_ok(checkpoint_message(stored), signature, CHECKPOINT_KEYS)
+    altered = checkpoint_message({**checkpoint, "writer_id": "x"})
+    assert not signature_ok(altered, signature, CHECKPOINT_KEYS)
+    assert not signature_ok(checkpoint_message(checkpoint), signature, OTHER_SIGNER.public_keys())
+
+
+def test_the_audit_hmac_key_cannot_make_a_checkpoint_signature() -> None:
+    """Whoever verifies records holds the HMAC key; it must not sign checkpoints."""
+    message = checkpoint_message({"format": 2, "writer_id": "w", "heads": {}})
+    as_hmac = hmac.new(KEY, message, hashlib.sha256).hexdigest()
+    for forged in (as_hmac, f"vault:v1:{base64.b64encode(bytes.fromhex(as_hmac)).decode()}"):
+        assert not signature_ok(message, forged, CHECKPOINT_KEYS)
+
+
+def test_public_keys_load_from_pem_base64_and_transit() -> None:
+    pem = public_key_pem(CHECKPOINT_KEYS)
+    message = b"m"
+    signature = CHECKPOINT_SIGNER.sign(message)
+    assert signature_ok(message, signature, load_public_key(pem))
+    raw = CHECKPOINT_KEYS[1].public_bytes(Encoding.Raw, PublicFormat.Raw)
+    assert signature_ok(message, signature, load_public_key(base64.b64encode(raw).decode()))
+    transit = {"type": "ed25519", "keys": {"1": {"public_key": base64.b64encode(raw).decode()}}}
+    assert signature_ok(message, signature, public_keys_from_transit(transit))
+    with pytest.raises(ValueError, match="not ed25519"):
+        public_keys_from_transit({**transit, "type": "rsa-2048"})
+    with pytest.raises(ValueError, match="not a PEM or base64"):
+        load_public_key("not a key")
 
 
 def entry(**changes: Any) -> AuditEntry:
@@ -156,12 +197,10 @@ def test_audit_log_refuses_weak_keys_and_odd_writer_ids() -> None:
     database = client["unused"]
     try:
         with pytest.raises(ValueError, match="hmac_key"):
-            AuditLog(database, b"short")
-        with pytest.raises(ValueError, match="checkpoint_key"):
-            AuditLog(database, KEY, checkpoint_key=b"short")
+            AuditLog(database, b"short", CHECKPOINT_SIGNER)
         with pytest.raises(ValueError, match="writer_id"):
-            AuditLog(database, KEY, writer_id="a/b")
-        audit = AuditLog(database, KEY)
+            AuditLog(database, KEY, CHECKPOINT_SIGNER, writer_id="a/b")
+        audit = AuditLog(database, KEY, CHECKPOINT_SIGNER)
         assert KEY.decode() not in repr(audit)
         assert len(audit.writer_id) == 32
     finally:

@@ -31,7 +31,12 @@ def test_the_verifier_imports_no_pymongo_and_no_other_audit_module() -> None:
     modules = modules_after_importing("eventsvc.audit.verify")
     assert driver_modules(modules) == set()
     audit_modules = {name for name in modules if name.startswith("eventsvc.audit")}
-    assert audit_modules == {"eventsvc.audit", "eventsvc.audit.record", "eventsvc.audit.verify"}
+    assert audit_modules == {
+        "eventsvc.audit",
+        "eventsvc.audit.record",
+        "eventsvc.audit.signing",  # Ed25519 checkpoint signatures (cryptography only)
+        "eventsvc.audit.verify",
+    }
 
 
 def test_the_offline_verify_command_imports_no_pymongo() -> None:

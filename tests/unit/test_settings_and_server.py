@@ -13,9 +13,13 @@ from pydantic import SecretStr, ValidationError
 from eventsvc.credentials import Credentials
 from eventsvc.server import gunicorn_options
 from eventsvc.settings import Settings, UnsafeSettingsError
-from support import coverage_env
+from support import CHECKPOINT_SIGNER, coverage_env
 
-KEYS = {"token_pepper": SecretStr("p" * 32), "audit_key": SecretStr("k" * 32)}
+KEYS = {
+    "token_pepper": SecretStr("p" * 32),
+    "audit_key": SecretStr("k" * 32),
+    "checkpoint_signer": CHECKPOINT_SIGNER,
+}
 
 
 def test_prod_refuses_unsafe_settings_listing_every_reason() -> None:

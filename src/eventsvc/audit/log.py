@@ -18,12 +18,15 @@ records can never claim the same place in a chain.
 
 **Checkpoints** sign every chain head of one writer (``audit_checkpoints``):
 every ``checkpoint_every`` records, and whenever :meth:`AuditLog.checkpoint`
-is called, which the thread :func:`start_checkpoints` does periodically (the
-server starts one in every worker; nothing checkpoints at shutdown). They
-make a cut-off tail visible: records deleted from the end of a chain are
-detected up to the last checkpoint; records written after it can be dropped
-unnoticed, which is why checkpoints should be written often and exported off
-the database host.
+is called, which the thread :func:`start_checkpoints` does periodically and
+the server does when a worker exits (also at every reload). They make a
+cut-off tail visible: records deleted from the end of a chain are detected
+up to the last checkpoint. Each checkpoint is signed with Ed25519 (through
+Vault transit in production: the service can sign, never read the key, see
+:mod:`.signing`) and names the hash of the writer's previous checkpoint, so
+a removed or reordered checkpoint breaks that chain too. Records written
+after the last checkpoint can still be dropped unnoticed: checkpoints are
+written often for that reason.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ from pymongo.write_concern import WriteConcern
 from eventsvc.audit.record import (
     AUDIT,
     AUDIT_CHECKPOINTS,
-    FORMAT,
+    CHECKPOINT_FORMAT,
     GENESIS,
     WRITER_ID,
     AuditEntry,
@@ -57,10 +60,12 @@ from eventsvc.audit.record import (
     Document,
     Outcome,
     check_key,
-    checkpoint_signature,
+    checkpoint_hash,
+    checkpoint_message,
     next_record,
 )
 from eventsvc.audit.schema import ensure_schema
+from eventsvc.audit.signing import CheckpointSigner, CheckpointSigningFailed
 from eventsvc.clock import rfc3339, truncate_to_ms, utc_now
 from eventsvc.domain import RequestContext
 from eventsvc.metrics import count_audit_failures
@@ -88,21 +93,19 @@ class AuditLog:
         self,
         database: Database[Document],
         hmac_key: bytes,
+        signer: CheckpointSigner,
         *,
         writer_id: str | None = None,
-        checkpoint_key: bytes | None = None,
         checkpoint_every: int = 100,
     ) -> None:
         check_key(hmac_key, "hmac_key")
-        if checkpoint_key is not None:
-            check_key(checkpoint_key, "checkpoint_key")
         if writer_id is not None and not WRITER_ID.match(writer_id):
             raise ValueError("writer_id must be 1-64 letters, digits, '_' or '-'")
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
         self._database = database
         self._hmac_key = hmac_key
-        self._checkpoint_key = checkpoint_key or hmac_key
+        self._signer = signer
         self._checkpoint_every = checkpoint_every
         self.writer_id = writer_id or uuid.uuid4().hex
         self._chain_numbers = itertools.count(1)
@@ -110,6 +113,10 @@ class AuditLog:
         self._heads_lock = threading.Lock()
         self._chains: dict[str, _ChainState] = {}
         self._appends_since_checkpoint = 0
+        # The writer's checkpoint chain: one checkpoint at a time, each naming the last.
+        self._checkpoint_lock = threading.Lock()
+        self._checkpoint_number = 0
+        self._last_checkpoint = GENESIS.hash
 
     def __repr__(self) -> str:
         return f"AuditLog(writer_id={self.writer_id!r})"
@@ -224,21 +231,26 @@ class AuditLog:
                 self._appends_since_checkpoint = 0
         if due:
             try:
-                self.checkpoint()
-            except PyMongoError:
+                self.checkpoint("count")
+            except (PyMongoError, CheckpointSigningFailed):
                 # The record itself is written; a missed checkpoint only
                 # delays truncation evidence until the next one.
                 log.warning("audit checkpoint failed; retrying after more records", exc_info=True)
 
     # --- checkpoints ----------------------------------------------------
-    def checkpoint(self) -> None:
+    def checkpoint(self, reason: str = "manual") -> None:
         """Sign and store the durable head of every chain of this writer.
 
         A pending head (its transaction's outcome not yet seen by its thread)
         is included only if that exact record is in the database; otherwise
         the last head known durable is signed. Heads are taken from memory,
         never from the database, so a checkpoint cannot bless a cut-off chain.
+        ``reason`` (interval, count, exit, manual) is signed with it.
         """
+        with self._checkpoint_lock:
+            self._checkpoint(reason)
+
+    def _checkpoint(self, reason: str) -> None:
         with self._heads_lock:
             states = dict(self._chains)
         heads: dict[str, Document] = {}
@@ -252,16 +264,43 @@ class AuditLog:
             return
         now = truncate_to_ms(utc_now())
         fields: Document = {
-            "format": FORMAT,
+            "format": CHECKPOINT_FORMAT,
             "writer_id": self.writer_id,
+            "number": self._checkpoint_number + 1,
+            "prev_checkpoint": self._last_checkpoint,
+            "reason": reason,
             "heads": heads,
             "time": rfc3339(now),
         }
-        signature = checkpoint_signature(fields, self._checkpoint_key)
-        self._collection(AUDIT_CHECKPOINTS).insert_one(
-            {**fields, "time": now, "signature": signature}
+        signature = self._signer.sign(checkpoint_message(fields))
+        digest = checkpoint_hash(fields)
+        try:
+            self._collection(AUDIT_CHECKPOINTS).insert_one(
+                {**fields, "time": now, "hash": digest, "signature": signature}
+            )
+        except DuplicateKeyError:
+            # An earlier insert succeeded but its answer was lost: continue from it.
+            self._resume_checkpoint_chain()
+            raise
+        self._checkpoint_number += 1
+        self._last_checkpoint = digest
+        log.info(
+            "audit checkpoint %d (%s) of %d chain(s) for writer %s",
+            self._checkpoint_number,
+            reason,
+            len(heads),
+            self.writer_id,
         )
-        log.info("audit checkpoint of %d chain(s) for writer %s", len(heads), self.writer_id)
+
+    def _resume_checkpoint_chain(self) -> None:
+        last = self._collection(AUDIT_CHECKPOINTS).find_one(
+            {"writer_id": self.writer_id},
+            projection={"_id": False, "number": True, "hash": True},
+            sort=[("number", DESCENDING)],
+        )
+        if last is not None:
+            self._checkpoint_number = int(last["number"])
+            self._last_checkpoint = str(last["hash"])
 
     def _is_stored(self, chain: str, head: ChainHead) -> bool:
         found = self._collection(AUDIT).find_one(
@@ -312,7 +351,7 @@ def start_checkpoints(audit: AuditLog, interval_seconds: float) -> threading.Thr
         while True:
             time.sleep(interval_seconds)
             try:
-                audit.checkpoint()
+                audit.checkpoint("interval")
             except Exception:
                 log.exception("audit checkpoint failed; retrying in %.0f s", interval_seconds)
 

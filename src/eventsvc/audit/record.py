@@ -18,9 +18,12 @@ definitions, so what is hashed when writing is exactly what is checked.
 keys, no whitespace, ASCII, see :func:`canonical_json`) and check
 ``hmac.new(key, (record["prev_hash"] + canonical).encode(), sha256).hexdigest()
 == hash``, then that ``prev_hash`` equals the previous record's ``hash`` in the
-same chain. For a checkpoint, remove ``type`` and ``signature`` and check the
-HMAC of ``canonical_json`` of the rest. :func:`record_hash` and
-:func:`checkpoint_signature` do exactly this.
+same chain. For a checkpoint, remove ``type``, ``hash`` and ``signature``:
+``canonical_json`` of the rest is what was signed (Ed25519, checked with the
+public key, see :mod:`eventsvc.audit.signing`), and its SHA-256 is the
+checkpoint's ``hash``, which the writer's next checkpoint names as
+``prev_checkpoint``. :func:`record_hash`, :func:`checkpoint_message` and
+:func:`checkpoint_hash` do exactly this.
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ AUDIT = "audit"
 AUDIT_CHECKPOINTS = "audit_checkpoints"
 
 FORMAT = 1
+CHECKPOINT_FORMAT = 2
+"""Format 2: Ed25519-signed and chained per writer (format 1 was HMAC-signed, unchained)."""
+CHECKPOINT_REASONS = frozenset({"interval", "count", "exit", "manual"})
 GENESIS_HASH = "0" * 64
 MIN_KEY_BYTES = 32
 
@@ -69,7 +75,7 @@ HEX64 = r"^[0-9a-f]{64}$"
 
 # Fields an export adds next to a record's or checkpoint's content; not hashed.
 _NOT_HASHED = ("hash", "type")
-_NOT_SIGNED = ("signature", "type")
+_NOT_SIGNED = ("signature", "hash", "type")
 
 
 # --- canonical encoding ------------------------------------------------------------------
@@ -114,10 +120,15 @@ def record_hash(record: Mapping[str, Any], hmac_key: bytes) -> str:
     return hmac.new(hmac_key, message.encode("ascii"), hashlib.sha256).hexdigest()
 
 
-def checkpoint_signature(checkpoint: Mapping[str, Any], key: bytes) -> str:
-    """HMAC-SHA-256 of a checkpoint's canonical JSON (without ``signature`` and ``type``)."""
+def checkpoint_message(checkpoint: Mapping[str, Any]) -> bytes:
+    """What a checkpoint's signature signs: its canonical JSON without signature, hash, type."""
     fields = {name: value for name, value in checkpoint.items() if name not in _NOT_SIGNED}
-    return hmac.new(key, canonical_json(fields).encode("ascii"), hashlib.sha256).hexdigest()
+    return canonical_json(fields).encode("ascii")
+
+
+def checkpoint_hash(checkpoint: Mapping[str, Any]) -> str:
+    """SHA-256 of :func:`checkpoint_message`: how the next checkpoint names this one."""
+    return hashlib.sha256(checkpoint_message(checkpoint)).hexdigest()
 
 
 def wire_form(document: Mapping[str, Any]) -> Document:

@@ -16,6 +16,8 @@ from eventsvc.audit.record import (
     ACTIONS,
     AUDIT,
     AUDIT_CHECKPOINTS,
+    CHECKPOINT_FORMAT,
+    CHECKPOINT_REASONS,
     FORMAT,
     HEX64,
     OUTCOMES,
@@ -78,15 +80,29 @@ AUDIT_VALIDATOR: Document = {
 CHECKPOINTS_VALIDATOR: Document = {
     "$jsonSchema": {
         "bsonType": "object",
-        "required": ["format", "writer_id", "heads", "time", "signature"],
+        "required": [
+            "format",
+            "writer_id",
+            "number",
+            "prev_checkpoint",
+            "reason",
+            "heads",
+            "time",
+            "hash",
+            "signature",
+        ],
         "additionalProperties": False,
         "properties": {
             "_id": {"bsonType": "objectId"},
-            "format": {"bsonType": "int", "enum": [FORMAT]},
+            "format": {"bsonType": "int", "enum": [CHECKPOINT_FORMAT]},
             "writer_id": {"bsonType": "string", "pattern": WRITER_ID.pattern},
+            "number": {"bsonType": ["int", "long"], "minimum": 1},
+            "prev_checkpoint": {"bsonType": "string", "pattern": HEX64},
+            "reason": {"bsonType": "string", "enum": sorted(CHECKPOINT_REASONS)},
             "heads": {"bsonType": "object"},
             "time": {"bsonType": "date"},
-            "signature": {"bsonType": "string", "pattern": HEX64},
+            "hash": {"bsonType": "string", "pattern": HEX64},
+            "signature": {"bsonType": "string", "maxLength": 200},
         },
     }
 }
@@ -100,7 +116,13 @@ AUDIT_INDEXES = [
         name="time_chain_sequence",
     ),
 ]
-CHECKPOINT_INDEXES = [IndexModel([("time", ASCENDING)], name="time")]
+CHECKPOINT_INDEXES = [
+    IndexModel([("time", ASCENDING)], name="time"),
+    # One place per checkpoint in a writer's checkpoint chain.
+    IndexModel(
+        [("writer_id", ASCENDING), ("number", ASCENDING)], name="writer_number", unique=True
+    ),
+]
 
 
 def ensure_schema(database: Database[Document]) -> None:

@@ -3,7 +3,10 @@
 Detects records that were modified, deleted (also when the rest were
 renumbered to close the gap), inserted or reordered, chains cut back
 ("truncated", against the last signed checkpoint) and forged checkpoints
-("bad-checkpoint"). :func:`verify` reads a database; :func:`verify_chain`,
+("bad-checkpoint"). Checkpoints are Ed25519-signed (checked with the public
+key alone, :mod:`eventsvc.audit.signing`) and chained per writer, so a
+checkpoint removed from the middle, or moved, is reported too.
+:func:`verify` reads a database; :func:`verify_chain`,
 :func:`read_checkpoints` and :func:`checkpoint_verdicts` take plain dicts,
 so :mod:`eventsvc.cli.audit_file` judges an exported file with the very
 same rules.
@@ -20,7 +23,7 @@ import hmac
 import itertools
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,10 +36,12 @@ from eventsvc.audit.record import (
     ChainHead,
     Document,
     check_key,
-    checkpoint_signature,
+    checkpoint_hash,
+    checkpoint_message,
     record_hash,
     wire_form,
 )
+from eventsvc.audit.signing import CheckpointKeys, signature_ok
 
 if TYPE_CHECKING:  # for the annotations only; see the module docstring
     from pymongo.database import Database
@@ -76,10 +81,16 @@ class VerifyReport:
     records_checked: int
     checkpoints_checked: int
     bad_checkpoints: int
+    checkpoint_chain_problems: tuple[str, ...] = ()
+    """Per writer: checkpoints missing from, or moved within, its checkpoint chain."""
 
     @property
     def ok(self) -> bool:
-        return self.bad_checkpoints == 0 and all(chain.ok for chain in self.chains)
+        return (
+            self.bad_checkpoints == 0
+            and not self.checkpoint_chain_problems
+            and all(chain.ok for chain in self.chains)
+        )
 
     @property
     def problems(self) -> tuple[ChainReport, ...]:
@@ -97,10 +108,13 @@ class Checkpoints:
     forged: dict[str, int]  # chain -> sequence claimed by a checkpoint with a bad signature
     checked: int = 0
     bad: int = 0
+    chain_problems: list[str] = field(default_factory=list)
+    latest: dict[str, Document] = field(default_factory=dict)
+    """Per writer, its authentic checkpoint with the highest number."""
 
 
 def verify(
-    database: Database[Document], hmac_key: bytes, *, checkpoint_key: bytes | None = None
+    database: Database[Document], hmac_key: bytes, checkpoint_keys: CheckpointKeys
 ) -> VerifyReport:
     """Check every chain in ``database`` and report the first broken link of each.
 
@@ -109,7 +123,7 @@ def verify(
     is re-read once to tell which kind of tampering broke it.
     """
     check_key(hmac_key, "hmac_key")
-    checkpoints = _read_checkpoints(database, checkpoint_key or hmac_key)
+    checkpoints = _read_checkpoints(database, checkpoint_keys)
     reports: list[ChainReport] = []
     cursor = database[AUDIT].find({}, sort=[("chain", _ASCENDING), ("sequence", _ASCENDING)])
     for chain, documents in itertools.groupby(cursor, key=lambda document: document["chain"]):
@@ -128,30 +142,72 @@ def verify(
         records_checked=sum(report.records_checked for report in reports),
         checkpoints_checked=checkpoints.checked,
         bad_checkpoints=checkpoints.bad,
+        checkpoint_chain_problems=tuple(checkpoints.chain_problems),
     )
 
 
-def _read_checkpoints(database: Database[Document], key: bytes) -> Checkpoints:
-    stored = database[AUDIT_CHECKPOINTS].find({}, sort=[("time", _ASCENDING)])
-    return read_checkpoints((wire_form(document) for document in stored), key)
+def _read_checkpoints(database: Database[Document], keys: CheckpointKeys) -> Checkpoints:
+    stored = database[AUDIT_CHECKPOINTS].find({}, sort=[("time", _ASCENDING), ("_id", _ASCENDING)])
+    return read_checkpoints((wire_form(document) for document in stored), keys)
 
 
-def read_checkpoints(checkpoints: Iterable[Mapping[str, Any]], key: bytes) -> Checkpoints:
-    """Read checkpoints (from the database or an export): signed heads and forged claims."""
+def read_checkpoints(
+    checkpoints: Iterable[Mapping[str, Any]], keys: CheckpointKeys, *, partial: bool = False
+) -> Checkpoints:
+    """Read checkpoints in stored (time) order: signed heads, forged claims, chain breaks.
+
+    ``partial`` (an export with --from): a writer's first checkpoint may come
+    after its checkpoint 1, and its ``prev_checkpoint`` is taken on trust.
+    """
     found = Checkpoints(heads={}, forged={})
+    by_writer: dict[str, list[Mapping[str, Any]]] = {}
     for checkpoint in checkpoints:
         found.checked += 1
         heads = checkpoint.get("heads")
-        if not isinstance(heads, dict) or not _signature_ok(checkpoint, key):
+        if not isinstance(heads, dict) or not _authentic_checkpoint(checkpoint, keys):
             found.bad += 1
             for chain, head in (heads or {}).items():
                 found.forged[str(chain)] = _claimed_sequence(head)
             continue
+        writer = str(checkpoint["writer_id"])
+        earlier = by_writer.setdefault(writer, [])
+        if earlier and int(checkpoint["number"]) < int(earlier[-1]["number"]):
+            found.chain_problems.append(
+                f"writer {writer}: checkpoint {checkpoint['number']} comes after checkpoint"
+                f" {earlier[-1]['number']} (checkpoints moved)"
+            )
+        earlier.append(checkpoint)
         for chain, head in heads.items():
             signed = ChainHead(int(head["sequence"]), str(head["hash"]))
             if chain not in found.heads or signed.sequence > found.heads[chain].sequence:
                 found.heads[chain] = signed
+    for writer, chain in sorted(by_writer.items()):
+        in_order = sorted(chain, key=lambda checkpoint: int(checkpoint["number"]))
+        found.chain_problems.extend(_checkpoint_links(writer, in_order, partial=partial))
+        found.latest[writer] = dict(in_order[-1])
     return found
+
+
+def _checkpoint_links(
+    writer: str, in_order: list[Mapping[str, Any]], *, partial: bool
+) -> list[str]:
+    """Each checkpoint must name the one before it; the first must be number 1."""
+    problems: list[str] = []
+    previous: Mapping[str, Any] | None = None
+    for checkpoint in in_order:
+        number = int(checkpoint["number"])
+        if previous is None:
+            if not partial and (number != 1 or checkpoint["prev_checkpoint"] != GENESIS_HASH):
+                problems.append(f"writer {writer}: checkpoints 1 to {number - 1} missing")
+        elif number != int(previous["number"]) + 1:
+            gap = f"{int(previous['number']) + 1} to {number - 1}"
+            problems.append(f"writer {writer}: checkpoint(s) {gap} missing")
+        elif checkpoint["prev_checkpoint"] != previous["hash"]:
+            problems.append(
+                f"writer {writer}: checkpoint {number} does not name checkpoint {number - 1}"
+            )
+        previous = checkpoint
+    return problems
 
 
 def checkpoint_verdicts(
@@ -178,13 +234,20 @@ def checkpoint_verdicts(
     return reports
 
 
-def _signature_ok(checkpoint: Mapping[str, Any], key: bytes) -> bool:
-    """True when the checkpoint's signature is the HMAC of its content under ``key``."""
+def _authentic_checkpoint(checkpoint: Mapping[str, Any], keys: CheckpointKeys) -> bool:
+    """Signed by the checkpoint key, its ``hash`` is its content's, and it is well formed."""
+    if not isinstance(checkpoint.get("number"), int) or not isinstance(
+        checkpoint.get("writer_id"), str
+    ):
+        return False
     try:
-        expected = checkpoint_signature(checkpoint, key)
+        message = checkpoint_message(checkpoint)
+        digest = checkpoint_hash(checkpoint)
     except (TypeError, ValueError):
         return False
-    return hmac.compare_digest(expected, str(checkpoint.get("signature", "")))
+    return digest == checkpoint.get("hash") and signature_ok(
+        message, checkpoint.get("signature"), keys
+    )
 
 
 def _claimed_sequence(head: object) -> int:

@@ -33,6 +33,7 @@ from eventsvc.cli.timestamps import TimestampParam
 from eventsvc.files import write_private_file
 
 if TYPE_CHECKING:
+    from eventsvc.audit.signing import CheckpointKeys
     from eventsvc.vault.session import VaultSession
 
 _TOKEN_ID = re.compile(r"[a-z0-9]{16}")
@@ -255,24 +256,37 @@ class _LineCounter:
     help="The audit HMAC key in a 0600 file [default: read from Vault kv/eventsvc/audit-hmac].",
 )
 @click.option(
+    "--checkpoint-key",
+    "checkpoint_key_file",
+    type=_FILE,
+    help="The checkpoints' Ed25519 public key, PEM or base64 [default: read from Vault"
+    " transit/keys/eventsvc-audit-checkpoint].",
+)
+@click.option(
     "--partial",
     is_flag=True,
     help="The export has --from: chains may start after their first record.",
 )
 @_JSON
 def audit_verify(
-    export_file: IO[bytes], key_file: Path | None, partial: bool, as_json: bool
+    export_file: IO[bytes],
+    key_file: Path | None,
+    checkpoint_key_file: Path | None,
+    partial: bool,
+    as_json: bool,
 ) -> None:
     """Verify every chain in an exported audit file; exit 1 naming each broken chain.
 
-    The key comes from --key-file or from Vault with the auditor's token
-    (VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT; policy eventsvc-auditor). The
-    API never serves it: whoever holds it could forge records.
+    The HMAC key comes from --key-file, the checkpoints' public key from
+    --checkpoint-key; either, if not given, from Vault with the auditor's
+    token (VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT; policy eventsvc-auditor).
+    The API never serves the HMAC key: whoever holds it could forge records.
+    It cannot forge checkpoints, which only Vault can sign.
     """
     from eventsvc.cli.audit_file import verify_export
 
-    key = _read_key_file(key_file) if key_file is not None else _audit_key_from_vault()
-    report = verify_export(export_file, key, partial=partial)
+    key, checkpoint_keys = _verification_keys(key_file, checkpoint_key_file)
+    report = verify_export(export_file, key, checkpoint_keys, partial=partial)
     if as_json:
         print_json(report.as_json())
     else:
@@ -282,6 +296,8 @@ def audit_verify(
             click.echo(f"file: {unreadable}")
         if report.bad_checkpoints and not report.problems:
             click.echo(f"checkpoints: {report.bad_checkpoints} with a bad signature")
+        for problem_text in report.checkpoint_chain_problems:
+            click.echo(f"checkpoints: {one_line(problem_text, limit=1000)}")
     if report.ok:
         if not as_json:
             click.echo(
@@ -317,18 +333,52 @@ def _read_key_file(path: Path) -> bytes:
     return key
 
 
-def _audit_key_from_vault() -> bytes:
+def _verification_keys(
+    key_file: Path | None, checkpoint_key_file: Path | None
+) -> tuple[bytes, CheckpointKeys]:
+    """The HMAC key and the checkpoint public keys: from files, else from Vault (one session)."""
+    from eventsvc.audit.signing import load_public_key
+
+    checkpoint_keys: CheckpointKeys | None = None
+    if checkpoint_key_file is not None:
+        try:
+            checkpoint_keys = load_public_key(checkpoint_key_file.read_text(encoding="ascii"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise ConfigurationFailed(
+                f"cannot read checkpoint key {checkpoint_key_file}: {exc}"
+            ) from None
+    key = _read_key_file(key_file) if key_file is not None else None
+    if key is not None and checkpoint_keys is not None:
+        return key, checkpoint_keys
+    from_vault_key, from_vault_public = _keys_from_vault(
+        need_hmac=key is None, need_public=checkpoint_keys is None
+    )
+    return key or from_vault_key, checkpoint_keys or from_vault_public
+
+
+def _keys_from_vault(*, need_hmac: bool, need_public: bool) -> tuple[bytes, CheckpointKeys]:
+    from eventsvc.audit.signing import public_keys_from_transit
     from eventsvc.cli.operator_vault import operator_session
     from eventsvc.credentials import AUDIT_HMAC_SECRET
     from eventsvc.vault.errors import VaultError
+    from eventsvc.vault.transit import CHECKPOINT_KEY, TRANSIT_MOUNT
 
+    key = b""
+    public: CheckpointKeys = {}
     try:
         with operator_session(os.environ) as session:
-            return _app_secret(session, AUDIT_HMAC_SECRET, "audit_hmac_key")
+            if need_hmac:
+                key = _app_secret(session, AUDIT_HMAC_SECRET, "audit_hmac_key")
+            if need_public:
+                data = session.read(f"{TRANSIT_MOUNT}/keys/{CHECKPOINT_KEY}")["data"]
+                public = public_keys_from_transit(data)
     except VaultError as exc:
         raise CommandFailed(f"vault: {exc}") from None
+    except ValueError as exc:
+        raise CommandFailed(f"vault: the checkpoint key: {exc}") from None
     except ConfigError as exc:
-        raise ConfigurationFailed(f"{exc} (or give --key-file)") from None
+        raise ConfigurationFailed(f"{exc} (or give --key-file and --checkpoint-key)") from None
+    return key, public
 
 
 __all__ = ["audit_group", "token_group"]

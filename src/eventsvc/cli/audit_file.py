@@ -33,6 +33,7 @@ from typing import Any
 # eventsvc.audit.verify's own, reused so that the rules for a file never drift
 # from the database's. Neither module imports pymongo.
 from eventsvc.audit.record import GENESIS, ChainHead
+from eventsvc.audit.signing import CheckpointKeys
 from eventsvc.audit.verify import (
     ChainReport,
     VerifyReport,
@@ -61,6 +62,7 @@ class ExportReport(VerifyReport):
             "records_checked": self.records_checked,
             "checkpoints_checked": self.checkpoints_checked,
             "bad_checkpoints": self.bad_checkpoints,
+            "checkpoint_chain_problems": list(self.checkpoint_chain_problems),
             "unreadable_lines": list(self.unreadable_lines),
             "chains": [
                 {
@@ -86,13 +88,16 @@ class _ParsedExport:
 def verify_export(
     lines: Iterable[str | bytes],
     hmac_key: bytes,
+    checkpoint_keys: CheckpointKeys,
     *,
-    checkpoint_key: bytes | None = None,
     partial: bool = False,
 ) -> ExportReport:
-    """Verify the NDJSON lines of an audit export; see the module docstring for the rules."""
+    """Verify the NDJSON lines of an audit export; see the module docstring for the rules.
+
+    Records need the HMAC key; checkpoints only the public checkpoint key(s).
+    """
     parsed = _parse(lines)
-    checkpoints = read_checkpoints(parsed.checkpoints, checkpoint_key or hmac_key)
+    checkpoints = read_checkpoints(parsed.checkpoints, checkpoint_keys, partial=partial)
     reports: list[ChainReport] = []
     for chain, records in sorted(parsed.records.items()):
         in_sequence = sorted(records, key=_sequence_key)
@@ -118,6 +123,7 @@ def verify_export(
         records_checked=sum(report.records_checked for report in reports),
         checkpoints_checked=checkpoints.checked,
         bad_checkpoints=checkpoints.bad,
+        checkpoint_chain_problems=tuple(checkpoints.chain_problems),
         unreadable_lines=tuple(parsed.unreadable),
     )
 

@@ -58,6 +58,7 @@ from eventsvc.vault.login import (
     read_secret_file,
     unwrap_secret_id,
 )
+from eventsvc.vault.transit import TransitCheckpointSigner
 
 log = logging.getLogger(__name__)
 
@@ -304,6 +305,17 @@ class VaultSession:
         )
         lifetime_s = max(expires_at.timestamp() - issued_at, 0.0)
         return data, time.monotonic() + REFRESH_FRACTION * lifetime_s
+
+    def checkpoint_signer(self) -> TransitCheckpointSigner:
+        """A signer on this session's token for audit checkpoints (transit, sign only).
+
+        Each process that signs (every gunicorn worker) builds its own client.
+        The token is the one this session holds now: a periodic token keeps its
+        value across renewals; after a re-login, new workers get the new one.
+        """
+        token = str(self._client.token or "")
+        settings = self.settings
+        return TransitCheckpointSigner(lambda: new_client(settings, token))
 
     def read_app_secret(self, name: str) -> dict[str, str]:
         """Read ``<kv_mount>/data/<kv_path>/<name>`` (KV v2, latest version)."""

@@ -1,0 +1,63 @@
+"""Signing audit checkpoints with Vault's transit engine: the key never leaves Vault.
+
+The service's policy grants ``update`` on ``transit/sign/<key>`` and nothing
+else on transit, so the service can sign but cannot read, export, back up or
+reconfigure the key. Whoever verifies needs only the public key
+(``transit/keys/<key>``, which the auditor's policy may read).
+
+A signer is made in the gunicorn master and inherited by the workers; each
+process builds its own hvac client on first use (connection pools are not
+shared across a fork).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+
+import hvac
+import hvac.exceptions
+import requests
+
+from eventsvc.audit.signing import CheckpointSigningFailed
+
+TRANSIT_MOUNT = "transit"
+CHECKPOINT_KEY = "eventsvc-audit-checkpoint"
+
+
+class TransitCheckpointSigner:
+    """Signs checkpoint bytes with ``<mount>/sign/<key>`` (Ed25519); returns ``vault:vN:...``."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], hvac.Client],
+        *,
+        mount: str = TRANSIT_MOUNT,
+        key: str = CHECKPOINT_KEY,
+    ) -> None:
+        self._client_factory = client_factory
+        self._path = f"{mount}/sign/{key}"
+        self._client: hvac.Client | None = None
+        self._pid = 0
+
+    def __repr__(self) -> str:
+        return f"TransitCheckpointSigner({self._path!r})"
+
+    def sign(self, message: bytes) -> str:
+        """The signature, or CheckpointSigningFailed naming the path (never the token)."""
+        if self._client is None or self._pid != os.getpid():
+            self._client = self._client_factory()
+            self._pid = os.getpid()
+        try:
+            response = self._client.write_data(
+                self._path, data={"input": base64.b64encode(message).decode("ascii")}
+            )
+        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as exc:
+            raise CheckpointSigningFailed(
+                f"vault refused to sign at {self._path}: {type(exc).__name__}"
+            ) from None
+        signature = response["data"]["signature"]
+        if not isinstance(signature, str):
+            raise CheckpointSigningFailed(f"vault returned no signature from {self._path}")
+        return signature
