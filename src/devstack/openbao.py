@@ -290,6 +290,7 @@ def bootstrap(client: hvac.Client, definition_path: Path, workdir: Path) -> Boot
     ca_chain_pem = _ensure_pki(client, definition["pki"])
     _seed_kv(client, definition["kv"])
     _ensure_transit(client, definition["transit"])
+    _ensure_mount(client, "kv", definition["anchors"]["mount"], {}, version="2")
     approle = definition["approle"]
     _ensure_auth_method(client, "approle", approle["mount"])
     for name, params in approle["roles"].items():

@@ -25,7 +25,7 @@ from pathlib import Path
 from cryptography import x509
 from pydantic import SecretStr
 
-from eventsvc.audit.signing import CheckpointSigner, LocalCheckpointSigner
+from eventsvc.audit.signing import CheckpointAnchor, CheckpointSigner, LocalCheckpointSigner
 from eventsvc.settings import Settings
 from eventsvc.vault.issued import MongoScramCredential
 from eventsvc.vault.session import VaultSession
@@ -48,6 +48,8 @@ class Credentials:
     audit_key: SecretStr
     checkpoint_signer: CheckpointSigner
     """Signs audit checkpoints: Vault transit (prod), or a local Ed25519 key (dev/test)."""
+    checkpoint_anchor: CheckpointAnchor | None = None
+    """Copies checkpoints out of MongoDB (Vault KV, create-only); None without Vault."""
     mongodb_username: str | None = None
     mongodb_password: SecretStr | None = None
     mongodb_cert_key_file: Path | None = None
@@ -132,6 +134,7 @@ def credentials_from_vault(settings: Settings, session: VaultSession) -> Credent
         token_pepper=SecretStr(pepper),
         audit_key=SecretStr(audit_key),
         checkpoint_signer=session.checkpoint_signer(),
+        checkpoint_anchor=session.checkpoint_anchor(),
         mongodb_ca_file=settings.mongodb_tls_ca_file,
         tls_cert_file=tls.cert_file,
         tls_key_file=tls.key_file,

@@ -75,6 +75,7 @@ def connect_services(settings: Settings, credentials: Credentials) -> Services:
         audit_key=credentials.audit_key.get_secret_value().encode(),
         token_pepper=credentials.token_pepper.get_secret_value().encode(),
         checkpoint_signer=credentials.checkpoint_signer,
+        checkpoint_anchor=credentials.checkpoint_anchor,
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pymongo.database import Database
 
 from eventsvc.audit.log import AuditLog
-from eventsvc.audit.signing import CheckpointSigner
+from eventsvc.audit.signing import CheckpointAnchor, CheckpointSigner
 from eventsvc.store import Document, EventStore
 from eventsvc.tokens import TokenStore
 
@@ -50,13 +50,14 @@ def build_services(
     audit_key: bytes,
     token_pepper: bytes,
     checkpoint_signer: CheckpointSigner,
+    checkpoint_anchor: CheckpointAnchor | None = None,
 ) -> Services:
     """The stores on ``database`` (and its client), keyed with the secrets from Vault.
 
     Opens no connection by itself (pymongo connects on first use) and
     creates nothing: call :meth:`Services.ensure_schema` for that.
     """
-    audit = AuditLog(database, audit_key, checkpoint_signer)
+    audit = AuditLog(database, audit_key, checkpoint_signer, checkpoint_anchor=checkpoint_anchor)
     return Services(
         events=EventStore(database.client, database.name, audit),
         tokens=TokenStore(database, token_pepper, audit),

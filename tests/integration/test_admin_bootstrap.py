@@ -322,3 +322,61 @@ def test_auditor_verifies_with_the_keys_from_vault(
     denied = eventsvc("audit", "verify", "--file", str(path), env=no_policy)
     assert denied.exit_code == 1
     assert denied.stderr.startswith("error: vault: ")
+
+
+def test_emptying_the_database_is_reported_from_the_anchors(
+    stack: Stack, mongod: RunningMongod, service_session: VaultSession, tmp_path: Path
+) -> None:
+    """The service anchors each checkpoint in Vault (create-only); the mongod admin
+    deletes every record and checkpoint; `audit verify --anchors` names what is gone."""
+    key = app_secret(stack, "audit-hmac")["audit_hmac_key"].encode()
+    with mongod.admin_client() as admin:
+        admin.drop_database("eventsvc_vault_anchors")
+        database = admin["eventsvc_vault_anchors"]
+        audit = AuditLog(
+            database,
+            key,
+            service_session.checkpoint_signer(),
+            checkpoint_anchor=service_session.checkpoint_anchor(),
+        )
+        audit.ensure_schema()
+        for count in (3, 2):
+            records = [audit.append(denied_entry(number)) for number in range(count)]
+            audit.checkpoint()
+        chain = records[-1].chain
+        full = tmp_path / "full.jsonl"
+        full.write_text("".join(json.dumps(line) + "\n" for line in export(database, None, None)))
+
+        database["audit"].delete_many({})
+        database["audit_checkpoints"].delete_many({})
+        emptied = tmp_path / "emptied.jsonl"
+        emptied.write_text(
+            "".join(json.dumps(line) + "\n" for line in export(database, None, None))
+        )
+        admin.drop_database("eventsvc_vault_anchors")
+
+    env = vault_env(stack, person_token(stack, "eventsvc-auditor"))
+    intact = eventsvc("audit", "verify", "--file", str(full), "--anchors", env=env)
+    assert intact.exit_code == 0, (intact.output, intact.exception)
+    assert f"anchor: writer {audit.writer_id}: last anchored checkpoint 2 at" in intact.stdout
+
+    # Without anchors an empty trail is a valid trail: that is the gap they close.
+    assert eventsvc("audit", "verify", "--file", str(emptied), env=env).exit_code == 0
+    gone = eventsvc("audit", "verify", "--file", str(emptied), "--anchors", env=env)
+    assert gone.exit_code == 1
+    assert f"{chain}: truncated at sequence 1: checkpointed up to record 5" in gone.stdout
+    assert f"checkpoints: writer {audit.writer_id}: checkpoints 1 to 1 missing" in gone.stdout
+
+
+def denied_entry(number: int) -> AuditEntry:
+    return AuditEntry(
+        actor="anonymous",
+        action="request.denied",
+        target=None,
+        outcome="denied",
+        before=None,
+        after=None,
+        client_address="192.0.2.1",
+        request_id=f"r{number}",
+        trace_id=None,
+    )

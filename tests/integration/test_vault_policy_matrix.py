@@ -15,7 +15,7 @@ Below the matrix, the escalations found in issue #15 are replayed as attacks.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -127,6 +127,32 @@ def _pki(policy: str, *, client: bool, member: bool) -> list[Case]:
     ]
 
 
+SEEDED_ANCHOR = "eventsvc/seeded-writer/1"  # written by root before the matrix runs
+
+
+def _anchors(policy: str, *, append: bool, audit: bool) -> list[Case]:
+    """Checkpoint anchors: append a new one; never rewrite, delete, destroy or re-configure."""
+    fresh = f"audit-anchors/data/eventsvc/{policy}/1"
+    return [
+        Case(policy, "write", fresh, append, {"data": {"number": 1}}),
+        Case(policy, "write", f"audit-anchors/data/{SEEDED_ANCHOR}", DENY, {"data": {}}),
+        Case(policy, "delete", f"audit-anchors/data/{SEEDED_ANCHOR}", DENY),
+        Case(policy, "write", f"audit-anchors/delete/{SEEDED_ANCHOR}", DENY, {"versions": [1]}),
+        Case(policy, "write", f"audit-anchors/destroy/{SEEDED_ANCHOR}", DENY, {"versions": [1]}),
+        Case(policy, "delete", f"audit-anchors/metadata/{SEEDED_ANCHOR}", DENY),
+        Case(
+            policy,
+            "write",
+            f"audit-anchors/metadata/{SEEDED_ANCHOR}",
+            DENY,
+            {"max_versions": 1, "delete_version_after": "1s"},
+        ),
+        Case(policy, "write", "audit-anchors/config", DENY, {"max_versions": 1}),
+        Case(policy, "list", "audit-anchors/metadata/eventsvc/", audit),
+        Case(policy, "read", f"audit-anchors/data/{SEEDED_ANCHOR}", audit),
+    ]
+
+
 def _approle(policy: str, *, role_id_readable: bool, wrapped_secret_id: bool) -> list[Case]:
     return [
         Case(policy, "read", ROLE_ID, role_id_readable),
@@ -144,6 +170,7 @@ MATRIX: list[Case] = [
     *_pki(APP, client=REACH, member=DENY),
     *_approle(APP, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_policy_writes(APP, DENY),
+    *_anchors(APP, append=REACH, audit=DENY),
     # The standing operator: builds the layout, reads no secret, changes no grant.
     *_secrets(OPERATOR, set()),
     *_kv_tampering(OPERATOR),
@@ -151,6 +178,7 @@ MATRIX: list[Case] = [
     *_pki(OPERATOR, client=DENY, member=DENY),
     *_approle(OPERATOR, role_id_readable=REACH, wrapped_secret_id=DENY),
     *_policy_writes(OPERATOR, DENY),
+    *_anchors(OPERATOR, append=DENY, audit=DENY),
     Case(OPERATOR, "read", f"sys/policies/acl/{APP}", REACH),
     Case(OPERATOR, "read", APPROLE, REACH),
     Case(OPERATOR, "write", "sys/auth/userpass", DENY, {"type": "userpass"}),
@@ -160,6 +188,7 @@ MATRIX: list[Case] = [
     *_signing_key(BREAK_GLASS, sign=DENY, read_public=DENY),
     *_pki(BREAK_GLASS, client=DENY, member=DENY),
     *_approle(BREAK_GLASS, role_id_readable=DENY, wrapped_secret_id=DENY),
+    *_anchors(BREAK_GLASS, append=DENY, audit=DENY),
     Case(BREAK_GLASS, "read", f"sys/policies/acl/{APP}", REACH),
     Case(BREAK_GLASS, "write", "sys/policies/acl/not-eventsvc", DENY, {"policy": ""}),
     # CI: wrapped secret_ids and the CRL; no role_id, no unwrap by value, no member certificate.
@@ -168,6 +197,7 @@ MATRIX: list[Case] = [
     *_pki(CI, client=DENY, member=DENY),
     *_approle(CI, role_id_readable=DENY, wrapped_secret_id=REACH),
     *_policy_writes(CI, DENY),
+    *_anchors(CI, append=DENY, audit=DENY),
     Case(CI, "read", "pki_int/crl/pem", REACH),
     # mongod member provisioning: the member role only.
     *_secrets(MEMBER, set()),
@@ -181,6 +211,7 @@ MATRIX: list[Case] = [
     *_pki(AUDITOR, client=DENY, member=DENY),
     *_approle(AUDITOR, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_policy_writes(AUDITOR, DENY),
+    *_anchors(AUDITOR, append=DENY, audit=REACH),
     # Bootstrap admin: the pepper and a write-once record; not the audit keys.
     *_secrets(BOOTSTRAP_ADMIN, {PEPPER}),
     *_kv_tampering(BOOTSTRAP_ADMIN),
@@ -188,6 +219,7 @@ MATRIX: list[Case] = [
     *_pki(BOOTSTRAP_ADMIN, client=DENY, member=DENY),
     *_approle(BOOTSTRAP_ADMIN, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_policy_writes(BOOTSTRAP_ADMIN, DENY),
+    *_anchors(BOOTSTRAP_ADMIN, append=DENY, audit=DENY),
 ]
 """Break-glass's own reachable writes are replayed in the attack tests below, not
 here: letting them through would rewrite the policies every other row depends on."""
@@ -196,6 +228,7 @@ here: letting them through would rewrite the policies every other row depends on
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(tmp_path_factory.mktemp("vault-matrix"))
+    running.root.write_data(f"audit-anchors/data/{SEEDED_ANCHOR}", data={"data": {"number": 1}})
     try:
         yield running
     finally:
@@ -328,6 +361,33 @@ def _subject(pem: str) -> str:
     from cryptography import x509
 
     return x509.load_pem_x509_certificate(pem.encode()).subject.rfc4514_string()
+
+
+def test_the_service_appends_anchors_and_can_take_none_back(
+    stack: Stack, clients: dict[str, hvac.Client]
+) -> None:
+    """The real service token: a new anchor is written once; rewriting it, deleting,
+    destroying or shortening its history is refused, and the first version stays."""
+    app = clients[APP]
+    path = "audit-anchors/data/eventsvc/attack-writer/1"
+    app.write_data(path, data={"data": {"heads": "real"}, "options": {"cas": 0}})
+    attacks: list[Callable[[], object]] = [
+        lambda: app.write_data(path, data={"data": {"heads": "rewritten"}}),
+        lambda: app.adapter.delete(f"/v1/{path}"),
+        lambda: app.write_data(
+            "audit-anchors/destroy/eventsvc/attack-writer/1", data={"versions": [1]}
+        ),
+        lambda: app.adapter.delete("/v1/audit-anchors/metadata/eventsvc/attack-writer/1"),
+        lambda: app.write_data(
+            "audit-anchors/metadata/eventsvc/attack-writer/1", data={"max_versions": 1}
+        ),
+    ]
+    for attack in attacks:
+        with pytest.raises(hvac.exceptions.Forbidden):
+            attack()
+    stored = stack.root.read(path)["data"]
+    assert stored["data"] == {"heads": "real"}
+    assert stored["metadata"]["version"] == 1
 
 
 def test_the_service_can_sign_but_not_obtain_the_signing_key(

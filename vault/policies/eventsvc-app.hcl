@@ -5,6 +5,7 @@
 #     the token pepper, the audit-record HMAC key, the SCRAM login, the bootstrap record;
 #   - sign audit checkpoints with the transit Ed25519 key, which it can use but
 #     never read, export, back up, rotate or reconfigure;
+#   - append (create, never update or delete) checkpoint anchors;
 #   - issue a MongoDB *client* certificate and its own HTTPS *server* certificate;
 #   - revoke certificates it holds the private key of;
 #   - look up, renew and revoke its own token.
@@ -34,6 +35,13 @@ path "kv/data/eventsvc/bootstrap-token" {
 # Sign only: transit/keys/*, transit/export/*, transit/backup/* are not granted.
 path "transit/sign/eventsvc-audit-checkpoint" {
   capabilities = ["update"]
+}
+
+# Checkpoint anchors, append-only: "create" only succeeds where nothing exists yet,
+# so the service can add eventsvc/<writer>/<number> but never overwrite, delete,
+# destroy or re-configure an anchor (no update, delete, metadata or destroy).
+path "audit-anchors/data/eventsvc/*" {
+  capabilities = ["create"]
 }
 
 path "pki_int/issue/eventsvc-mongo-client" {

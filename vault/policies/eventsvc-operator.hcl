@@ -16,6 +16,7 @@ path "sys/mounts/pki" { capabilities = ["create", "read", "update"] }
 path "sys/mounts/pki_int" { capabilities = ["create", "read", "update"] }
 path "sys/mounts/kv" { capabilities = ["create", "read", "update"] }
 path "sys/mounts/transit" { capabilities = ["create", "read", "update"] }
+path "sys/mounts/audit-anchors" { capabilities = ["create", "read", "update"] }
 path "sys/mounts/pki/tune" { capabilities = ["create", "read", "update"] }
 path "sys/mounts/pki_int/tune" { capabilities = ["create", "read", "update"] }
 path "sys/mounts" { capabilities = ["read"] }

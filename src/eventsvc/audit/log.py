@@ -24,9 +24,11 @@ cut-off tail visible: records deleted from the end of a chain are detected
 up to the last checkpoint. Each checkpoint is signed with Ed25519 (through
 Vault transit in production: the service can sign, never read the key, see
 :mod:`.signing`) and names the hash of the writer's previous checkpoint, so
-a removed or reordered checkpoint breaks that chain too. Records written
-after the last checkpoint can still be dropped unnoticed: checkpoints are
-written often for that reason.
+a removed or reordered checkpoint breaks that chain too. With a
+``checkpoint_anchor`` (Vault, see :mod:`eventsvc.vault.anchors`) each stored
+checkpoint is also appended outside MongoDB, so emptying the database is
+detected. Records written after the last checkpoint can still be dropped
+unnoticed: checkpoints are written often for that reason.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ from eventsvc.audit.record import (
     next_record,
 )
 from eventsvc.audit.schema import ensure_schema
-from eventsvc.audit.signing import CheckpointSigner, CheckpointSigningFailed
+from eventsvc.audit.signing import CheckpointAnchor, CheckpointSigner, CheckpointSigningFailed
 from eventsvc.clock import rfc3339, truncate_to_ms, utc_now
 from eventsvc.domain import RequestContext
 from eventsvc.metrics import count_audit_failures
@@ -97,6 +99,7 @@ class AuditLog:
         *,
         writer_id: str | None = None,
         checkpoint_every: int = 100,
+        checkpoint_anchor: CheckpointAnchor | None = None,
     ) -> None:
         check_key(hmac_key, "hmac_key")
         if writer_id is not None and not WRITER_ID.match(writer_id):
@@ -106,6 +109,7 @@ class AuditLog:
         self._database = database
         self._hmac_key = hmac_key
         self._signer = signer
+        self._anchor = checkpoint_anchor
         self._checkpoint_every = checkpoint_every
         self.writer_id = writer_id or uuid.uuid4().hex
         self._chain_numbers = itertools.count(1)
@@ -284,6 +288,13 @@ class AuditLog:
             raise
         self._checkpoint_number += 1
         self._last_checkpoint = digest
+        if self._anchor is not None:
+            anchored = {**fields, "hash": digest, "signature": signature}
+            try:
+                self._anchor.append(anchored)
+            except CheckpointSigningFailed:
+                # Stored in MongoDB already; the next anchor covers these heads too.
+                log.warning("audit checkpoint %d not anchored", self._checkpoint_number)
         log.info(
             "audit checkpoint %d (%s) of %d chain(s) for writer %s",
             self._checkpoint_number,

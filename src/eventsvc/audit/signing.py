@@ -21,7 +21,7 @@ import base64
 import binascii
 import re
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -39,6 +39,12 @@ _SIGNATURE = re.compile(r"^[a-z0-9]{1,16}:v([0-9]{1,6}):([A-Za-z0-9+/=]{1,200})$
 
 class CheckpointSigningFailed(RuntimeError):
     """The signer (Vault transit) could not sign; the checkpoint is retried later."""
+
+
+class CheckpointAnchor(Protocol):
+    """Keeps a copy of each stored checkpoint where the database's admin cannot reach it."""
+
+    def append(self, checkpoint: Mapping[str, Any]) -> None: ...
 
 
 class CheckpointSigner(Protocol):

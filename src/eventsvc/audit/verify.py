@@ -83,6 +83,8 @@ class VerifyReport:
     bad_checkpoints: int
     checkpoint_chain_problems: tuple[str, ...] = ()
     """Per writer: checkpoints missing from, or moved within, its checkpoint chain."""
+    anchored: tuple[str, ...] = ()
+    """Per anchored writer: its last anchored checkpoint, past which nothing is covered."""
 
     @property
     def ok(self) -> bool:
@@ -109,12 +111,17 @@ class Checkpoints:
     checked: int = 0
     bad: int = 0
     chain_problems: list[str] = field(default_factory=list)
+    anchored: list[str] = field(default_factory=list)
     latest: dict[str, Document] = field(default_factory=dict)
     """Per writer, its authentic checkpoint with the highest number."""
 
 
 def verify(
-    database: Database[Document], hmac_key: bytes, checkpoint_keys: CheckpointKeys
+    database: Database[Document],
+    hmac_key: bytes,
+    checkpoint_keys: CheckpointKeys,
+    *,
+    anchors: Iterable[Mapping[str, Any]] = (),
 ) -> VerifyReport:
     """Check every chain in ``database`` and report the first broken link of each.
 
@@ -123,7 +130,7 @@ def verify(
     is re-read once to tell which kind of tampering broke it.
     """
     check_key(hmac_key, "hmac_key")
-    checkpoints = _read_checkpoints(database, checkpoint_keys)
+    checkpoints = _read_checkpoints(database, checkpoint_keys, anchors)
     reports: list[ChainReport] = []
     cursor = database[AUDIT].find({}, sort=[("chain", _ASCENDING), ("sequence", _ASCENDING)])
     for chain, documents in itertools.groupby(cursor, key=lambda document: document["chain"]):
@@ -143,21 +150,32 @@ def verify(
         checkpoints_checked=checkpoints.checked,
         bad_checkpoints=checkpoints.bad,
         checkpoint_chain_problems=tuple(checkpoints.chain_problems),
+        anchored=tuple(checkpoints.anchored),
     )
 
 
-def _read_checkpoints(database: Database[Document], keys: CheckpointKeys) -> Checkpoints:
+def _read_checkpoints(
+    database: Database[Document], keys: CheckpointKeys, anchors: Iterable[Mapping[str, Any]]
+) -> Checkpoints:
     stored = database[AUDIT_CHECKPOINTS].find({}, sort=[("time", _ASCENDING), ("_id", _ASCENDING)])
-    return read_checkpoints((wire_form(document) for document in stored), keys)
+    return read_checkpoints((wire_form(document) for document in stored), keys, anchors=anchors)
 
 
 def read_checkpoints(
-    checkpoints: Iterable[Mapping[str, Any]], keys: CheckpointKeys, *, partial: bool = False
+    checkpoints: Iterable[Mapping[str, Any]],
+    keys: CheckpointKeys,
+    *,
+    partial: bool = False,
+    anchors: Iterable[Mapping[str, Any]] = (),
 ) -> Checkpoints:
     """Read checkpoints in stored (time) order: signed heads, forged claims, chain breaks.
 
     ``partial`` (an export with --from): a writer's first checkpoint may come
     after its checkpoint 1, and its ``prev_checkpoint`` is taken on trust.
+    ``anchors``: copies kept outside MongoDB (each writer's last one, see
+    :mod:`eventsvc.vault.anchors`). They are checked like the others and join
+    their writer's chain, so checkpoints and records that an anchor vouches
+    for but the database (or file) lacks are reported as missing.
     """
     found = Checkpoints(heads={}, forged={})
     by_writer: dict[str, list[Mapping[str, Any]]] = {}
@@ -177,6 +195,29 @@ def read_checkpoints(
                 f" {earlier[-1]['number']} (checkpoints moved)"
             )
         earlier.append(checkpoint)
+        for chain, head in heads.items():
+            signed = ChainHead(int(head["sequence"]), str(head["hash"]))
+            if chain not in found.heads or signed.sequence > found.heads[chain].sequence:
+                found.heads[chain] = signed
+    for anchor in anchors:
+        found.checked += 1
+        heads = anchor.get("heads")
+        if not isinstance(heads, dict) or not _authentic_checkpoint(anchor, keys):
+            found.bad += 1
+            found.chain_problems.append(f"an anchor of writer {anchor.get('writer_id')} is forged")
+            continue
+        writer = str(anchor["writer_id"])
+        found.anchored.append(
+            f"writer {writer}: last anchored checkpoint {anchor['number']} at {anchor['time']};"
+            " records after it are covered by no anchor"
+        )
+        same = [c for c in by_writer.get(writer, []) if c["number"] == anchor["number"]]
+        if same and same[0]["hash"] != anchor["hash"]:
+            found.chain_problems.append(
+                f"writer {writer}: checkpoint {anchor['number']} differs from its anchor"
+            )
+        elif not same:
+            by_writer.setdefault(writer, []).append(anchor)
         for chain, head in heads.items():
             signed = ChainHead(int(head["sequence"]), str(head["hash"]))
             if chain not in found.heads or signed.sequence > found.heads[chain].sequence:

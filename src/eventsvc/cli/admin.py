@@ -263,6 +263,13 @@ class _LineCounter:
     " transit/keys/eventsvc-audit-checkpoint].",
 )
 @click.option(
+    "--anchors",
+    "use_anchors",
+    is_flag=True,
+    help="Also check against each writer's last checkpoint anchored in Vault (audit-anchors/):"
+    " reports records and checkpoints the export lacks, even if the database was emptied.",
+)
+@click.option(
     "--partial",
     is_flag=True,
     help="The export has --from: chains may start after their first record.",
@@ -272,6 +279,7 @@ def audit_verify(
     export_file: IO[bytes],
     key_file: Path | None,
     checkpoint_key_file: Path | None,
+    use_anchors: bool,
     partial: bool,
     as_json: bool,
 ) -> None:
@@ -286,7 +294,8 @@ def audit_verify(
     from eventsvc.cli.audit_file import verify_export
 
     key, checkpoint_keys = _verification_keys(key_file, checkpoint_key_file)
-    report = verify_export(export_file, key, checkpoint_keys, partial=partial)
+    anchors = _anchors_from_vault() if use_anchors else []
+    report = verify_export(export_file, key, checkpoint_keys, partial=partial, anchors=anchors)
     if as_json:
         print_json(report.as_json())
     else:
@@ -298,6 +307,8 @@ def audit_verify(
             click.echo(f"checkpoints: {report.bad_checkpoints} with a bad signature")
         for problem_text in report.checkpoint_chain_problems:
             click.echo(f"checkpoints: {one_line(problem_text, limit=1000)}")
+        for anchored in report.anchored:
+            click.echo(f"anchor: {one_line(anchored, limit=1000)}")
     if report.ok:
         if not as_json:
             click.echo(
@@ -354,6 +365,21 @@ def _verification_keys(
         need_hmac=key is None, need_public=checkpoint_keys is None
     )
     return key or from_vault_key, checkpoint_keys or from_vault_public
+
+
+def _anchors_from_vault() -> list[dict[str, Any]]:
+    """Each writer's last anchored checkpoint, read with the auditor's token."""
+    from eventsvc.cli.operator_vault import operator_session
+    from eventsvc.vault.anchors import latest_anchors
+    from eventsvc.vault.errors import VaultError
+
+    try:
+        with operator_session(os.environ) as session:
+            return latest_anchors(session.list_keys, session.read_data)
+    except VaultError as exc:
+        raise CommandFailed(f"vault: anchors: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigurationFailed(f"{exc} (--anchors reads them from Vault)") from None
 
 
 def _keys_from_vault(*, need_hmac: bool, need_public: bool) -> tuple[bytes, CheckpointKeys]:

@@ -63,6 +63,7 @@ class ExportReport(VerifyReport):
             "checkpoints_checked": self.checkpoints_checked,
             "bad_checkpoints": self.bad_checkpoints,
             "checkpoint_chain_problems": list(self.checkpoint_chain_problems),
+            "anchored": list(self.anchored),
             "unreadable_lines": list(self.unreadable_lines),
             "chains": [
                 {
@@ -91,13 +92,16 @@ def verify_export(
     checkpoint_keys: CheckpointKeys,
     *,
     partial: bool = False,
+    anchors: Iterable[Mapping[str, Any]] = (),
 ) -> ExportReport:
     """Verify the NDJSON lines of an audit export; see the module docstring for the rules.
 
     Records need the HMAC key; checkpoints only the public checkpoint key(s).
     """
     parsed = _parse(lines)
-    checkpoints = read_checkpoints(parsed.checkpoints, checkpoint_keys, partial=partial)
+    checkpoints = read_checkpoints(
+        parsed.checkpoints, checkpoint_keys, partial=partial, anchors=anchors
+    )
     reports: list[ChainReport] = []
     for chain, records in sorted(parsed.records.items()):
         in_sequence = sorted(records, key=_sequence_key)
@@ -124,6 +128,7 @@ def verify_export(
         checkpoints_checked=checkpoints.checked,
         bad_checkpoints=checkpoints.bad,
         checkpoint_chain_problems=tuple(checkpoints.chain_problems),
+        anchored=tuple(checkpoints.anchored),
         unreadable_lines=tuple(parsed.unreadable),
     )
 

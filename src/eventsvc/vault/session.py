@@ -39,6 +39,7 @@ from pydantic import SecretStr
 from eventsvc.files import write_private_file
 from eventsvc.metrics import set_certificate_expiry, set_vault_token_ttl
 from eventsvc.settings import MongoAuthMode, VaultSettings
+from eventsvc.vault.anchors import VaultCheckpointAnchor
 from eventsvc.vault.errors import VaultError, VaultPermissionDenied, as_vault_errors
 from eventsvc.vault.issued import (
     REFRESH_FRACTION,
@@ -150,6 +151,19 @@ class VaultSession:
             raise VaultError(f"Vault at {self.settings.addr}: read {path}: nothing there")
         result: dict[str, Any] = response
         return result
+
+    def list_keys(self, path: str) -> list[str]:
+        """LIST ``path`` with the session's token; [] when there is nothing under it."""
+        with self._errors("list", path):
+            response = self._client.list(path)
+        if not response:
+            return []
+        return [str(key) for key in response["data"]["keys"]]
+
+    def read_data(self, path: str) -> dict[str, Any]:
+        """The ``data`` of a KV v2 read (``<mount>/data/<path>``)."""
+        data: dict[str, Any] = self.read(path)["data"]["data"]
+        return data
 
     def write(self, path: str, data: dict[str, Any]) -> dict[str, Any]:
         """POST ``data`` to ``path`` with the session's token; {} for an empty answer."""
@@ -316,6 +330,12 @@ class VaultSession:
         token = str(self._client.token or "")
         settings = self.settings
         return TransitCheckpointSigner(lambda: new_client(settings, token))
+
+    def checkpoint_anchor(self) -> VaultCheckpointAnchor:
+        """Anchors checkpoints in Vault KV (create-only) on this session's token."""
+        token = str(self._client.token or "")
+        settings = self.settings
+        return VaultCheckpointAnchor(lambda: new_client(settings, token))
 
     def read_app_secret(self, name: str) -> dict[str, str]:
         """Read ``<kv_mount>/data/<kv_path>/<name>`` (KV v2, latest version)."""
