@@ -398,3 +398,18 @@ def test_the_service_can_sign_but_not_obtain_the_signing_key(
     for path in (SIGNING_KEY, EXPORT, BACKUP):
         with pytest.raises(hvac.exceptions.Forbidden):
             clients[APP].read(path)
+
+
+def test_the_operator_cannot_make_the_signing_key_exportable(
+    stack: Stack, clients: dict[str, hvac.Client]
+) -> None:
+    """The operator creates the key (transit needs "update" for that), but re-posting it
+    with exportable=true changes nothing, and keys/<name>/config is denied."""
+    operator = clients[OPERATOR]
+    operator.write_data(
+        SIGNING_KEY, data={"type": "ed25519", "exportable": True, "allow_plaintext_backup": True}
+    )
+    with pytest.raises(hvac.exceptions.Forbidden):
+        operator.write_data(f"{SIGNING_KEY}/config", data={"exportable": True})
+    key = stack.root.read(SIGNING_KEY)["data"]
+    assert (key["exportable"], key["allow_plaintext_backup"]) == (False, False)
