@@ -27,6 +27,7 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         "",
         f"Run `{info.run_id}` on commit `{info.commit}`.",
         "",
+        *([code(verdict.advisory_data.summary()), ""] if verdict.advisory_data else []),
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
         "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
     ]
@@ -48,6 +49,9 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         lines.append(f"- waiver {code(w.fingerprint)} ({code(w.owner)}) expired on {w.expires}")
     for w in verdict.unused_waivers:
         lines.append(f"- waiver {code(w.fingerprint)} ({code(w.owner)}) matched no finding")
+    if verdict.advisory_data is not None and verdict.advisory_data.problem:
+        lines.append(f"- {code(verdict.advisory_data.problem)}")
+    lines += [f"- {code(problem)}" for problem in verdict.acknowledgement_problems]
     lines += ["", "Full report: `report.html`, SARIF: `secgate.sarif` in the run's artifacts.", ""]
     return "\n".join(lines)
 
