@@ -1,7 +1,8 @@
 """A bare clone works anywhere: nothing refers to a place that only our build machines have.
 
 The lock files once carried this machine's pip configuration (a local wheel
-folder and file:// indexes). These tests fail if that comes back.
+folder and file:// indexes), and the SCA code and tests once read advisory data
+beside the checkout. These tests fail if either comes back.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 LOCKS = sorted((REPO / "requirements").glob("*.txt"))
+# Spelled in two parts so that this file does not contain what it looks for.
+OUTSIDE_PATHS = ("..", "/shared"), ("/wo", "rk/")
 
 # pip options that point at an index or a folder, and anything local.
 _NOT_PORTABLE = re.compile(
@@ -70,3 +73,25 @@ def test_lock_checker_catches_what_the_machine_config_adds() -> None:
         assert _NOT_PORTABLE.search(line), line
     assert not _NOT_PORTABLE.search("flask==3.1.2 \\")
     assert not _NOT_PORTABLE.search("    --hash=sha256:ab")
+
+
+def _files(top: str) -> list[Path]:
+    return [
+        path
+        for path in sorted((REPO / top).rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts
+    ]
+
+
+@pytest.mark.parametrize("top", ["src", "tests"])
+def test_no_file_refers_to_a_path_outside_the_checkout(top: str) -> None:
+    """Data beside the checkout is named by the user (SECGATE_ADVISORY_DB), never in code."""
+    needles = [(a + b).encode() for a, b in OUTSIDE_PATHS]
+    offending = [
+        f"{path.relative_to(REPO)}: {needle.decode()}"
+        for path in _files(top)
+        for needle in needles
+        if needle in path.read_bytes()
+    ]
+    assert _files(top)
+    assert not offending
