@@ -342,9 +342,8 @@ def unpack_pypa_archive(archive: Path, dest: Path) -> Unpacked:
     """
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            members = tar.getmembers()
+            chosen = _check_members(tar)
             commit = str(tar.pax_headers.get("comment", "")) or None
-            chosen = _check_members(members)
             dest.mkdir(parents=True, exist_ok=False)
             for member, relative in chosen:
                 _write_member(tar, member, dest / Path(*relative.parts), dest)
@@ -359,13 +358,21 @@ def unpack_pypa_archive(archive: Path, dest: Path) -> Unpacked:
     )
 
 
-def _check_members(members: list[tarfile.TarInfo]) -> list[tuple[tarfile.TarInfo, PurePosixPath]]:
-    """The members to write; raises FetchError if any member makes the archive unsafe."""
-    if len(members) > MAX_MEMBERS:
-        raise FetchError(f"refused archive: more than {MAX_MEMBERS} members")
+def _check_members(tar: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, PurePosixPath]]:
+    """The members to write; raises FetchError if any member makes the archive unsafe.
+
+    Members are read one by one and counted, and the declared sizes of *all*
+    members are added up, so a hostile archive is refused before it costs much
+    memory or time (the caps also bound how much gzip data is decompressed).
+    """
     chosen: list[tuple[tarfile.TarInfo, PurePosixPath]] = []
     total = 0
-    for member in members:
+    for count, member in enumerate(tar, 1):
+        if count > MAX_MEMBERS:
+            raise FetchError(f"refused archive: more than {MAX_MEMBERS} members")
+        total += member.size
+        if total > MAX_UNPACKED_BYTES:
+            raise FetchError(f"refused archive: unpacks to more than {MAX_UNPACKED_BYTES} bytes")
         relative = _member_path(member.name)
         ours = relative.parts[:1] in (("vulns",), ("LICENSE",))
         if ours and not (member.isreg() or member.isdir()):
@@ -374,9 +381,6 @@ def _check_members(members: list[tarfile.TarInfo]) -> list[tuple[tarfile.TarInfo
             continue
         if member.size > MAX_FILE_BYTES:
             raise FetchError(f"refused archive: {member.name} is larger than {MAX_FILE_BYTES}")
-        total += member.size
-        if total > MAX_UNPACKED_BYTES:
-            raise FetchError(f"refused archive: unpacks to more than {MAX_UNPACKED_BYTES} bytes")
         chosen.append((member, relative))
     if not any(rel.parts[0] == "vulns" for _, rel in chosen):
         raise FetchError("refused archive: it holds no vulns/<package>/*.yaml advisory")

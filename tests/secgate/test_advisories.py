@@ -119,6 +119,21 @@ def test_unpack_caps_file_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
         advisories.unpack_pypa_archive(archive, tmp_path / "out")
 
 
+@pytest.mark.parametrize(
+    ("cap", "value", "message"),
+    [("MAX_MEMBERS", 5, "more than 5 members"), ("MAX_UNPACKED_BYTES", 5000, "more than 5000")],
+)
+def test_unpack_caps_members_and_total_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cap: str, value: int, message: str
+) -> None:
+    monkeypatch.setattr(advisories, cap, value)
+    archive = tmp_path / "a.tar.gz"
+    archive.write_bytes(make_archive())
+    with pytest.raises(advisories.FetchError, match=message):
+        advisories.unpack_pypa_archive(archive, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
 def test_unpack_refuses_an_archive_without_advisories(tmp_path: Path) -> None:
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
