@@ -216,6 +216,8 @@ def test_reports_show_the_data_age_first(tmp_path: Path) -> None:
     age = "as of 2024-10-10, 783 days old (policy: at most 7): TOO OLD"
     summary = markdown.render(_info(tmp_path), [sca(SNAPSHOT)], verdict)
     assert age in "\n".join(summary.splitlines()[:6])
+    assert verdict.advisory_data is not None
+    assert f"`{verdict.advisory_data.summary()}`" in summary  # whole, not cut
     page = html.render(_info(tmp_path), [sca(SNAPSHOT)], verdict, [], {}, dt.datetime.now(dt.UTC))
     first_table = page.split("<table>", 1)[1].split("</table>", 1)[0]
     assert "advisory data" in first_table

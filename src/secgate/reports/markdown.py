@@ -15,10 +15,10 @@ from secgate.pipeline import RunInfo
 from secgate.reports.summary import SEVERITIES, stage_rows
 
 
-def code(text: str) -> str:
-    """Inline code span that cannot be broken out of."""
+def code(text: str, limit: int = 300) -> str:
+    """Inline code span that cannot be broken out of, cut at ``limit`` characters."""
     cleaned = " ".join(text.replace("`", "'").split())
-    return f"`{cleaned[:300]}`" if cleaned else ""
+    return f"`{cleaned[:limit]}`" if cleaned else ""
 
 
 def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> str:
@@ -27,7 +27,7 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         "",
         f"Run `{info.run_id}` on commit `{info.commit}`.",
         "",
-        *([code(verdict.advisory_data.summary()), ""] if verdict.advisory_data else []),
+        *([code(verdict.advisory_data.summary(), 1000), ""] if verdict.advisory_data else []),
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
         "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
     ]
