@@ -16,7 +16,11 @@ When it re-issues a certificate to the same files, it asks the master for a
 graceful reload (SIGHUP): new workers start with the new files, the old ones
 finish their in-flight requests and exit. That is how rotation avoids
 downtime without a lock around queries. On exit the certificates and the
-token are revoked and the runtime directory removed.
+token are revoked and the runtime directory removed; so they are when
+gunicorn gives up before serving (say, the address is taken).
+
+Each worker also writes the counts of aggregated denials
+(:mod:`eventsvc.audit.denials`) every few seconds and when it exits.
 """
 
 from __future__ import annotations
