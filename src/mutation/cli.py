@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mutation.config import MutationConfigError, load_config
 from mutation.report import save_result, verdicts, write_report
-from mutation.run import run_module
+from mutation.run import run_module, with_equivalents
 
 log = logging.getLogger("mutation")
 
@@ -57,8 +57,9 @@ def main(argv: list[str] | None = None) -> int:
                 cosmic_ray=args.cosmic_ray.absolute(),
             )
             save_result(args.report_dir, module, result)
-            rate = "n/a" if result.kill_rate is None else f"{result.kill_rate:.1%}"
-            log.info("%s: kill rate %s in %.0f s", module.path, rate, result.seconds)
+            rate = with_equivalents(result, config).kill_rate
+            shown = "n/a" if rate is None else f"{rate:.1%}"
+            log.info("%s: kill rate %s in %.0f s", module.path, shown, result.seconds)
     found = verdicts(config, repo_root, args.report_dir)
     report = write_report(config, found, args.report_dir)
     for verdict in found:

@@ -5,12 +5,14 @@ the tests that guard it (only those run against its mutants, so a mutant is
 killed by the tests meant to catch it, not by accident elsewhere), the
 kill-rate threshold, and every mutant accepted as equivalent with the reason
 it cannot change behaviour. An equivalent mutant is named by module,
-operator and position; when the code moves, the entry no longer matches and
-the mutant counts as surviving again until someone looks at it.
+operator (a regular expression) and position; when the code moves, the
+entry no longer matches and the mutant counts as surviving again until
+someone looks at it.
 """
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +38,12 @@ class ModuleUnderTest:
 
 @dataclass(frozen=True)
 class EquivalentMutant:
-    """A mutant that cannot change behaviour, and why (it is left out of the kill rate)."""
+    """A mutant that cannot change behaviour, and why (it is left out of the kill rate).
+
+    ``operator`` is a regular expression over cosmic-ray's operator names, so
+    one entry can cover every replacement of one operator at one position
+    (``core/ReplaceBinaryOperator_BitOr_.*`` for a ``str | None`` annotation).
+    """
 
     module: str
     operator: str
@@ -64,11 +71,8 @@ class MutationConfig:
         self, module: str, operator: str, line: int, column: int
     ) -> EquivalentMutant | None:
         for entry in self.equivalents:
-            if (entry.module, entry.operator, entry.line, entry.column) == (
-                module,
-                operator,
-                line,
-                column,
+            if (entry.module, entry.line, entry.column) == (module, line, column) and re.fullmatch(
+                entry.operator, operator
             ):
                 return entry
         return None

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Literal
 
 from mutation.config import ModuleUnderTest, MutationConfig
-from mutation.run import ModuleResult, Outcome, source_sha256
+from mutation.run import ModuleResult, Outcome, source_sha256, with_equivalents
 
 Status = Literal["pass", "below threshold", "baseline failed", "stale", "not run"]
 OUTCOMES: tuple[Outcome, ...] = (
@@ -55,7 +55,8 @@ def verdicts(config: MutationConfig, repo_root: Path, report_dir: Path) -> list[
         if not path.is_file():
             found.append(ModuleVerdict(module, "not run", None))
             continue
-        result = ModuleResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+        stored = ModuleResult.from_json(json.loads(path.read_text(encoding="utf-8")))
+        result = with_equivalents(stored, config)
         found.append(ModuleVerdict(module, _status(config, repo_root, module, result), result))
     return found
 

@@ -18,7 +18,7 @@ import shlex
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -40,7 +40,7 @@ class Mutant:
     column: int
     outcome: Outcome
     diff: str
-    reason: str | None = None  # why an equivalent mutant is equivalent
+    reason: str | None = None  # why an equivalent mutant is equivalent (from the config)
 
 
 @dataclass
@@ -132,7 +132,7 @@ def run_module(
             return result
         timeout = max(config.min_timeout_seconds, config.timeout_factor * result.baseline_seconds)
         session = _cosmic_ray_session(module, config, repo_root, work_dir, cosmic_ray, timeout)
-        result.mutants = [_classify(module, config, line) for line in session]
+        result.mutants = [_classify(line) for line in session]
     finally:
         if source.read_bytes() != original:
             source.write_bytes(original)
@@ -190,16 +190,26 @@ def _cosmic_ray_toml(module: ModuleUnderTest, config: MutationConfig, timeout: f
     )
 
 
-def _classify(module: ModuleUnderTest, config: MutationConfig, pair: list[Any]) -> Mutant:
+def _classify(pair: list[Any]) -> Mutant:
+    """One ``cosmic-ray dump`` line as a mutant with the outcome its test run had."""
     work_item, result = pair
     mutation = work_item["mutations"][0]
     operator = str(mutation["operator_name"])
     line, column = (int(part) for part in mutation["start_pos"])
     diff = "" if result is None else str(result.get("diff") or "")
-    equivalent = config.equivalent(module.path, operator, line, column)
-    if equivalent is not None:
-        return Mutant(operator, line, column, "equivalent", diff, equivalent.reason)
     return Mutant(operator, line, column, _outcome(result), diff)
+
+
+def with_equivalents(result: ModuleResult, config: MutationConfig) -> ModuleResult:
+    """The result with the config's equivalent mutants marked (at report time, so that
+    adding a reason to the config does not need a new run)."""
+    mutants = []
+    for mutant in result.mutants:
+        entry = config.equivalent(result.module, mutant.operator, mutant.line, mutant.column)
+        if entry is not None and mutant.outcome == "survived":
+            mutant = replace(mutant, outcome="equivalent", reason=entry.reason)
+        mutants.append(mutant)
+    return replace(result, mutants=mutants)
 
 
 def _outcome(result: dict[str, Any] | None) -> Outcome:

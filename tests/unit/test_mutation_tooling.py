@@ -13,7 +13,7 @@ import pytest
 
 from mutation.config import MutationConfig, MutationConfigError, load_config
 from mutation.report import save_result, verdicts, write_report
-from mutation.run import ModuleResult, Mutant, _classify, source_sha256
+from mutation.run import ModuleResult, Mutant, _classify, source_sha256, with_equivalents
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -82,28 +82,30 @@ def test_bad_configs_are_refused(tmp_path: Path, overrides: dict[str, str], mess
 
 def test_mutants_are_classified_and_equivalents_need_their_exact_position(tmp_path: Path) -> None:
     equivalent = (
-        '[[equivalent]]\nmodule = "src/eventsvc/tokens.py"\noperator = "core/AddNot"\n'
+        '[[equivalent]]\nmodule = "src/eventsvc/tokens.py"\noperator = "core/Add.*"\n'
         'line = 10\ncolumn = 4\nreason = "log text only"\n'
     )
     config = load(tmp_path, config_text(equivalent=equivalent))
-    module = config.modules[0]
-    outcomes = [
-        _classify(module, config, dump_line(outcome, output, line)).outcome
+    mutants = [
+        _classify(dump_line(outcome, output, line))
         for outcome, output, line in [
             ("killed", "1 failed", 11),
             ("killed", "timeout", 11),
             ("survived", "", 11),
             ("survived", "", 10),  # at the equivalent's position
+            ("killed", "", 10),  # there too, but killed: stays killed
             ("incompetent", "", 11),
             ("skipped", "", 11),
             (None, "", 11),
         ]
     ]
-    assert outcomes == [
+    result = ModuleResult("src/eventsvc/tokens.py", ("t",), "x", 1.0, 1.0, mutants)
+    assert [mutant.outcome for mutant in with_equivalents(result, config).mutants] == [
         "killed",
         "timeout",
         "survived",
         "equivalent",
+        "killed",
         "incompetent",
         "skipped",
         "pending",
