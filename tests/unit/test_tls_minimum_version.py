@@ -7,7 +7,8 @@ unnoticed. Here the context comes from the real :func:`tlsworker.ssl_context`
 hook, the test then *adds* a suite that TLS 1.0/1.1 can negotiate, and a
 client that offers only TLS 1.0/1.1 must still be refused. Controls show
 that the same suite works over TLS 1.2 and that this machine's OpenSSL can
-speak TLS 1.0/1.1 at all, so a refusal means the floor did it.
+speak TLS 1.0/1.1 at all, so a refusal means the floor did it. The last
+tests check the boot hook that builds the context before the first connection.
 """
 
 from __future__ import annotations
@@ -17,8 +18,10 @@ import ssl
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
+from gunicorn.config import Config
 
 from eventsvc import tlsworker
 from support import write_test_pki
@@ -97,8 +100,10 @@ def test_the_hook_sets_tls_1_2_as_the_minimum(
     _, cert_file, key_file = pki
     context = real_server_context(monkeypatch, cert_file, key_file)
     assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
-    assert context.options & ssl.OP_NO_COMPRESSION
-    assert context.options & ssl.OP_NO_RENEGOTIATION
+    # Exactly these two options added to the factory's, nothing switched on or off besides.
+    default_options = default_factory(cert_file, key_file)().options
+    added = ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
+    assert context.options == default_options | added
     assert {
         cipher["name"] for cipher in context.get_ciphers() if cipher["protocol"] == "TLSv1.2"
     } <= set(tlsworker.MODERN_CIPHERS.split(":"))
@@ -122,3 +127,30 @@ def test_old_versions_are_refused_even_with_a_suite_they_could_use(
     assert handshake(server, legacy_client(ca_file, ssl.TLSVersion.TLSv1_2)) == "TLSv1.2"
     # ... so refusing it over an older version is the version floor's doing.
     assert handshake(server, legacy_client(ca_file, version)) is None
+
+
+def gunicorn_config(cert_file: Path | None, key_file: Path | None) -> Config:
+    """A real gunicorn configuration using our hook, as server.py sets it up."""
+    config = Config()
+    if cert_file is not None and key_file is not None:
+        config.set("certfile", str(cert_file))
+        config.set("keyfile", str(key_file))
+    config.set("ssl_context", tlsworker.ssl_context)
+    return config
+
+
+def test_a_tls_worker_builds_its_context_at_boot(
+    monkeypatch: pytest.MonkeyPatch, pki: tuple[Path, Path, Path]
+) -> None:
+    """Key and certificate are read before the first connection, through gunicorn's own path."""
+    _, cert_file, key_file = pki
+    monkeypatch.setattr(tlsworker, "_WORKER_TLS_CONTEXT", [])
+    tlsworker.load_tls_context_at_boot(SimpleNamespace(cfg=gunicorn_config(cert_file, key_file)))
+    assert len(tlsworker._WORKER_TLS_CONTEXT) == 1
+    assert tlsworker._WORKER_TLS_CONTEXT[0].minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+def test_a_plain_http_worker_builds_no_context(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tlsworker, "_WORKER_TLS_CONTEXT", [])
+    tlsworker.load_tls_context_at_boot(SimpleNamespace(cfg=gunicorn_config(None, None)))
+    assert tlsworker._WORKER_TLS_CONTEXT == []
