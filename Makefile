@@ -11,6 +11,7 @@ PYTHON ?= python3
 VENV := .venv
 SCAN_VENV := .venv-scan
 WAPITI_VENV := .venv-wapiti
+MUTATION_VENV := .venv-mutation
 PY := $(VENV)/bin/python
 SCAN_BIN := $(SCAN_VENV)/bin
 SECGATE := $(PY) -m secgate
@@ -46,6 +47,13 @@ $(SCAN_VENV)/.installed: requirements/pip.txt requirements/scan.txt requirements
 	$(WAPITI_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/pip.txt
 	$(WAPITI_VENV)/bin/python -m pip install --require-hashes --disable-pip-version-check -q -r requirements/wapiti.txt
 	ln -sf $(abspath $(WAPITI_VENV))/bin/wapiti $(SCAN_BIN)/wapiti
+	touch $@
+
+# cosmic-ray in its own venv: it mutates files and runs the tests with .venv's pytest.
+$(MUTATION_VENV)/.installed: requirements/pip.txt requirements/mutation.txt
+	$(PYTHON) -m venv $(MUTATION_VENV)
+	$(MUTATION_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/pip.txt
+	$(MUTATION_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/mutation.txt
 	touch $@
 
 venv: $(VENV)/.installed ## Create .venv from the locked requirements
@@ -104,6 +112,12 @@ config: venv scan-venv ## zizmor + workflow schema checks
 
 dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
 	$(SECGATE) scan --stages dast --dast-target-command "$(DAST_TARGET)"
+
+mutation-venv: $(MUTATION_VENV)/.installed ## Create .venv-mutation (cosmic-ray)
+
+# Mutates src/ in place (restored after each mutant): run nothing else in this tree meanwhile.
+mutation: venv mutation-venv ## Mutation tests of the security modules (security/mutation.toml, build/mutation/)
+	$(PY) -m mutation --cosmic-ray $(MUTATION_VENV)/bin/cosmic-ray $(MUTATION_ARGS)
 
 bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
 	PYTHONPATH=tests $(PY) -m perf.bench $(BENCH_ARGS)
