@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -125,6 +126,39 @@ def test_waiver_for_a_below_threshold_finding_counts_as_used() -> None:
         [StageResult("sast", True, [f])], DEFAULT_POLICY, [waiver(f.fingerprint)], TODAY
     )
     assert verdict.passed
+
+
+def test_each_stage_verdict_says_whether_that_stage_passed() -> None:
+    blocked = StageResult("sast", True, [finding()])
+    clean = StageResult("secrets", True, [])
+    not_run = StageResult("dast", ran=False, error="no target")
+    verdict = evaluate([blocked, clean, not_run], DEFAULT_POLICY, [], TODAY)
+    assert [stage.passed for stage in verdict.stages] == [False, True, False]
+
+
+def test_waiver_reasons_name_the_waiver_by_its_fingerprint_prefix() -> None:
+    fingerprint_expired, fingerprint_unused = "0123456789abcdef" * 4, "fedcba9876543210" * 4
+    expired = waiver(fingerprint_expired, expires=TODAY - dt.timedelta(days=1))
+    verdict = evaluate(
+        [StageResult("sast", True, [])],
+        DEFAULT_POLICY,
+        [expired, waiver(fingerprint_unused)],
+        TODAY,
+    )
+    assert verdict.reasons == [
+        "waiver 0123456789ab (team-a) expired on 2026-05-31",
+        "waiver 0123456789ab (team-a) matched no finding",
+        "waiver fedcba987654 (team-a) matched no finding",
+    ]
+
+
+def test_verdicts_cannot_be_changed_after_the_decision() -> None:
+    """The report and the exit code read one verdict: nothing may flip it in between."""
+    verdict = evaluate([StageResult("sast", True, [finding()])], DEFAULT_POLICY, [], TODAY)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.passed = True  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verdict.stages[0].passed = True  # type: ignore[misc]
 
 
 def test_committed_waivers_file_loads() -> None:
