@@ -288,6 +288,9 @@ def test_root_password_is_not_in_repr_or_logs(
 
 def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None:
     plain_mongod.create_app_user_scram("eventsvc-app", "app-password-1234")
+    with plain_mongod.admin_client() as admin:  # the schema is the migration's, not the app's
+        admin.eventsvc.create_collection("audit")
+        admin.eventsvc.audit.create_index("seq", unique=True)
     with pymongo.MongoClient(
         plain_mongod.hosts,
         replicaSet="rs0",
@@ -298,8 +301,8 @@ def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None
         **FAST,
     ) as client:
         db = client.eventsvc
-        db.create_collection("audit")
-        db.audit.create_index("seq", unique=True)
+        with pytest.raises(OperationFailure) as create_index_refused:
+            db.audit.create_index("time", expireAfterSeconds=0)
         db.audit.insert_one({"seq": 1, "action": "created"})
         assert db.audit.find_one({"seq": 1}) is not None
         with pytest.raises(OperationFailure) as update_refused:
@@ -315,6 +318,7 @@ def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None
             delete_refused.value.code,
             drop_refused.value.code,
             other_db_refused.value.code,
+            create_index_refused.value.code,
         } == {UNAUTHORIZED}
         db.events.insert_one({"_id": "e1", "name": "a"})
         db.events.update_one({"_id": "e1"}, {"$set": {"name": "b"}})

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from devstack.database import migrate
 from devstack.mongod import RunningMongod, start_mongod
 from eventsvc.audit.log import AuditLog
 from eventsvc.domain import RequestContext
@@ -60,13 +61,12 @@ def perf_stack() -> Iterator[PerfStack]:
             pepper = SecretStr(secrets.token_urlsafe(32))
             client = connect(settings, username=APP_USERNAME, password=password)
             store = EventStore(client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key))
-            store.ensure_schema()
+            migrate(mongod, APP_DATABASE)
             tokens = TokenStore(
                 store.database,
                 pepper.get_secret_value().encode(),
                 AuditLog(store.database, audit_key),
             )
-            tokens.ensure_schema()
             try:
                 yield PerfStack(
                     workdir, mongod, settings, password, audit_key, pepper, store, tokens
