@@ -1,8 +1,8 @@
 """Rate limits per client address and per token, counted in MongoDB.
 
 Counters live in the application database (``rate_limit_*`` collections,
-expired by a TTL index the migration creates), so every instance behind the load balancer shares
-them: limits hold for the service, not for one process.
+expired by a TTL index the migration creates), so every instance behind the
+load balancer shares them: limits hold for the service, not for one process.
 
 flask-limiter does the counting. We only give it our already authenticated
 MongoDB client (no second credential, no connection string with a password)
@@ -35,8 +35,8 @@ class SharedClientMongoDBStorage(MongoDBStorage):
     The client belongs to the event store: this storage never closes it.
     limits would create its TTL indexes on first use; the app's MongoDB role
     may not (see :mod:`eventsvc.schema`), so the migration creates them
-    (:data:`eventsvc.dbschema.RATE_LIMIT_SCHEMAS`) and this storage starts with its client
-    already set, which skips that step.
+    (:data:`eventsvc.dbschema.RATE_LIMIT_SCHEMAS`) and this storage starts
+    with its client already set, which skips that step.
     """
 
     STORAGE_SCHEME = ["eventsvc+mongodb"]  # noqa: RUF012 - the registry key limits reads

@@ -100,10 +100,7 @@ def check(database: Database[Document], schemas: Iterable[CollectionSchema]) -> 
     only a TTL one: any index can be turned into a TTL index later.
     """
     problems: list[str] = []
-    existing = {
-        info["name"]: info.get("options", {})
-        for info in database.list_collections(authorizedCollections=True, nameOnly=False)
-    }
+    existing = {info["name"]: info.get("options", {}) for info in database.list_collections()}
     for schema in schemas:
         if schema.name not in existing:
             problems.append(f"{schema.name}: collection missing")

@@ -43,8 +43,8 @@ def app_db(store: EventStore, settings: Settings) -> Db:
     return store.client[settings.mongodb_database]
 
 
-def test_the_attacks_use_the_app_credential_which_can_read_and_append(app_db: Db) -> None:
-    """Positive control: the same client reads and appends, so a refusal below is the role's."""
+def test_the_attacks_use_the_app_credential_which_can_read_and_check(app_db: Db) -> None:
+    """Positive control: the same client reads and checks, so a refusal below is the role's."""
     status = app_db.client.admin.command("connectionStatus")["authInfo"]
     assert status["authenticatedUserRoles"] == [{"role": "eventsvcApp", "db": app_db.name}]
     app_db[AUDIT].find_one({}, projection={"_id": 1})  # find is allowed
