@@ -318,17 +318,29 @@ class RunningMongod:
         The subject's O/OU/DC must differ from the server certificates', or
         mongod would treat the client as a cluster member (``__system``).
         """
+        self._refuse_member_subject(subject)
+        self.ensure_app_role(database)
+        self._create_x509_user(subject, APP_ROLE, database)
+
+    def create_migration_user_x509(self, subject: str, database: str = "eventsvc") -> None:
+        """Create a MONGODB-X509 migration user (``eventsvcMigration``), as for the app's."""
+        self._refuse_member_subject(subject)
+        self.ensure_migration_role(database)
+        self._create_x509_user(subject, MIGRATION_ROLE, database)
+
+    def _refuse_member_subject(self, subject: str) -> None:
         if self.tls is not None and _is_member_subject(self.tls, subject):
             raise MongodError(
                 f"X.509 subject {subject!r} has the same O/OU/DC as the server certificate: "
                 "mongod would treat it as a cluster member; use a distinct OU"
             )
-        self.ensure_app_role(database)
+
+    def _create_x509_user(self, subject: str, role: str, database: str) -> None:
         with self.admin_client() as client:
             client["$external"].command(
-                "createUser", subject, roles=[{"role": APP_ROLE, "db": database}]
+                "createUser", subject, roles=[{"role": role, "db": database}]
             )
-        logger.info("created X.509 app user %s for %s", subject, database)
+        logger.info("created X.509 user %s for %s with role %s", subject, database, role)
 
     def rotate_certificates(self) -> None:
         """Make mongod re-read its certificate, CA and CRL files (after they were replaced).

@@ -17,6 +17,7 @@ from typing import Any
 
 import pymongo
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +33,8 @@ from devstack.mongod import (
     find_mongod_binary,
     start_mongod,
 )
+from eventsvc.cli import cli
+from eventsvc.dbschema import check_schema
 
 UNAUTHORIZED = 13
 FAST = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}
@@ -570,3 +573,26 @@ def test_refuses_a_data_directory_that_holds_data(tmp_path: Path) -> None:
     with pytest.raises(MongodStartError, match="already holds data"):
         start_mongod(tmp_path)
     assert (tmp_path / "db" / "WiredTiger").exists()
+
+
+def test_migrate_with_an_x509_migration_certificate(tls_setup: TLSSetup) -> None:
+    """`eventsvc migrate` with a client certificate (the documented X.509 mode), over TLS."""
+    pem, cert = tls_setup.ca.issue("migration.pem", _name("eventsvc-migration", "migrate-1"))
+    tls_setup.mongod.create_migration_user_x509(cert.subject.rfc4514_string(), "x509_migrated")
+    env = {
+        "EVENTSVC_MONGODB_HOSTS": tls_setup.mongod.hosts,
+        "EVENTSVC_MONGODB_REPLICA_SET": tls_setup.mongod.replica_set,
+        "EVENTSVC_MONGODB_DATABASE": "x509_migrated",
+        "EVENTSVC_MONGODB_TLS_CA_FILE": str(tls_setup.ca.ca_file),
+        "EVENTSVC_MIGRATION_MONGODB_TLS_CERT_KEY_FILE": str(pem),
+    }
+    result = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert result.exit_code == 0, result.output
+    with tls_setup.mongod.admin_client() as admin:
+        check_schema(admin["x509_migrated"])
+    # The app's certificate cannot do the same.
+    env["EVENTSVC_MIGRATION_MONGODB_TLS_CERT_KEY_FILE"] = str(tls_setup.app_pem)
+    env["EVENTSVC_MONGODB_DATABASE"] = "eventsvc"
+    refused = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "refused the migration credential (Unauthorized)" in refused.output
