@@ -24,7 +24,7 @@ export SEMGREP_ENABLE_VERSION_CHECK := 0
 # ${XDG_CACHE_HOME:-~/.cache}/secgate/advisories), refreshed when older than a day.
 ADVISORIES_IF_OLD := $(SECGATE) advisories --refresh-after-hours 24
 
-.PHONY: help venv scan-venv run up down test lint fmt openapi advisories scan scan-static sast sca secrets config dast bench loadtest clean
+.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config dast bench loadtest clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,10 @@ up: venv ## Start the local stack in the background (state in .run/)
 
 down: venv ## Stop what `make up` started
 	$(PY) -m devstack down
+
+SCOPES ?= tokens:admin,audit:read
+dev-token: venv ## On the running local stack: a token with SCOPES in .run/dev-token.toml (0600)
+	$(PY) -m devstack token --scopes "$(SCOPES)"
 
 test: venv scan-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
 	mkdir -p build

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from devstack.mongod import RunningMongod, start_mongod
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
+from eventsvc.dbschema import ensure_schema
 from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
@@ -34,6 +35,7 @@ from support import (
 
 APP_DATABASE = "eventsvc"
 APP_USERNAME = "eventsvc-test"
+MIGRATION_USERNAME = "eventsvc-test-migration"
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +56,23 @@ def app_password(mongod: RunningMongod) -> SecretStr:
 
 
 @pytest.fixture(scope="session")
+def migration_password(mongod: RunningMongod) -> SecretStr:
+    """The migration user's password (role eventsvcMigration), random per run."""
+    password = secrets.token_urlsafe(24)
+    mongod.create_migration_user_scram(MIGRATION_USERNAME, password, database=APP_DATABASE)
+    return SecretStr(password)
+
+
+@pytest.fixture(scope="session")
+def migrated(mongod: RunningMongod, migration_password: SecretStr) -> None:
+    """The schema, created as a deployment creates it: by the migration identity, once."""
+    with mongod.user_client(
+        MIGRATION_USERNAME, migration_password.get_secret_value(), APP_DATABASE
+    ) as client:
+        ensure_schema(client[APP_DATABASE])
+
+
+@pytest.fixture(scope="session")
 def settings(mongod: RunningMongod) -> Settings:
     return scram_test_settings(mongod, APP_DATABASE)
 
@@ -65,12 +84,14 @@ def audit_key() -> bytes:
 
 
 @pytest.fixture(scope="session")
-def store(settings: Settings, app_password: SecretStr, audit_key: bytes) -> Iterator[EventStore]:
+def store(
+    settings: Settings, app_password: SecretStr, audit_key: bytes, migrated: None
+) -> Iterator[EventStore]:
+    """The app's event store, as the app user (role eventsvcApp), on the migrated schema."""
     client = connect(settings, username=APP_USERNAME, password=app_password)
     event_store = EventStore(
         client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key, CHECKPOINT_SIGNER)
     )
-    event_store.ensure_schema()
     try:
         yield event_store
     finally:
@@ -98,9 +119,7 @@ def audit_log(store: EventStore, audit_key: bytes) -> AuditLog:
 
 @pytest.fixture(scope="session")
 def tokens(store: EventStore, token_pepper: SecretStr, audit_log: AuditLog) -> TokenStore:
-    token_store = TokenStore(store.database, token_pepper.get_secret_value().encode(), audit_log)
-    token_store.ensure_schema()
-    return token_store
+    return TokenStore(store.database, token_pepper.get_secret_value().encode(), audit_log)
 
 
 @pytest.fixture

@@ -1,10 +1,14 @@
-"""``python -m devstack run|up|down|status|dast-target``: the local stack for ``make``.
+"""``python -m devstack run|up|down|status|token|dast-target``: the local stack for ``make``.
 
 ``run`` stays in the foreground (Ctrl-C stops everything); ``up`` starts the
 same runner in the background and returns once the API is ready; ``down``
 stops it; ``status`` says whether it runs. State lives in ``.run/`` at the
 repo root (``--run-dir`` to change it): pid files, ``state.json`` (no
 secret) and the logs.
+
+``token --scopes tokens:admin,audit:read`` mints an API token with those
+scopes on the running stack and writes it 0600 to ``.run/dev-token.toml``
+(see :mod:`devstack.devtoken`): how a developer acts as operator or auditor.
 
 ``dast-target`` starts a throwaway stack under ``.run/dast`` for a DAST scan,
 prints one JSON line saying where it is and stops when stdin closes (see
@@ -28,6 +32,7 @@ from devstack.daemon import AlreadyUp, RunnerFailed, live_state
 from devstack.daemon import down as stack_down
 from devstack.daemon import run as stack_run
 from devstack.daemon import up as stack_up
+from devstack.devtoken import mint_dev_token
 from devstack.errors import StackError
 from devstack.paths import REPO_ROOT, StackPaths
 
@@ -49,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
         command.add_argument("--port", type=int, default=None, help="API port (default 8443)")
     commands.add_parser("down", help="stop the background stack")
     commands.add_parser("status", help="show whether the stack runs, and where")
+    token = commands.add_parser("token", help="mint an API token on the running stack")
+    token.add_argument(
+        "--scopes", required=True, help="comma-separated, e.g. tokens:admin,audit:read"
+    )
     commands.add_parser("dast-target", help="a throwaway stack for DAST; stops when stdin closes")
     args = parser.parse_args(argv)
     paths = StackPaths(_run_dir(args.run_dir, args.command).absolute())
@@ -79,6 +88,12 @@ def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
     if command == "up":
         _out(banner(stack_up(paths, api_port=args.port)))
         _out("stop it with: make down\n")
+        return 0
+    if command == "token":
+        scopes = [scope.strip() for scope in args.scopes.split(",") if scope.strip()]
+        config = _shown(mint_dev_token(paths, scopes))
+        _out(f"token with {','.join(scopes)} (1 day) written to {config} (0600)\n")
+        _out(f"use it with: EVENTSVC_CONFIG={config} .venv/bin/eventsvc ...\n")
         return 0
     if command == "down":
         _out("stack stopped\n" if stack_down(paths) else "the stack was not running\n")

@@ -53,6 +53,7 @@ SOURCE_PATH = "PATH"
 
 ROOT_USERNAME = "devstack-root"
 APP_ROLE = "eventsvcApp"
+MIGRATION_ROLE = "eventsvcMigration"
 LOOPBACK = "127.0.0.1"
 
 START_TIMEOUT_S = 20.0
@@ -146,13 +147,17 @@ class MongodTLS:
 
 
 def app_role_privileges(database: str) -> list[dict[str, Any]]:
-    """The privileges of the ``eventsvcApp`` role: the app's least privilege.
+    """The privileges of the ``eventsvcApp`` role: what the running app needs, nothing more.
 
     This is the one place the role is defined. The audit trail is append-only
     for the app (find/insert, never update/remove); rate limits are never
-    deleted by the app; the app may create and inspect its collections,
-    validators and indexes at startup, and nothing more on the database (no
-    drop, no dropIndex, no access to other databases).
+    deleted by the app (a TTL index expires them). The app may list
+    collections and indexes, to check at start that the schema is what it
+    expects, but may change no collection's metadata: no createCollection,
+    createIndex, collMod, dropIndex, drop, rename, convertToCapped. A role
+    that could create a TTL index on ``audit`` could erase the trail without
+    ``remove`` (DESIGN.md, the createIndex/collMod pitfall). The migration
+    identity (:func:`migration_role_privileges`) creates the schema.
     """
 
     def on(collection: str, *actions: str) -> dict[str, Any]:
@@ -168,11 +173,22 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
         # flask-limiter counters (expired by a TTL index, never deleted by the app).
         on("rate_limit_counters", "find", "insert", "update"),
         on("rate_limit_windows", "find", "insert", "update"),
-        # Startup: create collections, validators and indexes. pymongo's
-        # create_collection lists collections first, and checking an index
-        # or validator needs to read them: metadata of this database only.
-        on("", "createCollection", "createIndex", "collMod", "listCollections", "listIndexes"),
+        # The start-up schema check reads metadata of this database only.
+        on("", "listCollections", "listIndexes"),
     ]
+
+
+def migration_role_privileges(database: str) -> list[dict[str, Any]]:
+    """The privileges of the ``eventsvcMigration`` role: create the schema, read no data.
+
+    What :func:`eventsvc.dbschema.ensure_schema` needs on ``database``:
+    create collections, set validators (collMod), build indexes, and list
+    both. No find/insert/update/remove on any document, and none of the
+    destructive metadata actions (drop, dropIndex, renameCollection,
+    convertToCapped): changing an existing index is an administrator's act.
+    """
+    actions = ["createCollection", "createIndex", "collMod", "listCollections", "listIndexes"]
+    return [{"resource": {"db": database, "collection": ""}, "actions": actions}]
 
 
 class _Secret:
@@ -242,29 +258,59 @@ class RunningMongod:
 
     def ensure_app_role(self, database: str = "eventsvc") -> None:
         """Create or update the ``eventsvcApp`` role on ``database`` (idempotent)."""
-        privileges = app_role_privileges(database)
+        self._ensure_role(APP_ROLE, app_role_privileges(database), database)
+
+    def ensure_migration_role(self, database: str = "eventsvc") -> None:
+        """Create or update the ``eventsvcMigration`` role on ``database`` (idempotent)."""
+        self._ensure_role(MIGRATION_ROLE, migration_role_privileges(database), database)
+
+    def _ensure_role(self, role: str, privileges: list[dict[str, Any]], database: str) -> None:
         with self.admin_client() as client:
             db = client[database]
-            existing = db.command("rolesInfo", APP_ROLE)["roles"]
+            existing = db.command("rolesInfo", role)["roles"]
             if existing:
-                db.command("updateRole", APP_ROLE, privileges=privileges, roles=[])
+                db.command("updateRole", role, privileges=privileges, roles=[])
             else:
-                db.command("createRole", APP_ROLE, privileges=privileges, roles=[])
+                db.command("createRole", role, privileges=privileges, roles=[])
 
     def create_app_user_scram(
         self, username: str, password: str, database: str = "eventsvc"
     ) -> None:
         """Create a SCRAM-SHA-256 app user in ``database`` (its authSource) with ``eventsvcApp``."""
         self.ensure_app_role(database)
+        self._create_scram_user(username, password, APP_ROLE, database)
+
+    def create_migration_user_scram(
+        self, username: str, password: str, database: str = "eventsvc"
+    ) -> None:
+        """Create the SCRAM-SHA-256 migration user in ``database`` with ``eventsvcMigration``."""
+        self.ensure_migration_role(database)
+        self._create_scram_user(username, password, MIGRATION_ROLE, database)
+
+    def _create_scram_user(self, username: str, password: str, role: str, database: str) -> None:
         with self.admin_client() as client:
             client[database].command(
                 "createUser",
                 username,
                 pwd=password,
-                roles=[{"role": APP_ROLE, "db": database}],
+                roles=[{"role": role, "db": database}],
                 mechanisms=["SCRAM-SHA-256"],
             )
-        logger.info("created SCRAM app user %s in %s", username, database)
+        logger.info("created SCRAM user %s in %s with role %s", username, database, role)
+
+    def user_client(
+        self, username: str, password: str, database: str = "eventsvc", **options: Any
+    ) -> pymongo.MongoClient[dict[str, Any]]:
+        """A client logged in as a SCRAM user of ``database`` (over TLS when on). Caller closes."""
+        return _connect(
+            self.host,
+            self.port,
+            self.tls,
+            replica_set=self.replica_set,
+            username=username,
+            password=password,
+            **{"authSource": database, **options},
+        )
 
     def create_app_user_x509(self, subject: str, database: str = "eventsvc") -> None:
         """Create a MONGODB-X509 app user in ``$external`` named by the cert subject (RFC 2253).
@@ -272,17 +318,29 @@ class RunningMongod:
         The subject's O/OU/DC must differ from the server certificates', or
         mongod would treat the client as a cluster member (``__system``).
         """
+        self._refuse_member_subject(subject)
+        self.ensure_app_role(database)
+        self._create_x509_user(subject, APP_ROLE, database)
+
+    def create_migration_user_x509(self, subject: str, database: str = "eventsvc") -> None:
+        """Create a MONGODB-X509 migration user (``eventsvcMigration``), as for the app's."""
+        self._refuse_member_subject(subject)
+        self.ensure_migration_role(database)
+        self._create_x509_user(subject, MIGRATION_ROLE, database)
+
+    def _refuse_member_subject(self, subject: str) -> None:
         if self.tls is not None and _is_member_subject(self.tls, subject):
             raise MongodError(
                 f"X.509 subject {subject!r} has the same O/OU/DC as the server certificate: "
                 "mongod would treat it as a cluster member; use a distinct OU"
             )
-        self.ensure_app_role(database)
+
+    def _create_x509_user(self, subject: str, role: str, database: str) -> None:
         with self.admin_client() as client:
             client["$external"].command(
-                "createUser", subject, roles=[{"role": APP_ROLE, "db": database}]
+                "createUser", subject, roles=[{"role": role, "db": database}]
             )
-        logger.info("created X.509 app user %s for %s", subject, database)
+        logger.info("created X.509 user %s for %s with role %s", subject, database, role)
 
     def rotate_certificates(self) -> None:
         """Make mongod re-read its certificate, CA and CRL files (after they were replaced).

@@ -53,6 +53,21 @@ class StackPaths:
         return self.root / "cli.toml"
 
     @property
+    def operator_config(self) -> Path:
+        """The dev stack's operator token (tokens:admin), 0600: what ``devstack token`` uses."""
+        return self.root / "operator.toml"
+
+    @property
+    def dev_token_config(self) -> Path:
+        """The last token ``devstack token`` minted, as a 0600 CLI config file."""
+        return self.root / "dev-token.toml"
+
+    @property
+    def auditor_vault_token(self) -> Path:
+        """An OpenBao token with policy ``eventsvc-auditor`` (24 h, 0600) for ``audit verify``."""
+        return self.root / "auditor-vault-token"
+
+    @property
     def wrapped_secret_id_file(self) -> Path:
         return self.root / "secret-id.wrapped"
 

@@ -177,6 +177,8 @@ class RunningStack:
             "docs_url": f"{self.api.url}/docs",
             "ca_file": str(self.paths.ca_file),
             "cli_config": str(self.paths.cli_config),
+            "operator_config": str(self.paths.operator_config),
+            "auditor_vault_token": str(self.paths.auditor_vault_token),
             "vault_addr": self.bao.addr,
             "vault_ca_file": str(self.bao.ca_file),
             "mongodb_hosts": self.mongod.hosts,
@@ -232,6 +234,7 @@ def start_stack(
         bao, boot = start_vault(paths, definition)
         started.append(bao.stop)
         write_pid(paths, "openbao", bao.process.pid)
+        write_auditor_vault_token(paths, bao.root_client())
         timings["openbao_and_bootstrap"] = time.monotonic() - begin
 
         step("starting mongod")
@@ -250,10 +253,11 @@ def start_stack(
         step("starting the API")
         mark = time.monotonic()
         env = api_environment(paths, bao, boot, port, mongod, api_env)
-        cli_token = prepare_database(mongod, root, env, cli_token_scopes)
+        tokens = prepare_database(mongod, root, env, cli_token_scopes)
         api = start_api(paths, root, boot, env)
         started.append(api.stop)
-        write_cli_config(paths, api.url, cli_token)
+        write_cli_config(paths, api.url, tokens.cli)
+        write_cli_config(paths, api.url, tokens.operator, paths.operator_config)
         write_pid(paths, "eventsvc", api.process.pid)
         timings["api"] = time.monotonic() - mark
     except BaseException:
@@ -268,15 +272,45 @@ def start_stack(
     return stack
 
 
-def write_cli_config(paths: StackPaths, api_url: str, token: str) -> Path:
-    """A 0600 config file for the ``eventsvc`` CLI: URL, CA file and its API token."""
+def write_cli_config(
+    paths: StackPaths, api_url: str, token: str, target: Path | None = None
+) -> Path:
+    """A 0600 config file for the ``eventsvc`` CLI: URL, CA file and an API token.
+
+    ``target`` defaults to ``paths.cli_config`` (``.run/cli.toml``).
+    """
+    target = paths.cli_config if target is None else target
     lines = [
         f"url = {json.dumps(api_url)}",
         f"ca_file = {json.dumps(str(paths.ca_file))}",
         f"token = {json.dumps(token)}",
     ]
-    write_private_file(paths.cli_config, "\n".join(lines) + "\n")
-    return paths.cli_config
+    write_private_file(target, "\n".join(lines) + "\n")
+    return target
+
+
+AUDITOR_POLICY = "eventsvc-auditor"
+AUDITOR_TOKEN_TTL = "24h"  # noqa: S105 - a lifetime, not a secret
+
+
+def write_auditor_vault_token(paths: StackPaths, root: hvac.Client) -> Path:
+    """An auditor's OpenBao token (policy eventsvc-auditor, 24 h, no children), 0600.
+
+    The local developer plays the auditor: ``eventsvc audit verify`` reads the
+    audit key with it, exactly as a real auditor's own token would. It is not
+    the root token (which never leaves this process) and dies with the
+    OpenBao dev server at ``make down``.
+    """
+    created = root.auth.token.create(
+        policies=[AUDITOR_POLICY],
+        ttl=AUDITOR_TOKEN_TTL,
+        renewable=False,
+        no_parent=False,
+        meta={"purpose": "devstack-auditor"},
+        display_name="devstack-auditor",
+    )
+    write_private_file(paths.auditor_vault_token, str(created["auth"]["client_token"]) + "\n")
+    return paths.auditor_vault_token
 
 
 _COMPONENT_DIRS = ("openbao", "mongod", "bootstrap", "eventsvc")
@@ -284,6 +318,9 @@ _COMPONENT_FILES = (
     "auth-header",  # devstack.dast_target's token file, if a killed target left it
     "ca.pem",
     "cli.toml",
+    "operator.toml",
+    "auditor-vault-token",
+    "dev-token.toml",
     "secret-id.wrapped",
     "eventsvc.log",
     "eventsvc.pid",

@@ -1,8 +1,8 @@
 """Rate limits per client address and per token, counted in MongoDB.
 
 Counters live in the application database (``rate_limit_*`` collections,
-expired by a TTL index), so every instance behind the load balancer shares
-them: limits hold for the service, not for one process.
+expired by a TTL index the migration creates), so every instance behind the
+load balancer shares them: limits hold for the service, not for one process.
 
 flask-limiter does the counting. We only give it our already authenticated
 MongoDB client (no second credential, no connection string with a password)
@@ -23,18 +23,20 @@ from pymongo.database import Database
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.auth import Unauthenticated, authenticate
+from eventsvc.dbschema import COUNTERS, WINDOWS
 from eventsvc.settings import Settings
 
 log = logging.getLogger(__name__)
-
-COUNTERS = "rate_limit_counters"
-WINDOWS = "rate_limit_windows"
 
 
 class SharedClientMongoDBStorage(MongoDBStorage):
     """limits' MongoDB storage, on a client we built (TLS, X.509/SCRAM, timeouts).
 
     The client belongs to the event store: this storage never closes it.
+    limits would create its TTL indexes on first use; the app's MongoDB role
+    may not (see :mod:`eventsvc.schema`), so the migration creates them
+    (:data:`eventsvc.dbschema.RATE_LIMIT_SCHEMAS`) and this storage starts
+    with its client already set, which skips that step.
     """
 
     STORAGE_SCHEME = ["eventsvc+mongodb"]  # noqa: RUF012 - the registry key limits reads
@@ -48,6 +50,7 @@ class SharedClientMongoDBStorage(MongoDBStorage):
             wrap_exceptions=True,
         )
         self._client = client
+        self._storage = client  # set: limits' first-use index creation never runs
 
     def _init_mongo_client(self, uri: str | None, **options: Any) -> MongoClient[Any]:
         return self._client

@@ -8,8 +8,11 @@ connection pool between its threads.
 
 Start-up runs once, in the master, in one direction: settings, then
 credentials (from settings in dev/test, from Vault when
-``EVENTSVC_VAULT_ADDR`` is set, see :mod:`eventsvc.credentials`), then
-gunicorn. Workers inherit both through the fork and build their services
+``EVENTSVC_VAULT_ADDR`` is set, see :mod:`eventsvc.credentials`), then a
+read-only check of the MongoDB schema (exit 3 with one line when it differs
+from what ``eventsvc migrate`` creates: the app's role cannot fix it, and
+must not serve on a tampered audit collection), then gunicorn. Workers
+inherit settings and credentials through the fork and build their services
 with :func:`eventsvc.services.build_services`. With Vault, a child of the
 master runs the lease keeper (:class:`~eventsvc.vault.keeper.LeaseKeeperProcess`).
 When it re-issues a certificate to the same files, it asks the master for a
@@ -52,6 +55,7 @@ from eventsvc.credentials import (
 )
 from eventsvc.metrics import start_metrics_server, worker_exited
 from eventsvc.observability import configure_logging, init_tracing
+from eventsvc.schema import SchemaMismatch
 from eventsvc.services import Services, build_services
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import StoreUnavailable, connect
@@ -67,6 +71,7 @@ AUDIT_CHECKPOINT_SECONDS = 30  # how much of a chain's tail can be cut unnoticed
 DENIAL_FLUSH_SECONDS = 5  # how late a closed window's denial count reaches the trail
 EXIT_CONFIG_ERROR = 2
 EXIT_VAULT_ERROR = 1
+EXIT_SCHEMA_ERROR = 3
 
 
 def connect_services(settings: Settings, credentials: Credentials) -> Services:
@@ -227,16 +232,22 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             denial_recorder(self.worker_app).flush(everything=True)
 
     def check_schema(self, services: Services) -> None:
-        """Create or check collections, validators and indexes before serving.
+        """Check (never change) collections, validators and indexes before serving.
 
-        At startup a failure stops the server (fail closed: the operator sees
-        it). After a reload it does not: gunicorn halts the whole server when
-        a new worker fails to boot, which would turn one refused credential
-        (say, a revoked certificate) into an outage. The worker serves 503s
-        (/readyz says why) and asks the lease keeper for a new credential.
+        A schema that differs always stops the worker, and with it the
+        server: serving on a tampered audit collection is worse than not
+        serving. The master has already checked once (:func:`main`), so this
+        catches a change made while the server ran, at the next reload.
+
+        A MongoDB that does not answer stops the server at startup (fail
+        closed: the operator sees it). After a reload it does not: gunicorn
+        halts the whole server when a new worker fails to boot, which would
+        turn one refused credential (say, a revoked certificate) into an
+        outage. The worker serves 503s (/readyz says why) and asks the lease
+        keeper for a new credential.
         """
         try:
-            services.ensure_schema()
+            services.check_schema()
         except (StoreUnavailable, PyMongoError) as exc:
             if not self.reloaded:
                 raise
@@ -300,6 +311,13 @@ def main() -> None:
             _fail(EXIT_CONFIG_ERROR, f"configuration error: {error}")
     if credentials.tls_cert_file is None and settings.profile == "prod":
         _fail(EXIT_CONFIG_ERROR, "configuration error: prod serves HTTPS only; no certificate")
+    if vault is None:  # with Vault, _start_from_vault has checked it
+        try:
+            check_schema_once(settings, credentials)
+        except SchemaMismatch as error:
+            _fail(EXIT_SCHEMA_ERROR, f"schema error: {error}")
+        except (PyMongoError, StoreUnavailable) as error:
+            _fail(EXIT_VAULT_ERROR, f"mongodb error: {_cause(error)}")
     log.info("starting eventsvc on %s (profile %s)", settings.bind, settings.profile)
     EventsvcServer(settings, credentials, vault).run()
 
@@ -315,6 +333,9 @@ def _start_from_vault(settings: Settings) -> tuple[Credentials, VaultSession]:
     try:
         credentials = credentials_from_vault(settings, session)
         import_admin_bootstrap(settings, credentials, session)
+    except SchemaMismatch as error:
+        session.shutdown()
+        _fail(EXIT_SCHEMA_ERROR, f"schema error: {error}")
     except (VaultError, OSError, BootstrapInvalid, PyMongoError, StoreUnavailable) as error:
         session.shutdown()  # revoke the token and whatever was issued before the failure
         _fail(EXIT_VAULT_ERROR, f"vault error: {error}")
@@ -324,19 +345,32 @@ def _start_from_vault(settings: Settings) -> tuple[Credentials, VaultSession]:
 def import_admin_bootstrap(
     settings: Settings, credentials: Credentials, vault: VaultSession
 ) -> None:
-    """Register the operator's first admin token (its digest only) if Vault holds one.
+    """Check the schema, then register the operator's first admin token if Vault holds one.
 
     Runs in the master on a short-lived client, closed before workers fork.
+    The check comes first: the token's digest and its audit record must not
+    land in collections without their indexes and validators.
     """
     with closing(connect_services(settings, credentials)) as services:
-        services.ensure_schema()
+        services.check_schema()
         import_bootstrap_token(vault, services.tokens)
+
+
+def check_schema_once(settings: Settings, credentials: Credentials) -> None:
+    """In the master, before any worker: raise SchemaMismatch if the schema differs."""
+    with closing(connect_services(settings, credentials)) as services:
+        services.check_schema()
 
 
 def _fail(status: int, message: str) -> Any:
     """Write one line to stderr and exit: no traceback, nothing to parse."""
     sys.stderr.write(f"eventsvc: {message}\n")
     raise SystemExit(status)
+
+
+def _cause(error: Exception) -> str:
+    """StoreUnavailable says "unavailable"; its cause says why (refused, timed out...)."""
+    return str(error.__cause__ or error)
 
 
 def _one_line(error: Exception) -> str:

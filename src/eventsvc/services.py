@@ -2,9 +2,10 @@
 
 The server's workers, the OpenAPI export and the dev stack's migration step
 all call :func:`build_services`; nobody else puts an EventStore, a
-TokenStore and an AuditLog together. Creating the schema is a separate step
-(:meth:`Services.ensure_schema`), so whoever holds the migration identity
-decides when it runs.
+TokenStore and an AuditLog together. The schema is not the app's to change:
+the migration identity creates it (:func:`eventsvc.dbschema.ensure_schema`,
+``eventsvc migrate``), and the app only checks it at start
+(:meth:`Services.check_schema`) and refuses to serve when it differs.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from pymongo.database import Database
 
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.signing import CheckpointAnchor, CheckpointSigner
-from eventsvc.store import Document, EventStore
+from eventsvc.dbschema import check_schema
+from eventsvc.store import Document, EventStore, unavailable_on_connection_errors
 from eventsvc.tokens import TokenStore
 
 
@@ -31,13 +33,15 @@ class Services:
     tokens: TokenStore
     audit: AuditLog
 
-    def ensure_schema(self) -> None:
-        """Create or check every collection, validator and index; safe to run every start.
+    def check_schema(self) -> None:
+        """Read-only: raise SchemaMismatch if collections, validators or indexes differ.
 
-        Raises StoreUnavailable (or PyMongoError) when MongoDB refuses.
+        Raises StoreUnavailable when MongoDB cannot be reached. The app's role
+        may list collections and indexes but not change them, so this never
+        "repairs" anything: a difference is either a missed migration or
+        tampering, and either way the operator must look.
         """
-        self.events.ensure_schema()  # the audit collections too
-        self.tokens.ensure_schema()
+        unavailable_on_connection_errors(lambda: check_schema(self.events.database))
 
     def close(self) -> None:
         """Close the MongoDB client the services share."""
@@ -55,7 +59,7 @@ def build_services(
     """The stores on ``database`` (and its client), keyed with the secrets from Vault.
 
     Opens no connection by itself (pymongo connects on first use) and
-    creates nothing: call :meth:`Services.ensure_schema` for that.
+    creates nothing (that is the migration's job, :mod:`eventsvc.dbschema`).
     """
     audit = AuditLog(database, audit_key, checkpoint_signer, checkpoint_anchor=checkpoint_anchor)
     return Services(

@@ -57,7 +57,7 @@ from eventsvc.domain import (
     check_stop,
 )
 from eventsvc.metrics import MongoPoolMetrics
-from eventsvc.schema import ensure_collection
+from eventsvc.schema import CollectionSchema
 from eventsvc.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,12 @@ IDEMPOTENCY_INDEXES = [
         expireAfterSeconds=IDEMPOTENCY_KEY_TTL_SECONDS,
     ),
 ]
+
+STORE_SCHEMAS = (
+    CollectionSchema(EVENTS, EVENTS_VALIDATOR, tuple(EVENTS_INDEXES)),
+    CollectionSchema(IDEMPOTENCY_KEYS, None, tuple(IDEMPOTENCY_INDEXES)),
+)
+"""What :mod:`eventsvc.dbschema` creates (migration) and checks (app start)."""
 
 
 class StoreUnavailable(Exception):
@@ -368,20 +374,6 @@ class EventStore:
     def ping(self) -> None:
         """Raise StoreUnavailable unless MongoDB answers."""
         unavailable_on_connection_errors(lambda: self._client.admin.command("ping"))
-
-    def ensure_schema(self) -> None:
-        """Create collections, the validator and indexes; safe to run every start."""
-
-        def create() -> None:
-            database = self._client[self._database]
-            ensure_collection(database, EVENTS, EVENTS_VALIDATOR)
-            ensure_collection(database, IDEMPOTENCY_KEYS)
-            database[EVENTS].create_indexes(EVENTS_INDEXES)
-            database[IDEMPOTENCY_KEYS].create_indexes(IDEMPOTENCY_INDEXES)
-
-        unavailable_on_connection_errors(create)
-        unavailable_on_connection_errors(self._audit.ensure_schema)
-        log.info("mongodb schema ready (validator and indexes on %s)", EVENTS)
 
     # --- commands -------------------------------------------------------
     # Each change and its audit record commit in one transaction: no event

@@ -27,7 +27,7 @@ from pymongo.write_concern import WriteConcern
 from eventsvc.audit.log import AuditLog
 from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext
-from eventsvc.schema import ensure_collection
+from eventsvc.schema import CollectionSchema
 from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,8 @@ IDENTIFIER_PREFIX = "evt"  # not a secret: makes leaked tokens greppable
 _TOKEN_PATTERN = re.compile(r"^evt_([A-Za-z0-9]{16})_([A-Za-z0-9_-]{43})$")
 MAX_TOKEN_LIFETIME = timedelta(days=365)
 TOKENS = "api_tokens"
+TOKENS_SCHEMA = CollectionSchema(TOKENS, None, (IndexModel([("owner", ASCENDING)], name="owner"),))
+"""What :mod:`eventsvc.dbschema` creates (migration) and checks (app start)."""
 
 
 class TokenRejected(DomainError):
@@ -135,10 +137,6 @@ class TokenStore:
     def _in_transaction(self, work: Callable[[ClientSession], T]) -> T:
         """A token change and its audit record commit together."""
         return run_in_transaction(self._database.client, work)
-
-    def ensure_schema(self) -> None:
-        ensure_collection(self._database, TOKENS)
-        self._tokens.create_indexes([IndexModel([("owner", ASCENDING)], name="owner")])
 
     def create(
         self,

@@ -24,6 +24,8 @@ from pymongo.errors import OperationFailure, PyMongoError
 
 from devstack import api as api_module
 from devstack.api import pick_api_port
+from devstack.devtoken import mint_dev_token
+from devstack.errors import StackError
 from devstack.openbao import deliver_wrapped_secret_id
 from devstack.paths import StackPaths
 from devstack.stack import RunningStack, start_stack
@@ -211,3 +213,51 @@ def test_no_secret_in_any_log(stack: RunningStack, known: KnownSecrets) -> None:
         for index, secret in enumerate(all_secrets):
             assert secret, f"secret #{index} is empty: the test would prove nothing"
             assert secret not in text, f"secret #{index} appears in {log_file}"
+
+
+# --- acting as operator and auditor on the local stack (issue #9 item 5) -----------------
+
+
+def _config(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        return tomllib.load(handle)
+
+
+def test_dev_token_mints_through_the_api_with_the_operator_token(stack: RunningStack) -> None:
+    operator = stack.paths.operator_config
+    assert operator.stat().st_mode & 0o077 == 0
+    ca = str(stack.paths.ca_file)
+    operator_headers = {"Authorization": f"Bearer {_config(operator)['token']}"}
+    events = requests.get(
+        f"{stack.api.url}/api/v1/events", headers=operator_headers, verify=ca, timeout=10
+    )
+    assert events.status_code == 403  # tokens:admin only
+
+    written = Path(mint_dev_token(stack.paths, ["audit:read"]))
+    assert written == stack.paths.dev_token_config
+    assert written.stat().st_mode & 0o077 == 0
+    headers = {"Authorization": f"Bearer {_config(written)['token']}"}
+    audit = requests.get(f"{stack.api.url}/api/v1/audit", headers=headers, verify=ca, timeout=10)
+    assert audit.status_code == 200
+    assert '"token.create"' in audit.text  # the dev token's own creation is audited
+    denied = requests.get(f"{stack.api.url}/api/v1/events", headers=headers, verify=ca, timeout=10)
+    assert denied.status_code == 403
+    assert _config(written)["token"] not in repr(stack.state())
+
+
+def test_auditor_vault_token_reads_the_app_secret_and_nothing_else(stack: RunningStack) -> None:
+    path = stack.paths.auditor_vault_token
+    assert path.stat().st_mode & 0o077 == 0
+    token = path.read_text(encoding="ascii").strip()
+    assert token != stack.bao.root_token
+    auditor = hvac.Client(url=stack.bao.addr, token=token, verify=str(stack.bao.ca_file))
+    assert auditor.lookup_token()["data"]["policies"] == ["default", "eventsvc-auditor"]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        auditor.write_data("kv/data/eventsvc/app", data={"data": {"audit_hmac_key": "forged"}})
+    with pytest.raises(hvac.exceptions.Forbidden):
+        auditor.auth.token.create(policies=["eventsvc-app"])
+
+
+def test_dev_token_without_a_stack_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="start the stack first"):
+        mint_dev_token(StackPaths(tmp_path), ["audit:read"])

@@ -93,11 +93,9 @@ def service_session(stack: Stack, tmp_path: Path) -> Iterator[VaultSession]:
 @pytest.fixture
 def vault_tokens(stack: Stack, store: EventStore, audit_log: AuditLog) -> TokenStore:
     """Token records in the test mongod, checked with the pepper Vault holds."""
-    token_store = TokenStore(
+    return TokenStore(
         store.database, app_secret(stack, "token-pepper")["token_pepper"].encode(), audit_log
     )
-    token_store.ensure_schema()
-    return token_store
 
 
 def test_bootstrap_import_authenticate_and_no_plaintext_anywhere(

@@ -92,9 +92,7 @@ def audit(app_db: Database[Document], attacker: Database[Document], key: bytes) 
     """A fresh writer on empty audit collections (emptied as root: the app cannot)."""
     attacker[AUDIT].delete_many({})
     attacker[AUDIT_CHECKPOINTS].delete_many({})
-    log = AuditLog(app_db, key, CHECKPOINT_SIGNER, checkpoint_every=1000)
-    log.ensure_schema()
-    return log
+    return AuditLog(app_db, key, CHECKPOINT_SIGNER, checkpoint_every=1000)
 
 
 def write(audit: AuditLog, count: int) -> list[AuditRecord]:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pymongo
 import pytest
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -32,6 +33,8 @@ from devstack.mongod import (
     find_mongod_binary,
     start_mongod,
 )
+from eventsvc.cli import cli
+from eventsvc.dbschema import check_schema
 
 UNAUTHORIZED = 13
 FAST = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 3000}
@@ -288,6 +291,9 @@ def test_root_password_is_not_in_repr_or_logs(
 
 def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None:
     plain_mongod.create_app_user_scram("eventsvc-app", "app-password-1234")
+    with plain_mongod.admin_client() as admin:  # the schema is the migration's, not the app's
+        admin.eventsvc.create_collection("audit")
+        admin.eventsvc.audit.create_index("seq", unique=True)
     with pymongo.MongoClient(
         plain_mongod.hosts,
         replicaSet="rs0",
@@ -298,8 +304,8 @@ def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None
         **FAST,
     ) as client:
         db = client.eventsvc
-        db.create_collection("audit")
-        db.audit.create_index("seq", unique=True)
+        with pytest.raises(OperationFailure) as create_index_refused:
+            db.audit.create_index("time", expireAfterSeconds=0)
         db.audit.insert_one({"seq": 1, "action": "created"})
         assert db.audit.find_one({"seq": 1}) is not None
         with pytest.raises(OperationFailure) as update_refused:
@@ -315,6 +321,7 @@ def test_scram_app_user_has_least_privilege(plain_mongod: RunningMongod) -> None
             delete_refused.value.code,
             drop_refused.value.code,
             other_db_refused.value.code,
+            create_index_refused.value.code,
         } == {UNAUTHORIZED}
         db.events.insert_one({"_id": "e1", "name": "a"})
         db.events.update_one({"_id": "e1"}, {"$set": {"name": "b"}})
@@ -566,3 +573,26 @@ def test_refuses_a_data_directory_that_holds_data(tmp_path: Path) -> None:
     with pytest.raises(MongodStartError, match="already holds data"):
         start_mongod(tmp_path)
     assert (tmp_path / "db" / "WiredTiger").exists()
+
+
+def test_migrate_with_an_x509_migration_certificate(tls_setup: TLSSetup) -> None:
+    """`eventsvc migrate` with a client certificate (the documented X.509 mode), over TLS."""
+    pem, cert = tls_setup.ca.issue("migration.pem", _name("eventsvc-migration", "migrate-1"))
+    tls_setup.mongod.create_migration_user_x509(cert.subject.rfc4514_string(), "x509_migrated")
+    env = {
+        "EVENTSVC_MONGODB_HOSTS": tls_setup.mongod.hosts,
+        "EVENTSVC_MONGODB_REPLICA_SET": tls_setup.mongod.replica_set,
+        "EVENTSVC_MONGODB_DATABASE": "x509_migrated",
+        "EVENTSVC_MONGODB_TLS_CA_FILE": str(tls_setup.ca.ca_file),
+        "EVENTSVC_MIGRATION_MONGODB_TLS_CERT_KEY_FILE": str(pem),
+    }
+    result = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert result.exit_code == 0, result.output
+    with tls_setup.mongod.admin_client() as admin:
+        check_schema(admin["x509_migrated"])
+    # The app's certificate cannot do the same.
+    env["EVENTSVC_MIGRATION_MONGODB_TLS_CERT_KEY_FILE"] = str(tls_setup.app_pem)
+    env["EVENTSVC_MONGODB_DATABASE"] = "eventsvc"
+    refused = CliRunner().invoke(cli, ["migrate"], env=env)
+    assert refused.exit_code == 1, refused.output
+    assert "refused the migration credential (Unauthorized)" in refused.output

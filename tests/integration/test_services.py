@@ -1,11 +1,16 @@
-"""The composition root on a fresh database, as the dev stack's migration step uses it."""
+"""The composition root on a fresh database: the migration creates, the app only checks."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 
+import pytest
+
 from devstack.mongod import RunningMongod
+from eventsvc.dbschema import COLLECTIONS, ensure_schema
 from eventsvc.domain import SYSTEM_CONTEXT
+from eventsvc.schema import SchemaMismatch
 from eventsvc.services import build_services
 from support import CHECKPOINT_SIGNER
 
@@ -13,9 +18,12 @@ AUDIT_KEY = b"a" * 32
 PEPPER = b"p" * 32
 
 
-def test_build_then_ensure_schema_twice_then_serve(mongod: RunningMongod) -> None:
+def test_migrate_twice_then_check_then_serve(mongod: RunningMongod) -> None:
+    name = "services_fresh"
+    password = secrets.token_urlsafe(24)
+    mongod.create_migration_user_scram("services-migration", password, name)
     with mongod.admin_client() as admin:
-        database = admin["services_fresh"]
+        database = admin[name]
         try:
             services = build_services(
                 database,
@@ -24,10 +32,14 @@ def test_build_then_ensure_schema_twice_then_serve(mongod: RunningMongod) -> Non
                 checkpoint_signer=CHECKPOINT_SIGNER,
             )
             assert database.list_collection_names() == [], "building creates nothing"
-            services.ensure_schema()
-            services.ensure_schema()  # every start runs it: idempotent
-            names = set(database.list_collection_names())
-            assert {"events", "idempotency_keys", "api_tokens"} <= names
+            with pytest.raises(SchemaMismatch, match="events: collection missing"):
+                services.check_schema()
+            assert database.list_collection_names() == [], "checking creates nothing"
+            with mongod.user_client("services-migration", password, name) as migration:
+                ensure_schema(migration[name])
+                ensure_schema(migration[name])  # every deployment runs it: idempotent
+            services.check_schema()
+            assert set(database.list_collection_names()) == set(COLLECTIONS)
             assert "validator" in database["events"].options()
             assert services.events.audit is services.audit  # one writer for both stores
             minted = services.tokens.create(
@@ -35,4 +47,5 @@ def test_build_then_ensure_schema_twice_then_serve(mongod: RunningMongod) -> Non
             )
             assert services.tokens.authenticate(minted.token).owner == "migration"
         finally:
-            admin.drop_database(database.name)
+            admin.drop_database(name)
+            admin[name].command("dropUser", "services-migration")

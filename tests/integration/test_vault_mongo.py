@@ -14,11 +14,15 @@ from typing import Any
 
 import pymongo
 import pytest
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
+from schema_attacks import ATTACK_PARAMS, Attack, assert_refused
 from vault_support import Stack, start_stack
 
+from devstack.database import migrate
 from devstack.mongod import MongodTLS, RunningMongod, start_mongod
 from devstack.openbao import issue_mongod_server_cert, write_crl
+from eventsvc.dbschema import check_schema
 from eventsvc.vault.issued import MongoX509Credential
 from eventsvc.vault.session import VaultSession
 
@@ -93,3 +97,39 @@ def test_vault_issued_client_cert_logs_in_to_mongod_and_is_revoked_at_shutdown(
     with x509_client(mongod, replay, timeout_ms=1000) as client, pytest.raises(PyMongoError):
         client.eventsvc.events.count_documents({})
     assert mongod.logpath.read_text().count("certificate revoked") > revoked_before
+
+
+@pytest.fixture(scope="module")
+def app_x509_database(
+    stack_and_mongod: tuple[Stack, RunningMongod, Path],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Database[dict[str, Any]]]:
+    """The migrated database through the app's real credential: a cert from its PKI role."""
+    stack, mongod, _ = stack_and_mongod
+    migrate(mongod, "eventsvc")  # as the dev stack does: the migration identity
+    session = VaultSession.open(stack.config(tmp_path_factory.mktemp("x509-attacker")))
+    try:
+        credential = session.issue_mongo_credential()
+        assert isinstance(credential, MongoX509Credential)
+        with mongod.admin_client() as admin:  # the first test may have created the user
+            known = admin["$external"].command("usersInfo", credential.subject)["users"]
+        if not known:
+            mongod.create_app_user_x509(credential.subject)
+        with x509_client(mongod, credential) as client:
+            yield client["eventsvc"]
+    finally:
+        session.shutdown()
+
+
+def test_the_x509_attacker_is_the_app(app_x509_database: Database[dict[str, Any]]) -> None:
+    """Positive control: the certificate logs in as the app and may check the schema."""
+    status = app_x509_database.client.admin.command("connectionStatus")["authInfo"]
+    assert status["authenticatedUserRoles"] == [{"role": "eventsvcApp", "db": "eventsvc"}]
+    check_schema(app_x509_database)
+
+
+@pytest.mark.parametrize("attack", ATTACK_PARAMS)
+def test_app_certificate_cannot_change_metadata_or_audit_records(
+    app_x509_database: Database[dict[str, Any]], attack: Attack
+) -> None:
+    assert_refused(app_x509_database, attack)

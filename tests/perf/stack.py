@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from devstack.database import migrate
 from devstack.mongod import RunningMongod, start_mongod
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.signing import LocalCheckpointSigner
@@ -65,13 +66,12 @@ def perf_stack() -> Iterator[PerfStack]:
                 APP_DATABASE,
                 AuditLog(client[APP_DATABASE], audit_key, LocalCheckpointSigner.generate()),
             )
-            store.ensure_schema()
+            migrate(mongod, APP_DATABASE)
             tokens = TokenStore(
                 store.database,
                 pepper.get_secret_value().encode(),
                 AuditLog(store.database, audit_key, LocalCheckpointSigner.generate()),
             )
-            tokens.ensure_schema()
             try:
                 yield PerfStack(
                     workdir, mongod, settings, password, audit_key, pepper, store, tokens

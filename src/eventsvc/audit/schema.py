@@ -24,7 +24,7 @@ from eventsvc.audit.record import (
     WRITER_ID,
     Document,
 )
-from eventsvc.schema import ensure_collection
+from eventsvc.schema import CollectionSchema, ensure
 
 log = logging.getLogger(__name__)
 
@@ -128,13 +128,14 @@ CHECKPOINT_INDEXES = [
     ),
 ]
 
+AUDIT_SCHEMAS = (
+    CollectionSchema(AUDIT, AUDIT_VALIDATOR, tuple(AUDIT_INDEXES)),
+    CollectionSchema(AUDIT_CHECKPOINTS, CHECKPOINTS_VALIDATOR, tuple(CHECKPOINT_INDEXES)),
+)
+"""What :mod:`eventsvc.dbschema` creates (migration) and checks (app start)."""
+
 
 def ensure_schema(database: Database[Document]) -> None:
-    """Create both collections with validators and indexes; safe to run every start."""
-    for name, validator, indexes in (
-        (AUDIT, AUDIT_VALIDATOR, AUDIT_INDEXES),
-        (AUDIT_CHECKPOINTS, CHECKPOINTS_VALIDATOR, CHECKPOINT_INDEXES),
-    ):
-        ensure_collection(database, name, validator)
-        database[name].create_indexes(indexes)
+    """Migration: create both collections with validators and indexes (idempotent)."""
+    ensure(database, AUDIT_SCHEMAS)
     log.info("audit schema ready (validators and indexes on %s, %s)", AUDIT, AUDIT_CHECKPOINTS)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from eventsvc.cli.admin import audit_group, token_group
 from eventsvc.cli.commands import cli
+from eventsvc.cli.migrate import migrate_command
 
 cli.add_command(token_group)
 cli.add_command(audit_group)
+cli.add_command(migrate_command)
 
 
 def main() -> None:
