@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 from bson import ObjectId
+from pydantic import SecretStr
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
+from devstack.database import migrate
 from devstack.mongod import RunningMongod
 from eventsvc.audit.export import export
 from eventsvc.audit.log import AuditLog
@@ -41,7 +43,7 @@ from eventsvc.audit.signing import LocalCheckpointSigner, signature_ok
 from eventsvc.audit.verify import read_checkpoints, verify
 from eventsvc.clock import rfc3339
 from eventsvc.settings import Settings
-from eventsvc.store import EventStore
+from eventsvc.store import EventStore, connect
 from perf.audit_bench import benchmark
 from support import CHECKPOINT_KEYS, CHECKPOINT_SIGNER
 
@@ -72,6 +74,36 @@ def entry(number: int = 0, **changes: Any) -> AuditEntry:
 @pytest.fixture
 def key() -> bytes:
     return secrets.token_bytes(32)
+
+
+AUDIT_TEST_DATABASE = "audit_tests"
+AUDIT_TEST_USER = "eventsvc-audit-test"
+
+
+@pytest.fixture(scope="module")
+def settings(settings: Settings) -> Settings:
+    """This module's own database, migrated like the app's.
+
+    The session's API servers write denial records and checkpoints into the
+    shared database at any moment; a tampering test must see only the
+    records it wrote, or a stray checkpoint becomes a second "problem".
+    """
+    return settings.model_copy(update={"mongodb_database": AUDIT_TEST_DATABASE})
+
+
+@pytest.fixture(scope="module")
+def store(mongod: RunningMongod, settings: Settings, audit_key: bytes) -> Iterator[EventStore]:
+    """The app's event store on this module's database, as an app-role user of its own."""
+    password = secrets.token_urlsafe(24)
+    mongod.create_app_user_scram(AUDIT_TEST_USER, password, database=AUDIT_TEST_DATABASE)
+    migrate(mongod, AUDIT_TEST_DATABASE)
+    client = connect(settings, username=AUDIT_TEST_USER, password=SecretStr(password))
+    audit_log = AuditLog(client[AUDIT_TEST_DATABASE], audit_key, CHECKPOINT_SIGNER)
+    event_store = EventStore(client, AUDIT_TEST_DATABASE, audit_log)
+    try:
+        yield event_store
+    finally:
+        event_store.close()
 
 
 @pytest.fixture
