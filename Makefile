@@ -19,8 +19,12 @@ SECGATE := $(PY) -m secgate
 DAST_TARGET := $(abspath $(PY)) -m devstack dast-target
 PIP_INSTALL := --require-hashes --no-deps --disable-pip-version-check -q
 export SEMGREP_ENABLE_VERSION_CHECK := 0
+# SCA's advisory data (src/secgate/advisories.py): SECGATE_ADVISORY_DB=DIR names a local copy
+# (air-gapped: nothing is fetched); otherwise the cache in SECGATE_ADVISORY_CACHE (default
+# ${XDG_CACHE_HOME:-~/.cache}/secgate/advisories), refreshed when older than a day.
+ADVISORIES_IF_OLD := $(SECGATE) advisories --refresh-after-hours 24
 
-.PHONY: help venv scan-venv run up down test lint fmt openapi scan scan-static sast sca secrets config dast bench loadtest clean
+.PHONY: help venv scan-venv run up down test lint fmt openapi advisories scan scan-static sast sca secrets config dast bench loadtest clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,16 +86,22 @@ fmt: venv ## Apply ruff fixes and formatting
 openapi: venv ## Regenerate the committed openapi.json from the code
 	$(PY) -m eventsvc.openapi openapi.json
 
+advisories: venv ## Fetch the current PyPA advisory database (or say which SECGATE_ADVISORY_DB copy is used)
+	$(SECGATE) advisories
+
 scan: venv scan-venv ## Every security stage, DAST included, then the gate verdict
+	$(ADVISORIES_IF_OLD)
 	$(SECGATE) scan --dast-target-command "$(DAST_TARGET)"
 
 scan-static: venv scan-venv ## SAST, SCA, secrets and workflow config only (no running stack)
+	$(ADVISORIES_IF_OLD)
 	$(SECGATE) scan --stages sast,sca,secrets,config
 
 sast: venv scan-venv ## bandit + our semgrep rules
 	$(SECGATE) scan --stages sast
 
 sca: venv scan-venv ## Dependency audit, SBOM, licences
+	$(ADVISORIES_IF_OLD)
 	$(SECGATE) scan --stages sca
 
 secrets: venv scan-venv ## detect-secrets against the audited baseline

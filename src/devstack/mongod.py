@@ -60,7 +60,7 @@ STOP_TIMEOUT_S = 10.0
 LOG_TAIL_LINES = 20
 _PORT_ATTEMPTS = 3
 
-# Keeps tests fast and small (see DESIGN.md): a 300 MB journal per mongod otherwise.
+# Keeps tests fast and small: a 300 MB journal per mongod otherwise.
 _SMALL_FOOTPRINT_ARGS = (
     "--wiredTigerCacheSizeGB",
     "0.25",

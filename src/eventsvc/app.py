@@ -13,7 +13,7 @@ from eventsvc import __version__
 from eventsvc.api import audit as api_audit
 from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
-from eventsvc.api.middleware import register_middleware
+from eventsvc.api.middleware import register_middleware, register_request_checks
 from eventsvc.api.problems import register_error_handlers, validation_problem
 from eventsvc.api.services import install_services
 from eventsvc.observability import init_observability
@@ -56,6 +56,7 @@ def create_app(
     register_middleware(app)
     register_error_handlers(app)
     protect_edges(app, settings, services.events)
+    register_request_checks(app)  # after the limiter: count, then authorise, then parse
     app.register_api(health.blueprint)
     app.register_api(events.blueprint)
     app.register_api(api_tokens.blueprint)

@@ -5,6 +5,15 @@ Every route but the probes declares the scope it needs with
 a route forgets. Failures are RFC 9457 problems: 401 with
 ``WWW-Authenticate`` when the token is missing or not valid, 403 when the
 token lacks the scope.
+
+**Authenticate first.** flask-openapi3 parses and validates path, query,
+headers and body *inside* the view function, before any decorator of ours
+would run. :func:`authorize_request` is therefore a ``before_request`` hook:
+it reads the requirement :func:`require_scope` attached to the view and
+refuses the caller before a byte of the body or query is parsed, so an
+anonymous or under-scoped caller learns nothing about the schema (and costs
+us no parsing). The decorator checks again, in case a view is ever reached
+some other way.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ from dataclasses import dataclass
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import g, request
+from flask import current_app, g, request
 
 from eventsvc.api.services import token_store
 from eventsvc.domain import RequestContext
@@ -28,6 +37,9 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 CLIENT_CERT_SUBJECT_ENVIRON = "eventsvc.client_cert_subject"
+# The attribute require_scope sets on a view; functools.wraps (which
+# flask-openapi3 uses) copies it onto the view function Flask registers.
+SCOPE_REQUIREMENT_ATTRIBUTE = "eventsvc_scope_requirement"
 
 
 class Unauthenticated(Exception):
@@ -93,28 +105,60 @@ def authenticate() -> Principal:
     return principal
 
 
+@dataclass(frozen=True)
+class ScopeRequirement:
+    """What a view demands of its caller: a token with ``scope``, maybe a client certificate."""
+
+    scope: str
+    client_cert: bool = False
+
+    def check(self) -> Principal:
+        """Authenticate the caller and check the requirement; raise 401/403 otherwise."""
+        principal = authenticate()
+        if self.scope not in principal.token.scopes:
+            raise Forbidden(f"this token lacks the scope {self.scope}", scope=self.scope)
+        if self.client_cert and principal.client_cert_subject is None:
+            raise Forbidden("this operation requires a TLS client certificate")
+        return principal
+
+
 def require_scope(
     scope: str, *, client_cert: bool = False
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorate a view: the caller needs a valid token with ``scope``.
 
     With ``client_cert=True`` the request must also come over mutual TLS with
-    a certificate from our PKI.
+    a certificate from our PKI. The requirement is attached to the view so
+    :func:`authorize_request` enforces it before any input is validated.
     """
+    requirement = ScopeRequirement(scope, client_cert)
 
     def decorate(view: Callable[P, R]) -> Callable[P, R]:
         @wraps(view)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            principal = authenticate()
-            if scope not in principal.token.scopes:
-                raise Forbidden(f"this token lacks the scope {scope}", scope=scope)
-            if client_cert and principal.client_cert_subject is None:
-                raise Forbidden("this operation requires a TLS client certificate")
+            requirement.check()
             return view(*args, **kwargs)
 
+        setattr(guarded, SCOPE_REQUIREMENT_ATTRIBUTE, requirement)
         return guarded
 
     return decorate
+
+
+def authorize_request() -> None:
+    """``before_request`` hook: enforce the matched view's scope before its input is parsed.
+
+    Requests that match no route (404/405) and CORS preflights (OPTIONS,
+    answered without running the view) pass through; so do views without a
+    requirement (the probes and /docs, public by design and checked by the
+    spec-walking tests).
+    """
+    if request.endpoint is None or request.method == "OPTIONS":
+        return
+    view = current_app.view_functions.get(request.endpoint)
+    requirement = getattr(view, SCOPE_REQUIREMENT_ATTRIBUTE, None)
+    if isinstance(requirement, ScopeRequirement):
+        requirement.check()
 
 
 def request_context() -> RequestContext:
@@ -125,6 +169,8 @@ def request_context() -> RequestContext:
         client_address=request.remote_addr,
         request_id=g.get("request_id"),
         trace_id=current_trace_id(),
+        client_request_id=g.get("client_request_id"),
+        client_traceparent=g.get("client_traceparent"),
     )
 
 

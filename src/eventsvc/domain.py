@@ -77,13 +77,18 @@ class RequestContext:
     """Who asked for a change, from where: what the audit trail records with it.
 
     ``actor`` is ``token:<id>`` (plus `` cert:<subject>`` over mutual TLS) or
-    ``anonymous``; never a secret.
+    ``anonymous``; never a secret. ``request_id`` is always minted by us;
+    what the caller sent (``X-Request-Id``, ``traceparent``) is kept apart in
+    the ``client_*`` fields, so nobody can pass their id off as ours.
+    ``trace_id`` continues the caller's trace when a ``traceparent`` came in.
     """
 
     actor: str
     client_address: str | None = None
     request_id: str | None = None
     trace_id: str | None = None
+    client_request_id: str | None = None
+    client_traceparent: str | None = None
 
 
 SYSTEM_CONTEXT = RequestContext(actor="anonymous")

@@ -16,7 +16,11 @@ When it re-issues a certificate to the same files, it asks the master for a
 graceful reload (SIGHUP): new workers start with the new files, the old ones
 finish their in-flight requests and exit. That is how rotation avoids
 downtime without a lock around queries. On exit the certificates and the
-token are revoked and the runtime directory removed.
+token are revoked and the runtime directory removed; so they are when
+gunicorn gives up before serving (say, the address is taken).
+
+Each worker also writes the counts of aggregated denials
+(:mod:`eventsvc.audit.denials`) every few seconds and when it exits.
 """
 
 from __future__ import annotations
@@ -28,12 +32,15 @@ import sys
 from contextlib import closing
 from typing import Any
 
+from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.arbiter import Arbiter
 from pydantic import ValidationError
 from pymongo.errors import PyMongoError
 
+from eventsvc.api.services import denial_recorder
 from eventsvc.app import create_app
+from eventsvc.audit.denials import start_denial_flushes
 from eventsvc.audit.log import start_checkpoints
 from eventsvc.bootstrap import BootstrapInvalid, import_bootstrap_token
 from eventsvc.credentials import (
@@ -57,6 +64,7 @@ log = logging.getLogger(__name__)
 
 THREADS_PER_WORKER = 8
 AUDIT_CHECKPOINT_SECONDS = 30  # how much of a chain's tail can be cut unnoticed, at most
+DENIAL_FLUSH_SECONDS = 5  # how late a closed window's denial count reaches the trail
 EXIT_CONFIG_ERROR = 2
 EXIT_VAULT_ERROR = 1
 
@@ -147,9 +155,32 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
     ) -> None:
         self.settings = settings
         self.credentials = credentials
+        self.vault = vault
         self.keeper = LeaseKeeperProcess(vault) if vault is not None else None
         self.reloaded = False
+        self.serving = False  # set by when_ready: gunicorn has bound its sockets
+        self.worker_app: Flask | None = None  # in a worker: the app it serves
         super().__init__()
+
+    def run(self) -> None:
+        """Run gunicorn; if it exits before serving (say, the port is taken), fail closed.
+
+        gunicorn exits from inside ``Arbiter.start`` when it cannot bind,
+        before any hook that would clean up. By then we hold a Vault token
+        and key/certificate files: revoke and remove them, then exit with one
+        line, so a failed start leaves no live credential behind.
+        """
+        try:
+            super().run()
+        except SystemExit:
+            if self.serving or self.vault is None:
+                raise
+            self.vault.shutdown()
+            _fail(
+                EXIT_VAULT_ERROR,
+                f"could not start serving on {self.settings.bind} (address in use?); "
+                "the Vault token and certificates were revoked and the files removed",
+            )
 
     def load_config(self) -> None:
         """Runs in the master at start and at every reload."""
@@ -157,8 +188,9 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             self.cfg.set(key, value)
         self.cfg.set("child_exit", worker_exited)  # metrics: forget a dead worker's gauges
         self.cfg.set("on_reload", self.mark_reloaded)
+        self.cfg.set("worker_exit", self.flush_denials)
+        self.cfg.set("when_ready", self.start_lease_keeper)
         if self.keeper is not None:
-            self.cfg.set("when_ready", self.start_lease_keeper)
             self.cfg.set("on_exit", self.stop_lease_keeper)
 
     def load(self) -> Any:
@@ -167,11 +199,19 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         services = connect_services(self.settings, self.credentials)
         self.check_schema(services)
         start_checkpoints(services.audit, AUDIT_CHECKPOINT_SECONDS)
-        return create_app(
+        app = create_app(
             self.settings,
             services,
             certificates_expire_at=self.credentials.certificates_expire_at(),
         )
+        start_denial_flushes(denial_recorder(app), DENIAL_FLUSH_SECONDS)
+        self.worker_app = app
+        return app
+
+    def flush_denials(self, arbiter: Arbiter, worker: Any) -> None:
+        """gunicorn worker_exit hook (in the worker): write the open windows' denial counts."""
+        if self.worker_app is not None:
+            denial_recorder(self.worker_app).flush(everything=True)
 
     def check_schema(self, services: Services) -> None:
         """Create or check collections, validators and indexes before serving.
@@ -201,7 +241,8 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         self.reloaded = True
 
     def start_lease_keeper(self, arbiter: Arbiter) -> None:
-        """gunicorn when_ready hook: the master handles SIGHUP now, and no worker exists yet."""
+        """gunicorn when_ready hook: sockets are bound, the master handles SIGHUP, no worker yet."""
+        self.serving = True
         if self.keeper is not None and self.keeper.pid is None:
             self.keeper.start(os.getpid(), arbiter.LISTENERS)
 

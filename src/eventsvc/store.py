@@ -234,6 +234,17 @@ def _parse_id(event_id: str) -> ObjectId:
         raise EventNotFound(f"event {event_id} does not exist") from error
 
 
+def _idempotency_id(context: RequestContext, idempotency_key: str) -> str:
+    """The stored identity of an Idempotency-Key: the caller and the key, never the key alone.
+
+    A key alone is global: anyone who learns (or guesses) another client's
+    key could replay its request and read its event. The key's pattern has
+    no ``|``, so the part after the last ``|`` is the key and the pair is
+    unambiguous; the unique ``_id`` index does the rest.
+    """
+    return f"{context.actor}|{idempotency_key}"
+
+
 def _request_fingerprint(new_event: NewEvent) -> str:
     """Digest of a create request, to tell a retry from a different request."""
     canonical = json.dumps(
@@ -389,6 +400,8 @@ class EventStore:
 
         The event, its idempotency record and its audit record commit
         together, so a key never points at an event that does not exist.
+        A key belongs to the caller that used it (``context.actor``): another
+        caller sending the same key gets its own new event, never ours.
         """
         now = truncate_to_ms(utc_now())
         document: Document = {
@@ -403,11 +416,15 @@ class EventStore:
         }
         fingerprint = _request_fingerprint(new_event)
 
+        key_id = None if idempotency_key is None else _idempotency_id(context, idempotency_key)
+
         def work(session: ClientSession) -> None:
-            if idempotency_key is not None:
+            if key_id is not None:
                 self._collection(IDEMPOTENCY_KEYS).insert_one(
                     {
-                        "_id": idempotency_key,
+                        "_id": key_id,
+                        "caller": context.actor,
+                        "key": idempotency_key,
                         "request": fingerprint,
                         "event_id": document["_id"],
                         "created_at": now,
@@ -420,14 +437,14 @@ class EventStore:
         try:
             self._in_transaction(work)
         except DuplicateKeyError:
-            if idempotency_key is None:
+            if key_id is None:
                 raise
-            return self._replay(idempotency_key, fingerprint)
+            return self._replay(key_id, fingerprint)
         return CreateResult(_to_event(document), replayed=False)
 
-    def _replay(self, idempotency_key: str, fingerprint: str) -> CreateResult:
+    def _replay(self, key_id: str, fingerprint: str) -> CreateResult:
         record = unavailable_on_connection_errors(
-            lambda: self._collection(IDEMPOTENCY_KEYS).find_one({"_id": idempotency_key})
+            lambda: self._collection(IDEMPOTENCY_KEYS).find_one({"_id": key_id})
         )
         if record is None:
             # The winner's transaction aborted after all: nothing to replay.

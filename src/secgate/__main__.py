@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import reports
+from secgate import advisories, reports
 from secgate.dast_target import parse_command
+from secgate.freshness import AcknowledgementError, load_acknowledgements
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
 from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
@@ -123,9 +125,10 @@ def _scan(
     try:
         gate_policy = load_policy(policy or security / "policy.yml")
         gate_waivers = load_waivers(waivers or security / "waivers.yml")
+        gate_acks = load_acknowledgements(waivers or security / "waivers.yml")
         stage_options = _options(options)
         dast_target = parse_command(dast_target_command) if dast_target_command else []
-    except (PolicyError, WaiverError, click.BadParameter, ValueError) as exc:
+    except (PolicyError, WaiverError, AcknowledgementError, click.BadParameter, ValueError) as exc:
         console.print(Text(f"secgate: {exc}", style="bold red"))
         return EXIT_USAGE
     base = (report_dir or root / "security" / "reports").absolute()
@@ -139,7 +142,7 @@ def _scan(
     )
     results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
-    verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date())
+    verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date(), gate_acks)
     reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
     update_latest(base, info.report_dir)
     if step_summary is not None:
@@ -167,6 +170,10 @@ def print_summary(
             Text(f"{row.seconds:.1f}"),
         )
     console.print(table)
+    if verdict.advisory_data is not None:
+        data = verdict.advisory_data
+        style = "bold red" if data.problem else ("yellow" if data.accepted_by else "")
+        console.print(Text(data.summary(), style=style))
     for row in stage_rows(results, verdict):
         for note in row.notes:
             console.print(Text(f"  {row.stage}: {note}", style="dim"))
@@ -186,9 +193,82 @@ def print_summary(
     for waiver in verdict.unused_waivers:
         console.print(Text(f"\nwaiver {waiver.fingerprint} ({waiver.owner}) matched no finding: "
                            "delete it from security/waivers.yml", style="bold red"))  # fmt: skip
+    if verdict.advisory_data is not None and verdict.advisory_data.problem:
+        console.print(Text(f"\n{verdict.advisory_data.problem}", style="bold red"))
+    for problem in verdict.acknowledgement_problems:
+        console.print(Text(f"\n{problem}", style="bold red"))
     word = "PASSED" if verdict.passed else "FAILED"
     console.print(Text(f"\ngate {word}", style="bold green" if verdict.passed else "bold red"))
     console.print(Text(f"reports: {info.report_dir}"))
+
+
+@main.command("advisories")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="Relative SECGATE_ADVISORY_DB paths start here.",
+)
+@click.option(
+    "--refresh-after-hours",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Fetch only when the cached copy is missing or older than this; if the "
+    "fetch fails, go on with the cached copy (the gate judges its age).",
+)
+@click.option("--url", default=advisories.PYPA_ARCHIVE_URL, show_default=True,
+              help="https URL of a pypa/advisory-database tar.gz archive.")  # fmt: skip
+def advisories_command(root: Path, refresh_after_hours: int | None, url: str) -> None:
+    """Fetch the current PyPA advisory database into the cache, or say which local copy is used.
+
+    Prints one line. With SECGATE_ADVISORY_DB set nothing is fetched (air-gapped).
+    """
+    sys.exit(_advisories(root, refresh_after_hours, url, dict(os.environ), dt.datetime.now(dt.UTC)))
+
+
+def _advisories(
+    root: Path, refresh_after_hours: int | None, url: str, env: dict[str, str], now: dt.datetime
+) -> int:
+    """One line on stdout (success) or stderr (failure); exit 0 or 1."""
+    today = now.date()
+    named = advisories.named_copy(None, env)
+    if named is not None:
+        try:
+            data = advisories.locate(None, root.absolute(), env)
+        except advisories.AdvisoryDataError as exc:
+            click.echo(f"secgate advisories: offline: {exc}", err=True)
+            return 1
+        click.echo(f"secgate advisories: offline: nothing fetched; using the local copy "
+                   f"{advisories.ENV_DB}={named[0]}: {data.describe()}, "
+                   f"{data.age_days(today)} days old")  # fmt: skip
+        return 0
+    cache = advisories.cache_dir(env)
+    cached = _cached_copy(root, env)
+    if refresh_after_hours is not None and cached is not None and cached.fetched_at is not None:
+        hours = (now - cached.fetched_at).total_seconds() / 3600
+        if hours < refresh_after_hours:
+            click.echo(f"secgate advisories: cached copy is {hours:.0f} h old, not fetched "
+                       f"again: {cached.describe()}")  # fmt: skip
+            return 0
+    try:
+        data = advisories.fetch_into_cache(cache, now, url)
+    except advisories.AdvisoryDataError as exc:
+        if refresh_after_hours is not None and cached is not None:
+            click.echo(f"secgate advisories: {exc}; going on with the cached copy "
+                       f"{cached.describe()} (the gate judges its age)", err=True)  # fmt: skip
+            return 0
+        click.echo(f"secgate advisories: {exc}. Offline? Set {advisories.ENV_DB}=DIR to a "
+                   "local copy of the PyPA advisory database", err=True)  # fmt: skip
+        return 1
+    click.echo(f"secgate advisories: fetched into {data.path}: {data.describe()}")
+    return 0
+
+
+def _cached_copy(root: Path, env: dict[str, str]) -> advisories.AdvisoryData | None:
+    try:
+        return advisories.locate(None, root.absolute(), env)
+    except advisories.AdvisoryDataError:
+        return None
 
 
 if __name__ == "__main__":

@@ -6,14 +6,20 @@
 * a finding meets its stage's policy threshold and no valid waiver covers it;
 * a waiver has expired (even if its finding is gone: the file must be tidied);
 * a waiver matched no finding in a run of its stage (stale waivers hide
-  nothing today but would silently hide a different problem tomorrow).
+  nothing today but would silently hide a different problem tomorrow);
+* the SCA stage ran on advisory data older than the policy allows and no valid
+  acknowledgement accepts it, or an acknowledgement is expired or too long
+  (:mod:`secgate.freshness`). The SCA stage then shows as failed.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from secgate import freshness
 from secgate.model import Finding, StageResult
 from secgate.policy import Policy
 from secgate.waivers import Waiver
@@ -42,6 +48,8 @@ class GateVerdict:
     unused_waivers: list[Waiver] = field(default_factory=list)
     used_waivers: list[Waiver] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    advisory_data: freshness.Freshness | None = None  # None when SCA did not run
+    acknowledgement_problems: list[str] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[Finding]:
@@ -53,15 +61,22 @@ class GateVerdict:
 
 
 def evaluate(
-    results: list[StageResult], policy: Policy, waivers: list[Waiver], today: dt.date
+    results: list[StageResult],
+    policy: Policy,
+    waivers: list[Waiver],
+    today: dt.date,
+    acks: Sequence[freshness.Acknowledgement] = (),
 ) -> GateVerdict:
     """Decide the gate for these stage results (see the module docstring for the rules)."""
     valid = {w.fingerprint: w for w in waivers if not w.expired(today)}
     expired = [w for w in waivers if w.expired(today)]
+    data = freshness.check(results, policy.advisory_max_age_days, acks, today)
     matched: set[str] = set()
     stages: list[StageVerdict] = []
     for result in results:
         verdict = _stage_verdict(result, policy, valid)
+        if result.stage == "sca" and data is not None and data.problem is not None:
+            verdict = dataclasses.replace(verdict, passed=False)
         matched.update(f.fingerprint for f in result.findings)
         stages.append(verdict)
     ran = {r.stage for r in results if r.ran}
@@ -69,7 +84,10 @@ def evaluate(
         w for w in waivers if w.fingerprint not in matched and (w.stage is None or w.stage in ran)
     ]
     used = [w for w in waivers if w.fingerprint in matched]
+    ack_problems = freshness.ack_problems(acks, today)
     reasons = _reasons(stages, expired, unused)
+    reasons += [data.problem] if data is not None and data.problem else []
+    reasons += ack_problems
     return GateVerdict(
         passed=not reasons,
         stages=stages,
@@ -77,6 +95,8 @@ def evaluate(
         unused_waivers=unused,
         used_waivers=used,
         reasons=reasons,
+        advisory_data=data,
+        acknowledgement_problems=ack_problems,
     )
 
 

@@ -2,8 +2,9 @@
 
 The PyPA advisory database (https://github.com/pypa/advisory-database) stores
 one OSV YAML file per advisory under ``vulns/<package>/``. Reading it from disk
-lets the SCA stage run without network access; the snapshot date is reported
-with every result so nobody mistakes an old snapshot for a clean bill of health.
+lets the SCA stage run without network access. Where the copy comes from and
+how old it is is :mod:`secgate.advisories`' business; the gate fails data older
+than the policy allows (:mod:`secgate.freshness`).
 
 Only what the OSV schema says decides whether a version is affected:
 ``affected[].versions`` (exact list) and ``affected[].ranges[]`` of type
@@ -13,11 +14,9 @@ with :mod:`packaging.version` (PEP 440), never as strings.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
-import re
-import shutil
-import subprocess  # nosec B404 - git with a fixed argument list
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,7 +191,12 @@ def severity_from_score(score: float) -> Severity:
 
 
 def _advisory_severity(raw: Any) -> Severity | None:
-    """Highest severity among the advisory's CVSS 3 vectors; None if it has none."""
+    """Highest severity among the advisory's CVSS 3 vectors; None if it has none.
+
+    CVSS v4 vectors are not scored here (v4 scores come from a lookup over
+    hundreds of macro-vectors, not a formula): an advisory with only a v4
+    vector gets the SCA stage's default severity, high, rather than a guess.
+    """
     found: list[Severity] = []
     for item in raw or []:
         if isinstance(item, Mapping) and str(item.get("type", "")).startswith("CVSS_V3"):
@@ -271,48 +275,18 @@ class AdvisoryDb:
         name = canonicalize_name(package)
         return [load_advisory(path) for path in self._files(name)]
 
-    def snapshot(self) -> str:
-        """When the data was taken and how we know: SOURCE.md, else the git commit, else
-        the newest ``modified`` field of any advisory (a lower bound, and said so)."""
-        found = _snapshot_from_source_md(self.root) or _snapshot_from_git(self.root)
-        if found:
-            return found
-        newest = max(
-            (adv.modified for name in self._dirs for adv in self.advisories_for(name)),
-            default="unknown",
-        )
-        return f"{newest[:10]} (newest 'modified' field of any advisory)"
+    def newest_modified(self) -> dt.date | None:
+        """The newest ``modified`` date of any advisory (the data is at least that old)."""
+        dates = [_date_of(adv.modified) for name in self._dirs for adv in self.advisories_for(name)]
+        known = [date for date in dates if date is not None]
+        return max(known) if known else None
 
 
-def _snapshot_from_source_md(root: Path) -> str | None:
-    """The date a SOURCE.md beside or above the database states ("dated YYYY-MM-DD")."""
-    for source in (root / "SOURCE.md", root.parent / "SOURCE.md"):
-        if source.is_file():
-            text = source.read_text(encoding="utf-8")
-            date = re.search(r"dated (\d{4}-\d{2}-\d{2})", text)
-            commit = re.search(r"commit ([0-9a-f]{40})", text)
-            if date:
-                where = f", commit {commit.group(1)}" if commit else ""
-                return f"{date.group(1)} (from {source}{where})"
-    return None
-
-
-def _snapshot_from_git(root: Path) -> str | None:
-    """Commit date and hash when the database is a git checkout (as in CI)."""
-    git = shutil.which("git")
-    if git is None or not (root / ".git").exists():
+def _date_of(timestamp: str) -> dt.date | None:
+    try:
+        return dt.date.fromisoformat(timestamp[:10])
+    except ValueError:
         return None
-    done = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
-        [git, "-C", str(root), "log", "-1", "--format=%cs %H"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    if done.returncode != 0 or not done.stdout.strip():
-        return None
-    date, _, commit = done.stdout.strip().partition(" ")
-    return f"{date} (git commit {commit} of {root})"
 
 
 def audit(db: AdvisoryDb, pins: Mapping[str, str]) -> tuple[list[Match], list[Match]]:

@@ -2,7 +2,9 @@
 
 ``security/policy.yml`` says, for each stage, the lowest severity and
 confidence that fails the gate. A stage missing from the file gets the
-defaults below, so a new stage is gated from day one.
+defaults below, so a new stage is gated from day one. It also says how old
+the SCA stage's advisory data may be (``advisory_data.max_age_days``, see
+:mod:`secgate.freshness`).
 """
 
 from __future__ import annotations
@@ -31,12 +33,16 @@ class StagePolicy:
         return finding.severity >= self.min_severity and finding.confidence >= self.min_confidence
 
 
+DEFAULT_ADVISORY_MAX_AGE_DAYS = 7
+
+
 @dataclass(frozen=True)
 class Policy:
     """Thresholds per stage; stages not listed use ``default``."""
 
     stages: dict[str, StagePolicy] = field(default_factory=dict)
     default: StagePolicy = field(default_factory=StagePolicy)
+    advisory_max_age_days: int = DEFAULT_ADVISORY_MAX_AGE_DAYS
 
     def for_stage(self, stage: str) -> StagePolicy:
         return self.stages.get(stage, self.default)
@@ -53,6 +59,7 @@ DEFAULT_POLICY = Policy(
 )
 
 _STAGE_KEYS = {"min_severity", "min_confidence"}
+_TOP_KEYS = {"stages", "advisory_data"}
 
 
 def load_policy(path: Path) -> Policy:
@@ -65,10 +72,29 @@ def load_policy(path: Path) -> Policy:
         raise PolicyError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
         raise PolicyError(f"{path}: expected a mapping with a 'stages:' mapping")
+    unknown = sorted(set(data) - _TOP_KEYS)
+    if unknown:
+        raise PolicyError(f"{path}: unknown keys {unknown}; known: {sorted(_TOP_KEYS)}")
     stages = dict(DEFAULT_POLICY.stages)
     for stage, rules in data["stages"].items():
         stages[str(stage)] = _stage_policy(path, str(stage), rules)
-    return Policy(stages=stages, default=DEFAULT_POLICY.default)
+    return Policy(
+        stages=stages,
+        default=DEFAULT_POLICY.default,
+        advisory_max_age_days=_max_age_days(path, data.get("advisory_data")),
+    )
+
+
+def _max_age_days(path: Path, rules: Any) -> int:
+    """``advisory_data: {max_age_days: N}``; absent means the default, 7 days."""
+    if rules is None:
+        return DEFAULT_ADVISORY_MAX_AGE_DAYS
+    value = rules.get("max_age_days") if isinstance(rules, dict) else None
+    if not isinstance(rules, dict) or set(rules) != {"max_age_days"}:
+        raise PolicyError(f"{path}: advisory_data may only set max_age_days")
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(f"{path}: advisory_data.max_age_days must be a whole number >= 0")
+    return value
 
 
 def _stage_policy(path: Path, stage: str, rules: Any) -> StagePolicy:

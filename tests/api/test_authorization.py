@@ -115,6 +115,42 @@ def test_authorization_matrix(
     assert allowed.status_code not in (401, 403), allowed.data
 
 
+def invalid_call(client: FlaskClient, method: str, path: str, token: str | None) -> Any:
+    """A request invalid in every part the spec validates: path, query, headers and body."""
+    url = path.replace("{event_id}", "not-an-id").replace("{token_id}", "NOT_A_TOKEN_ID")
+    headers = {
+        "Content-Type": "application/json",
+        "Idempotency-Key": "!",
+        "If-Match": "\x7f",
+        **({"Authorization": f"Bearer {token}"} if token else {}),
+    }
+    query = {"limit": "-1", "from": "yesterday", "start_from": "{'$gt': ''}", "unknown": "1"}
+    return client.open(url, method=method.upper(), query_string=query, headers=headers, data="{")
+
+
+@pytest.mark.parametrize(("method", "path"), sorted(EXPECTED_SCOPE))
+def test_authentication_comes_before_input_validation(
+    anonymous_client: FlaskClient, make_token: Callable[..., str], method: str, path: str
+) -> None:
+    """An unauthenticated or under-scoped caller gets 401/403, never the schema's feedback."""
+    scope = EXPECTED_SCOPE[(method, path)]
+    anonymous = invalid_call(anonymous_client, method, path, None)
+    assert anonymous.status_code == 401, anonymous.data
+    assert "errors" not in problem_of(anonymous)
+    garbage = invalid_call(anonymous_client, method, path, "not-a-token")
+    assert garbage.status_code == 401, garbage.data
+    wrong_scope = invalid_call(anonymous_client, method, path, make_token(*(SCOPES - {scope})))
+    assert wrong_scope.status_code == 403, wrong_scope.data
+    assert "errors" not in problem_of(wrong_scope)
+    # With the right scope, the same request reaches validation: the input really is invalid.
+    allowed = invalid_call(anonymous_client, method, path, make_token(scope))
+    operation = anonymous_client.get("/openapi.json").get_json()["paths"][path][method]
+    if operation.get("parameters") or operation.get("requestBody"):
+        assert allowed.status_code in (400, 415, 422), allowed.data
+    else:
+        assert allowed.status_code not in (401, 403), allowed.data
+
+
 def test_probes_need_no_token(anonymous_client: FlaskClient) -> None:
     assert anonymous_client.get("/healthz").status_code == 200
     assert anonymous_client.get("/readyz").status_code == 200

@@ -71,12 +71,14 @@ def test_security_headers_on_every_response(client: FlaskClient) -> None:
         assert "default-src 'none'" in response.headers["Content-Security-Policy"]
 
 
-def test_request_id_is_propagated_when_well_formed(client: FlaskClient) -> None:
-    ok = client.get("/healthz", headers={"X-Request-Id": "abc-123-def-456"})
-    assert ok.headers["X-Request-Id"] == "abc-123-def-456"
+def test_request_id_is_always_minted_by_the_server(client: FlaskClient) -> None:
+    """A caller's X-Request-Id is never passed off as ours (it is kept as client_request_id)."""
+    chosen = client.get("/healthz", headers={"X-Request-Id": "abc-123-def-456"})
+    assert chosen.headers["X-Request-Id"] != "abc-123-def-456"
+    assert len(chosen.headers["X-Request-Id"]) == 36  # a fresh uuid4
     forged = client.get("/healthz", headers={"X-Request-Id": "<script> or too long" * 4})
     assert forged.headers["X-Request-Id"] != "<script> or too long" * 4
-    assert len(forged.headers["X-Request-Id"]) == 36  # a fresh uuid4
+    assert len(forged.headers["X-Request-Id"]) == 36
 
 
 def test_list_query_uses_the_start_event_index(store: EventStore, client: FlaskClient) -> None:

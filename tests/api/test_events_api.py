@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from flask.testing import FlaskClient
@@ -57,6 +58,23 @@ def test_idempotency_key_with_a_different_body_is_422(client: FlaskClient) -> No
     assert response.status_code == 422
     assert problem_of(response)["type"].endswith("idempotency-key-reused")
     assert len(client.get(EVENTS).get_json()["items"]) == 1
+
+
+def test_idempotency_key_is_scoped_to_the_caller(
+    anonymous_client: FlaskClient, make_token: Callable[..., str]
+) -> None:
+    """Another caller sending the same key and body gets its own event, never the first one."""
+    headers = {"Idempotency-Key": "shared-key-0001"}
+    owner = {"Authorization": f"Bearer {make_token('events:write')}", **headers}
+    other = {"Authorization": f"Bearer {make_token('events:write')}", **headers}
+    first = anonymous_client.post(EVENTS, json={"name": "mine"}, headers=owner)
+    stolen = anonymous_client.post(EVENTS, json={"name": "mine"}, headers=other)
+    assert first.status_code == stolen.status_code == 201
+    assert stolen.get_json()["id"] != first.get_json()["id"]
+    assert "Idempotent-Replayed" not in stolen.headers
+    replay = anonymous_client.post(EVENTS, json={"name": "mine"}, headers=owner)
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.get_json()["id"] == first.get_json()["id"]
 
 
 def test_get_unknown_event_is_404(client: FlaskClient) -> None:

@@ -37,12 +37,21 @@ def test_problem_json_through_gunicorn(api_server: ApiServer) -> None:
     response = requests.post(
         f"{api_server.base_url}/api/v1/events",
         data="nope",
-        headers={"Content-Type": "text/plain"},
+        headers={"Content-Type": "text/plain", **api_server.headers},
         verify=str(api_server.ca_file),
         timeout=10,
     )
     assert response.status_code == 415
     assert response.headers["Content-Type"] == "application/problem+json"
+    anonymous = requests.post(  # no token: refused before the body is even looked at
+        f"{api_server.base_url}/api/v1/events",
+        data="nope",
+        headers={"Content-Type": "text/plain"},
+        verify=str(api_server.ca_file),
+        timeout=10,
+    )
+    assert anonymous.status_code == 401
+    assert anonymous.headers["Content-Type"] == "application/problem+json"
 
 
 def test_plain_http_is_refused(api_server: ApiServer) -> None:

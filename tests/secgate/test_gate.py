@@ -139,7 +139,7 @@ def test_waiver_for_a_below_threshold_finding_counts_as_used() -> None:
 
 def test_each_stage_verdict_says_whether_that_stage_passed() -> None:
     blocked = StageResult("sast", True, [finding()])
-    clean = StageResult("sca", True, [])
+    clean = StageResult("secrets", True, [])
     not_run = StageResult("dast", ran=False, error="no target")
     verdict = evaluate([blocked, clean, not_run], DEFAULT_POLICY, [], TODAY)
     assert [stage.passed for stage in verdict.stages] == [False, True, False]

@@ -1,9 +1,8 @@
-"""SCA stage end to end: real advisory snapshot, real pip-audit and cyclonedx-py."""
+"""SCA stage end to end: real advisories (committed fixture), real pip-audit and cyclonedx-py."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -16,8 +15,8 @@ from secgate.stages import sca
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VULNERABLE_LOCK = FIXTURES / "sca_vulnerable" / "requirements.txt"
-# CI checks the PyPA advisory-database out at the same commit and points this variable at it.
-ADVISORY_DB = Path(os.environ.get("SECGATE_ADVISORY_DB", REPO.parent / "shared/advisory-db/pypa"))
+# Real PyPA advisories, copied unchanged (see its README.md).
+ADVISORY_DB = FIXTURES / "advisory-db"
 
 
 def context(report_dir: Path, **options: str) -> ScanContext:
@@ -71,15 +70,20 @@ def test_withdrawn_advisory_is_reported_not_applicable(vulnerable: StageResult) 
     assert any("PYSEC-2023-73" in note and "withdrawn" in note for note in vulnerable.notes)
 
 
-def test_report_metadata_names_source_snapshot_and_count(vulnerable: StageResult) -> None:
-    assert str(ADVISORY_DB.resolve()) in vulnerable.metadata["advisory_source"]
-    # SOURCE.md here, the git commit of the same snapshot in CI.
-    assert vulnerable.metadata["advisory_snapshot"].startswith("2024-10-10 (")
-    assert int(vulnerable.metadata["advisory_count"]) > 2000
+def test_report_metadata_names_source_date_and_count(vulnerable: StageResult) -> None:
+    metadata = vulnerable.metadata
+    assert metadata["advisory_source"] == str(ADVISORY_DB.resolve())
+    assert metadata["advisory_chosen_by"] == "option advisory_db"
+    # The fixture has no SOURCE.md and is no git checkout: its newest advisory dates it.
+    assert metadata["advisory_data_date"] == "2026-09-10"
+    assert metadata["advisory_as_of"] == "2026-09-10"
+    assert metadata["advisory_fetched_at"] == ""
+    assert metadata["advisory_count"] == "19"
+    assert metadata["sca_source"] == "offline"  # a named local copy: air-gapped, no pip-audit
 
 
 def test_pip_audit_compatible_json(vulnerable: StageResult) -> None:
-    report = next(p for p in vulnerable.artifacts if p.name == "pip-audit.json")
+    report = next(p for p in vulnerable.artifacts if p.name == "advisory-db.json")
     document = json.loads(report.read_text(encoding="utf-8"))
     jinja = next(d for d in document["dependencies"] if d["name"] == "jinja2")
     assert jinja["version"] == "2.10"
@@ -111,9 +115,7 @@ def test_licence_of_a_mismatched_install_is_not_trusted(vulnerable: StageResult)
 
 def test_pip_audit_online_fails_loudly_here(tmp_path: Path) -> None:
     """No PyPI JSON API on this machine: --strict must fail the stage, not pass it."""
-    result = run_stage(
-        "sca", context(tmp_path, sca_source="pip-audit", lock_file=str(VULNERABLE_LOCK))
-    )
+    result = run_stage("sca", context(tmp_path, sca_source="both", lock_file=str(VULNERABLE_LOCK)))
     assert not result.ran
     assert result.error is not None
     assert "pip-audit" in result.error
@@ -124,7 +126,18 @@ def test_missing_advisory_db_fails_the_stage(tmp_path: Path) -> None:
     ctx = context(tmp_path, lock_file=str(VULNERABLE_LOCK), advisory_db=str(tmp_path / "nowhere"))
     result = run_stage("sca", ctx)
     assert not result.ran
-    assert "no advisory database" in (result.error or "")
+    assert "holds no advisory database" in (result.error or "")
+
+
+def test_without_any_advisory_data_the_stage_says_how_to_get_it(tmp_path: Path) -> None:
+    """No option, no SECGATE_ADVISORY_DB, an empty cache (conftest): nothing is guessed."""
+    ctx = context(tmp_path, lock_file=str(VULNERABLE_LOCK))
+    ctx = ScanContext(ctx.root, ctx.report_dir, ctx.security_dir, ctx.tools_bin, True, {
+        "lock_file": str(VULNERABLE_LOCK), "sca_source": "offline"})  # fmt: skip
+    result = run_stage("sca", ctx)
+    assert not result.ran
+    assert "no advisory data: run `make advisories`" in (result.error or "")
+    assert "SECGATE_ADVISORY_DB=DIR" in (result.error or "")
 
 
 def test_missing_tools_fail_the_stage(tmp_path: Path) -> None:
@@ -180,21 +193,41 @@ def fake_pip_audit(tmp_path: Path, report: Mapping[str, object], exit_code: int)
 
 
 def online_context(tmp_path: Path, tools: Path) -> ScanContext:
-    ctx = context(tmp_path / "reports", sca_source="pip-audit", lock_file=str(VULNERABLE_LOCK))
+    ctx = context(tmp_path / "reports", sca_source="both", lock_file=str(VULNERABLE_LOCK))
     return ScanContext(ctx.root, ctx.report_dir, ctx.security_dir, tools, False, ctx.options)
 
 
-def test_pip_audit_vulnerabilities_become_findings(tmp_path: Path, vulnerable: StageResult) -> None:
-    vuln = {"id": "PYSEC-2019-217", "fix_versions": ["2.10.1"], "aliases": ["CVE-2019-10906"]}
-    report = {"dependencies": [{"name": "jinja2", "version": "2.10", "vulns": [vuln]}]}
+def test_both_sources_merge_one_flaw_into_one_finding(
+    tmp_path: Path, vulnerable: StageResult
+) -> None:
+    """pip-audit names jinja2's flaw by its GHSA id; the database by PYSEC-2019-217.
+
+    One finding with the database's id (so its fingerprint and waiver do not depend on
+    whether pip-audit ran); a flaw only pip-audit knows is a finding of its own.
+    """
+    same_flaw = {
+        "id": "GHSA-462w-v97r-4m45",
+        "fix_versions": ["2.10.1"],
+        "aliases": ["CVE-2019-10906", "PYSEC-2019-217"],
+    }
+    only_live = {"id": "GHSA-aaaa-bbbb-cccc", "fix_versions": ["2.20.0"], "aliases": []}
+    report = {
+        "dependencies": [
+            {"name": "Jinja2", "version": "2.10", "vulns": [same_flaw]},
+            {"name": "requests", "version": "2.19.1", "vulns": [only_live]},
+        ]
+    }
     result = run_stage("sca", online_context(tmp_path, fake_pip_audit(tmp_path, report, 1)))
     assert result.tool_versions["pip-audit"] == "pip-audit (fake)"
-    [finding] = [f for f in result.findings if f.tool == "pip-audit"]
-    assert finding.rule_id == "PYSEC-2019-217"
-    assert finding.help == "upgrade jinja2 to >= 2.10.1"
-    # The same advisory from either source is the same finding (waivers keep matching).
+    jinja = [f for f in result.findings if "jinja2==2.10" in f.location and "10906" in f.message]
+    assert [(f.tool, f.rule_id) for f in jinja] == [("osv-offline", "PYSEC-2019-217")]
     offline = next(f for f in vulnerable.findings if f.rule_id == "PYSEC-2019-217")
-    assert finding.fingerprint == offline.fingerprint
+    assert jinja[0].fingerprint == offline.fingerprint
+    [live] = [f for f in result.findings if f.tool == "pip-audit"]
+    assert live.rule_id == "GHSA-aaaa-bbbb-cccc"
+    assert live.help == "upgrade requests to >= 2.20.0"
+    assert "pip-audit GHSA-462w-v97r-4m45 (jinja2) is PYSEC-2019-217: reported once" in result.notes
+    assert {p.name for p in result.artifacts} >= {"advisory-db.json", "pip-audit.json"}
 
 
 def test_pip_audit_skipped_dependency_fails_even_with_exit_0(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from eventsvc.auth import authorize_request
 from eventsvc.observability import (
     TRACE_ID_HEADER,
     current_trace_id,
@@ -20,7 +21,9 @@ from eventsvc.observability import (
 log = logging.getLogger("eventsvc.access")
 
 REQUEST_ID_HEADER = "X-Request-Id"
+TRACEPARENT_HEADER = "traceparent"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
+_TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 MAX_JSON_DEPTH = 8
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
@@ -42,9 +45,19 @@ def _json_depth(value: Any) -> int:
 
 
 def assign_request_id() -> None:
-    """Reuse a well-formed incoming X-Request-Id (tracing across hops), else mint one."""
+    """Mint our own request id; keep the caller's ids apart, labelled as theirs.
+
+    A caller chooses its ``X-Request-Id`` and ``traceparent``, so neither may
+    stand in for the server's id in logs or the audit trail (one caller could
+    reuse another's id to muddle an investigation). Well-formed values are
+    kept as ``g.client_request_id`` / ``g.client_traceparent`` for
+    correlation; malformed ones are dropped.
+    """
+    g.request_id = str(uuid.uuid4())
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    g.request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else str(uuid.uuid4())
+    g.client_request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else None
+    traceparent = request.headers.get(TRACEPARENT_HEADER, "")
+    g.client_traceparent = traceparent if _TRACEPARENT.match(traceparent) else None
 
 
 def check_json_body() -> None:
@@ -111,7 +124,19 @@ def log_request(response: Response) -> Response:
 
 
 def register_middleware(app: Flask) -> None:
+    """Request ids first, response headers and the access log last."""
     app.before_request(assign_request_id)
-    app.before_request(check_json_body)
     app.after_request(add_security_headers)
     app.after_request(log_request)
+
+
+def register_request_checks(app: Flask) -> None:
+    """Authorise, then look at the body: register after the rate limiter.
+
+    The order is the control: the limiter counts the caller first (cheap),
+    :func:`~eventsvc.auth.authorize_request` refuses unauthenticated or
+    under-scoped callers, and only then is the body parsed (here) and
+    validated (by flask-openapi3, inside the view).
+    """
+    app.before_request(authorize_request)
+    app.before_request(check_json_body)

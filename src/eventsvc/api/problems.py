@@ -13,10 +13,10 @@ from typing import Any
 from flask import Flask, Response, g, json, request
 from limits.errors import StorageError
 from pydantic import ValidationError
-from pymongo.errors import PyMongoError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from eventsvc.api.services import audit_log
+from eventsvc.api.services import denial_recorder
+from eventsvc.audit.denials import DenialKey
 from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
 from eventsvc.domain import (
     EventAlreadyStopped,
@@ -91,12 +91,22 @@ _DOMAIN_STATUS: list[tuple[type[Exception], int, str, str]] = [
 ]
 
 
-def record_denied(detail: str) -> None:
-    """Audit a refused request; an audit outage is counted and logged, not turned into a 500."""
-    try:
-        audit_log().append_denied(request_context(), f"{request.method} {request.path}", detail)
-    except (PyMongoError, StoreUnavailable):
-        log.exception("could not write the audit record of a denied request")
+def record_denied(reason: str) -> None:
+    """Audit a refused request (401, 403, 429), aggregated per source, reason and route.
+
+    The source is the authenticated actor when there is one, else the
+    client address; the route is the template, never the raw path, so a
+    flood cannot make the keys (and the trail) grow without bound (see
+    :mod:`eventsvc.audit.denials`). An audit outage is logged there, never
+    turned into a 500.
+    """
+    context = request_context()
+    source = context.actor
+    if source == "anonymous":
+        source = f"address:{request.remote_addr or 'unknown'}"
+    rule = request.url_rule.rule if request.url_rule is not None else "(no route)"
+    key = DenialKey(source=source, reason=reason[:100], route=f"{request.method} {rule}"[:200])
+    denial_recorder().record(key, context)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -117,6 +127,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Unauthenticated)
     def unauthenticated(error: Unauthenticated) -> Response:
+        record_denied(f"401 {error.error or 'no_token'}: {error}")
         return problem(
             401,
             "Unauthorized",
@@ -127,6 +138,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(Forbidden)
     def forbidden(error: Forbidden) -> Response:
+        record_denied(f"403 insufficient_scope: {error}")
         return problem(
             403,
             "Forbidden",

@@ -2,8 +2,8 @@
 
 :func:`eventsvc.app.create_app` stores the :class:`~eventsvc.services.Services`
 it is given under one extension key; routes call :func:`event_store`,
-:func:`token_store` or :func:`audit_log` instead of indexing
-``current_app.extensions`` with strings.
+:func:`token_store`, :func:`audit_log` or :func:`denial_recorder` instead
+of indexing ``current_app.extensions`` with strings.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from datetime import datetime
 
 from flask import Flask, current_app
 
+from eventsvc.audit.denials import DenialRecorder
 from eventsvc.audit.log import AuditLog
 from eventsvc.services import Services
 from eventsvc.store import EventStore
@@ -19,14 +20,19 @@ from eventsvc.tokens import TokenStore
 
 SERVICES_KEY = "eventsvc.services"
 CERTIFICATES_EXPIRE_AT_KEY = "eventsvc.certificates_expire_at"
+DENIALS_KEY = "eventsvc.denials"
 
 
 def install_services(
     app: Flask, services: Services, certificates_expire_at: datetime | None
 ) -> None:
-    """Make ``services`` and the worker's certificate expiry reachable from requests."""
+    """Make ``services``, the worker's certificate expiry and a denial recorder reachable.
+
+    The recorder is per app (per worker process): its windows are in memory.
+    """
     app.extensions[SERVICES_KEY] = services
     app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = certificates_expire_at
+    app.extensions[DENIALS_KEY] = DenialRecorder(services.audit)
 
 
 def current_services() -> Services:
@@ -47,6 +53,14 @@ def token_store() -> TokenStore:
 
 def audit_log() -> AuditLog:
     return current_services().audit
+
+
+def denial_recorder(app: Flask | None = None) -> DenialRecorder:
+    """The app's denial recorder (``app``: outside a request, e.g. at worker exit)."""
+    found = (app or current_app).extensions[DENIALS_KEY]
+    if not isinstance(found, DenialRecorder):
+        raise TypeError(f"{DENIALS_KEY} holds {type(found).__name__}, not DenialRecorder")
+    return found
 
 
 def certificates_expire_at() -> datetime | None:

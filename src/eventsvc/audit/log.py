@@ -174,9 +174,17 @@ class AuditLog:
         with count_audit_failures():
             return self.append(entry, session=session)
 
-    def append_denied(self, context: RequestContext, target: str, detail: str) -> AuditRecord:
-        """Record a refused request (401, 403, 429); failures are counted and raised."""
-        entry = _entry(context, "request.denied", target[:200], "denied", detail=detail[:200])
+    def append_denied(
+        self, context: RequestContext, target: str, detail: str, *, count: int = 1
+    ) -> AuditRecord:
+        """Record ``count`` refused requests (401, 403, 429); failures are counted and raised.
+
+        :class:`eventsvc.audit.denials.DenialRecorder` decides how many
+        requests one record stands for; this only writes it.
+        """
+        entry = _entry(
+            context, "request.denied", target[:200], "denied", detail=detail[:200], count=count
+        )
         with count_audit_failures():
             return self.append(entry)
 
@@ -284,6 +292,7 @@ def _entry(
     before: Mapping[str, Any] | None = None,
     after: Mapping[str, Any] | None = None,
     detail: str | None = None,
+    count: int | None = None,
 ) -> AuditEntry:
     """An entry for what ``context`` (who, from where, which request) did."""
     return AuditEntry(
@@ -297,6 +306,9 @@ def _entry(
         request_id=context.request_id,
         trace_id=context.trace_id,
         detail=detail,
+        client_request_id=context.client_request_id,
+        client_traceparent=context.client_traceparent,
+        count=count,
     )
 
 

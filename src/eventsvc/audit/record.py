@@ -145,6 +145,12 @@ class AuditEntry:
     ``cert:<subject>`` or ``anonymous``. ``before``/``after`` are hashed, not
     stored: the trail proves which state a change saw and left without
     copying event data into it.
+
+    ``request_id`` is the server's; ``client_request_id`` and
+    ``client_traceparent`` are what the caller claimed, labelled as such.
+    ``count`` is how many denied requests one record stands for (see
+    :mod:`eventsvc.audit.denials`). These three are written only when set,
+    so every other record keeps the exact form (and hash) it always had.
     """
 
     actor: str
@@ -157,6 +163,9 @@ class AuditEntry:
     request_id: str | None
     trace_id: str | None
     detail: str | None = None
+    client_request_id: str | None = None
+    client_traceparent: str | None = None
+    count: int | None = None
 
     def __post_init__(self) -> None:
         if not _ACTOR.match(self.actor):
@@ -167,6 +176,8 @@ class AuditEntry:
             raise ValueError(f"unknown audit action {self.action!r}")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"unknown audit outcome {self.outcome!r}")
+        if self.count is not None and self.count < 1:
+            raise ValueError("count must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -188,9 +199,17 @@ class AuditRecord:
     request_id: str | None
     trace_id: str | None
     detail: str | None
+    client_request_id: str | None = None
+    client_traceparent: str | None = None
+    count: int | None = None
 
     def fields(self) -> Document:
         """The hashed fields in wire form (what :func:`record_hash` takes)."""
+        optional = {
+            "client_request_id": self.client_request_id,
+            "client_traceparent": self.client_traceparent,
+            "count": self.count,
+        }
         return {
             "format": FORMAT,
             "chain": self.chain,
@@ -207,7 +226,7 @@ class AuditRecord:
             "request_id": self.request_id,
             "trace_id": self.trace_id,
             "detail": self.detail,
-        }
+        } | {name: value for name, value in optional.items() if value is not None}
 
     def document(self) -> Document:
         """The MongoDB document: wire fields, ``time`` as a BSON date, and ``hash``."""
@@ -250,5 +269,8 @@ def next_record(
         request_id=entry.request_id,
         trace_id=entry.trace_id,
         detail=entry.detail,
+        client_request_id=entry.client_request_id,
+        client_traceparent=entry.client_traceparent,
+        count=entry.count,
     )
     return replace(unsigned, hash=record_hash(unsigned.fields(), hmac_key))

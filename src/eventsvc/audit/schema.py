@@ -71,6 +71,10 @@ AUDIT_VALIDATOR: Document = {
             "request_id": _optional_string(200),
             "trace_id": _optional_string(200),
             "detail": _optional_string(500),
+            # Optional: present only when set (see record.AuditEntry).
+            "client_request_id": {"bsonType": "string", "maxLength": 64},
+            "client_traceparent": {"bsonType": "string", "maxLength": 55},
+            "count": {"bsonType": ["int", "long"], "minimum": 1},
         },
     }
 }

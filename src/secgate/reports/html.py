@@ -81,6 +81,8 @@ def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime) -> str:
         ["report written (UTC)", esc(now.isoformat(timespec="seconds"))],
         ["stages requested", esc(", ".join(info.stages))],
     ]
+    if verdict.advisory_data is not None:
+        rows.insert(0, ["advisory data", f"<b>{esc(verdict.advisory_data.summary())}</b>"])
     return f'<h1>secgate: <span class="{css}">{word}</span></h1>' + table(["", ""], rows)
 
 

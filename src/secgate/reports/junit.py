@@ -1,4 +1,4 @@
-"""JUnit XML: one testcase per stage and one per blocking finding or waiver problem.
+"""JUnit XML: one testcase per stage, per blocking finding, waiver problem and advisory data.
 
 CI systems that show test results (GitHub test reporters, GitLab, Jenkins)
 then show the gate as failing tests with a message that says what to do.
@@ -32,6 +32,13 @@ def write(path: Path, results: list[StageResult], verdict: GateVerdict) -> Path:
     for waiver in verdict.unused_waivers:
         case = _case(suite, "secgate.waivers", f"waiver {waiver.fingerprint}", 0.0)
         _fail(case, f"matched no finding (owner {waiver.owner})", waiver.reason)
+    data = verdict.advisory_data
+    if data is not None:
+        case = _case(suite, "secgate.advisory-data", "advisory data freshness", 0.0)
+        if data.problem:
+            _fail(case, data.problem, data.summary())
+    for problem in verdict.acknowledgement_problems:
+        _fail(_case(suite, "secgate.advisory-data", "acknowledgement", 0.0), problem, "")
     cases = suite.findall("testcase")
     suite.set("tests", str(len(cases)))
     suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))

@@ -15,10 +15,10 @@ from secgate.pipeline import RunInfo
 from secgate.reports.summary import SEVERITIES, stage_rows
 
 
-def code(text: str) -> str:
-    """Inline code span that cannot be broken out of."""
+def code(text: str, limit: int = 300) -> str:
+    """Inline code span that cannot be broken out of, cut at ``limit`` characters."""
     cleaned = " ".join(text.replace("`", "'").split())
-    return f"`{cleaned[:300]}`" if cleaned else ""
+    return f"`{cleaned[:limit]}`" if cleaned else ""
 
 
 def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> str:
@@ -27,6 +27,7 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         "",
         f"Run `{info.run_id}` on commit `{info.commit}`.",
         "",
+        *([code(verdict.advisory_data.summary(), 1000), ""] if verdict.advisory_data else []),
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
         "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
     ]
@@ -48,6 +49,9 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         lines.append(f"- waiver {code(w.fingerprint)} ({code(w.owner)}) expired on {w.expires}")
     for w in verdict.unused_waivers:
         lines.append(f"- waiver {code(w.fingerprint)} ({code(w.owner)}) matched no finding")
+    if verdict.advisory_data is not None and verdict.advisory_data.problem:
+        lines.append(f"- {code(verdict.advisory_data.problem)}")
+    lines += [f"- {code(problem)}" for problem in verdict.acknowledgement_problems]
     lines += ["", "Full report: `report.html`, SARIF: `secgate.sarif` in the run's artifacts.", ""]
     return "\n".join(lines)
 

@@ -5,17 +5,21 @@ whatever happens to be installed: that is what ships.
 
 Options (``ctx.options``):
 
-- ``sca_source``: ``"offline"`` (local OSV advisory database, :mod:`secgate.osv`)
-  or ``"pip-audit"`` (PyPI / OSV web services). Default: offline when
-  ``ctx.offline``, else pip-audit.
-- ``advisory_db``: the PyPA-layout database directory for the offline source.
-  Resolved in this order: the option, then env ``SECGATE_ADVISORY_DB``, then
-  ``<root>/../shared/advisory-db/pypa``; relative paths are relative to ``ctx.root``.
+- ``sca_source``: ``"offline"`` (the advisory database only, :mod:`secgate.osv`) or
+  ``"both"`` (the advisory database, and ``pip-audit --strict`` against the live
+  PyPI service; findings merged by alias, :mod:`secgate.vulnmerge`). Default:
+  offline when a local copy is named (air-gapped), else both.
+- ``advisory_db``: a local PyPA-layout database directory; else env
+  ``SECGATE_ADVISORY_DB``; else the cache ``secgate advisories`` fills. Nothing
+  else is looked at (:mod:`secgate.advisories`); relative paths are relative to
+  ``ctx.root``. Which copy, its date and its age go into the stage's metadata;
+  the gate fails data older than the policy allows.
 - ``lock_file``: default ``requirements/runtime.txt`` (relative to ``ctx.root``).
 - ``license_venv``: environment whose metadata gives the licences, default ``<root>/.venv``.
 
-Outputs in ``<report_dir>/sca/``: ``pip-audit.json`` (pip-audit's JSON format for
-both sources, so DefectDojo imports either), ``sbom.cdx.json`` (CycloneDX 1.6)
+Outputs in ``<report_dir>/sca/``: ``advisory-db.json`` (the advisory database's
+matches in pip-audit's JSON format, so DefectDojo imports it), ``pip-audit.json``
+(pip-audit's own, with ``both``), ``sbom.cdx.json`` (CycloneDX 1.6)
 and ``licenses.json``. Any step that cannot run makes the stage not ran: an
 unaudited dependency is never reported as "no known vulnerabilities".
 """
@@ -32,7 +36,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name
 
-from secgate import licenses, osv
+from secgate import advisories, licenses, osv
 from secgate.model import (
     Confidence,
     Finding,
@@ -43,13 +47,13 @@ from secgate.model import (
     fingerprint,
 )
 from secgate.tools import ToolFailed, ToolMissing, run_tool, tool_version
+from secgate.vulnmerge import Reported, merge
 
 log = logging.getLogger(__name__)
 
 STAGE = "sca"
 OWASP = "A06:2021-Vulnerable and Outdated Components"
 DEFAULT_LOCK_FILE = "requirements/runtime.txt"
-DEFAULT_ADVISORY_DB = "../shared/advisory-db/pypa"
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -79,17 +83,6 @@ def read_lock(path: Path) -> dict[str, str]:
     if not pins:
         raise LockFileError(f"{path}: no pinned requirements")
     return pins
-
-
-def advisory_db_path(ctx: ScanContext) -> tuple[Path, str]:
-    """Where the offline advisory database is, and which setting chose it."""
-    if ctx.options.get("advisory_db"):
-        raw, origin = ctx.options["advisory_db"], "option advisory_db"
-    elif os.environ.get("SECGATE_ADVISORY_DB"):
-        raw, origin = os.environ["SECGATE_ADVISORY_DB"], "env SECGATE_ADVISORY_DB"
-    else:
-        raw, origin = DEFAULT_ADVISORY_DB, "default <root>/" + DEFAULT_ADVISORY_DB
-    return (ctx.root / raw).resolve(), origin
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -161,26 +154,29 @@ def pip_audit_document(pins: Mapping[str, str], matches: list[osv.Match]) -> dic
 
 
 def _audit_offline(
-    ctx: ScanContext, pins: dict[str, str], lock_rel: str, out: Path, result: StageResult
+    ctx: ScanContext,
+    pins: dict[str, str],
+    lock_rel: str,
+    out: Path,
+    result: StageResult,
+    reported: list[Reported],
 ) -> str | None:
-    db_path, origin = advisory_db_path(ctx)
     try:
-        db = osv.AdvisoryDb(db_path)
+        data = advisories.locate(ctx.options.get("advisory_db"), ctx.root, os.environ)
+        db = osv.AdvisoryDb(data.path)
         applicable, withdrawn = osv.audit(db, pins)
-        snapshot = db.snapshot()
-    except osv.AdvisoryDbError as exc:
+    except (advisories.AdvisoryDataError, osv.AdvisoryDbError) as exc:
         return str(exc)
+    result.metadata.update(data.metadata())
     result.metadata.update(
         {
-            "advisory_source": f"{db_path} ({origin})",
-            "advisory_snapshot": snapshot,
             "advisory_count": str(db.advisory_count),
             "withdrawn_not_applicable": ", ".join(
                 f"{m.advisory.id} ({m.package})" for m in withdrawn
             ),
         }
     )
-    result.tool_versions["osv-offline"] = f"PyPA advisory-db snapshot {snapshot.split(' ')[0]}"
+    result.tool_versions["osv-offline"] = f"PyPA advisory database {data.data_date or 'undated'}"
     for match in withdrawn:
         result.notes.append(
             f"{match.advisory.id} ({match.package} {match.version}) not applicable: "
@@ -188,20 +184,19 @@ def _audit_offline(
         )
     for match in applicable:
         adv = match.advisory
-        result.findings.append(
-            _vuln_finding(
-                "osv-offline",
-                match.package,
-                match.version,
-                adv.id,
-                list(adv.aliases),
-                adv.summary or adv.details,
-                list(match.fix_versions),
-                adv.severity,
-                lock_rel,
-            )
+        finding = _vuln_finding(
+            "osv-offline",
+            match.package,
+            match.version,
+            adv.id,
+            list(adv.aliases),
+            adv.summary or adv.details,
+            list(match.fix_versions),
+            adv.severity,
+            lock_rel,
         )
-    report = out / "pip-audit.json"
+        reported.append(Reported(finding, match.package, frozenset({adv.id, *adv.aliases})))
+    report = out / "advisory-db.json"
     report.write_text(
         json.dumps(pip_audit_document(pins, applicable), indent=2) + "\n", encoding="utf-8"
     )
@@ -210,7 +205,12 @@ def _audit_offline(
 
 
 def _audit_pip_audit(
-    ctx: ScanContext, lock: Path, lock_rel: str, out: Path, result: StageResult
+    ctx: ScanContext,
+    lock: Path,
+    lock_rel: str,
+    out: Path,
+    result: StageResult,
+    reported: list[Reported],
 ) -> str | None:
     """pip-audit against the online services; --strict so an unaudited dependency fails."""
     report = out / "pip-audit.json"
@@ -224,7 +224,7 @@ def _audit_pip_audit(
     except (ToolMissing, ToolFailed) as exc:
         return f"pip-audit could not run: {exc}"
     result.tool_versions["pip-audit"] = tool_version(ctx, "pip-audit")
-    result.metadata["advisory_source"] = "pip-audit (PyPI vulnerability service)"
+    result.metadata["pip_audit_source"] = "pip-audit --strict (PyPI vulnerability service, live)"
     if not report.is_file():
         return f"pip-audit exited {done.returncode} without a report: {_tail(done.stderr)}"
     try:
@@ -238,20 +238,21 @@ def _audit_pip_audit(
         return "pip-audit could not audit " + "; ".join(skipped)
     for dep in dependencies:
         for vuln in dep.get("vulns") or []:
-            result.findings.append(
-                _vuln_finding(
-                    "pip-audit",
-                    str(dep["name"]),
-                    str(dep["version"]),
-                    str(vuln["id"]),
-                    [str(a) for a in vuln.get("aliases") or []],
-                    str(vuln.get("description") or ""),
-                    [str(v) for v in vuln.get("fix_versions") or []],
-                    None,
-                    lock_rel,
-                )
+            aliases = [str(a) for a in vuln.get("aliases") or []]
+            finding = _vuln_finding(
+                "pip-audit",
+                str(dep["name"]),
+                str(dep["version"]),
+                str(vuln["id"]),
+                aliases,
+                str(vuln.get("description") or ""),
+                [str(v) for v in vuln.get("fix_versions") or []],
+                None,
+                lock_rel,
             )
-    if done.returncode == 1 and not result.findings:
+            package = canonicalize_name(str(dep["name"]))
+            reported.append(Reported(finding, package, frozenset({str(vuln["id"]), *aliases})))
+    if done.returncode == 1 and not any(r.finding.tool == "pip-audit" for r in reported):
         return f"pip-audit exited {done.returncode}: {_tail(done.stderr)}"
     return None
 
@@ -387,20 +388,27 @@ def run(ctx: ScanContext) -> ScanOutput:
         pins = read_lock(lock)
     except LockFileError as exc:
         return ScanOutput(errors=[str(exc)])
-    source = ctx.options.get("sca_source", "offline" if ctx.offline else "pip-audit")
+    named = advisories.named_copy(ctx.options.get("advisory_db"), os.environ)
+    source = ctx.options.get("sca_source") or ("offline" if named else "both")
     result.metadata.update(
         {"sca_source": source, "lock_file": lock_rel, "locked_packages": str(len(pins))}
     )
-    if source == "offline":
-        audit_error = _audit_offline(ctx, pins, lock_rel, out, result)
-    elif source == "pip-audit":
-        audit_error = _audit_pip_audit(ctx, lock, lock_rel, out, result)
-    else:
-        audit_error = f"unknown sca_source {source!r} (use 'offline' or 'pip-audit')"
+    offline: list[Reported] = []
+    live: list[Reported] = []
+    audit_errors: list[str | None] = []
+    if source in ("offline", "both"):
+        audit_errors.append(_audit_offline(ctx, pins, lock_rel, out, result, offline))
+    if source == "both":
+        audit_errors.append(_audit_pip_audit(ctx, lock, lock_rel, out, result, live))
+    if source not in ("offline", "both"):
+        audit_errors.append(f"unknown sca_source {source!r} (use 'offline' or 'both')")
+    findings, merged = merge(offline, live)
+    result.findings.extend(findings)
+    result.notes.extend(merged)
     errors = [
         error
         for error in (
-            audit_error,
+            *audit_errors,
             _sbom(ctx, lock, pins, out, result),
             _licences(ctx, pins, lock_rel, out, result),
         )
