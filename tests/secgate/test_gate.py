@@ -96,6 +96,15 @@ def test_valid_waiver_passes_the_finding() -> None:
     assert verdict.used_waivers == [waiver(f.fingerprint)]
 
 
+@pytest.mark.parametrize(
+    ("days_left", "expired"), [(-1, True), (0, False), (1, False), (365, False)]
+)
+def test_a_waiver_is_valid_up_to_and_including_its_expiry_date(
+    days_left: int, expired: bool
+) -> None:
+    assert waiver("c" * 64, expires=TODAY + dt.timedelta(days=days_left)).expired(TODAY) is expired
+
+
 def test_expired_waiver_fails_and_no_longer_covers_the_finding() -> None:
     f = finding()
     old = waiver(f.fingerprint, expires=TODAY - dt.timedelta(days=1))
@@ -159,6 +168,9 @@ def test_verdicts_cannot_be_changed_after_the_decision() -> None:
         verdict.passed = True  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         verdict.stages[0].passed = True  # type: ignore[misc]
+    accepted = waiver("a" * 64)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        accepted.expires = TODAY + dt.timedelta(days=3650)  # type: ignore[misc]
 
 
 def test_committed_waivers_file_loads() -> None:
@@ -198,6 +210,8 @@ def test_waivers_file_round_trip(tmp_path: Path) -> None:
         (VALID.format(fp="e" * 64).replace("2026-12-31", "next year"), "expires must be a date"),
         (VALID.format(fp="f" * 64) + "    ticket: SEC-1\n", "unknown keys ticket"),
         (VALID.format(fp="1" * 64) + VALID.format(fp="1" * 64)[9:], "waived twice"),
+        # Entries are numbered from 1, as a reader counts them in the file.
+        (VALID.format(fp="3" * 64) + VALID.format(fp="bad")[9:], "waiver #2: fingerprint"),
     ],
 )
 def test_malformed_waivers_file_is_rejected_clearly(
