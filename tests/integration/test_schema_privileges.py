@@ -13,6 +13,7 @@ test_vault_mongo.py). The start-up tests run ``python -m eventsvc.server``.
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -32,7 +33,7 @@ from eventsvc.dbschema import check_schema, ensure_schema
 from eventsvc.schema import SchemaMismatch
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
-from support import coverage_env, free_port
+from support import CHECKPOINT_SEED, coverage_env, free_port
 
 Db = Database[dict[str, Any]]
 
@@ -178,6 +179,7 @@ def _start_server(
         "EVENTSVC_MONGODB_PASSWORD": password,
         "EVENTSVC_TOKEN_PEPPER": secrets.token_urlsafe(32),
         "EVENTSVC_AUDIT_HMAC_KEY": secrets.token_urlsafe(32),
+        "EVENTSVC_AUDIT_CHECKPOINT_SEED": base64.urlsafe_b64encode(CHECKPOINT_SEED).decode(),
     }
     return subprocess.run(
         [sys.executable, "-m", "eventsvc.server"],
