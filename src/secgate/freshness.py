@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from secgate.model import StageResult
+from secgate.waivers import check_entry, entry_date
 
 ACK_KEY = "stale_advisory_data"
 MAX_ACK_DAYS = 90
@@ -157,31 +158,10 @@ def load_acknowledgements(path: Path) -> list[Acknowledgement]:
 
 def _ack(path: Path, number: int, entry: Any) -> Acknowledgement:
     where = f"{path}: {ACK_KEY} #{number}"
-    if not isinstance(entry, dict):
-        raise AcknowledgementError(f"{where}: expected a mapping with {', '.join(_REQUIRED)}")
-    missing = [key for key in _REQUIRED if not entry.get(key)]
-    if missing:
-        raise AcknowledgementError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(set(entry) - set(_REQUIRED))
-    if unknown:
-        raise AcknowledgementError(f"{where}: unknown keys {', '.join(unknown)}")
+    check_entry(where, entry, _REQUIRED, (), AcknowledgementError)
     return Acknowledgement(
-        data_date=_entry_date(where, "data_date", entry["data_date"]),
+        data_date=entry_date(where, "data_date", entry["data_date"], AcknowledgementError),
         reason=str(entry["reason"]).strip(),
         owner=str(entry["owner"]).strip(),
-        expires=_entry_date(where, "expires", entry["expires"]),
+        expires=entry_date(where, "expires", entry["expires"], AcknowledgementError),
     )
-
-
-def _entry_date(where: str, key: str, value: Any) -> dt.date:
-    # YAML turns an unquoted 2026-12-31 into a date already; accept the quoted form too.
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise AcknowledgementError(
-            f"{where}: {key} must be a date like 2026-12-31, got {value!r}"
-        ) from exc

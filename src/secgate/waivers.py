@@ -65,14 +65,7 @@ def load_waivers(path: Path) -> list[Waiver]:
 
 def _waiver(path: Path, number: int, entry: Any) -> Waiver:
     where = f"{path}: waiver #{number}"
-    if not isinstance(entry, dict):
-        raise WaiverError(f"{where}: expected a mapping with {', '.join(_REQUIRED)}")
-    missing = [key for key in _REQUIRED if not entry.get(key)]
-    if missing:
-        raise WaiverError(f"{where}: missing {', '.join(missing)}")
-    unknown = sorted(set(entry) - set(_REQUIRED) - set(_OPTIONAL))
-    if unknown:
-        raise WaiverError(f"{where}: unknown keys {', '.join(unknown)}")
+    check_entry(where, entry, _REQUIRED, _OPTIONAL, WaiverError)
     fingerprint = str(entry["fingerprint"]).strip()
     if not _FINGERPRINT.match(fingerprint):
         raise WaiverError(f"{where}: fingerprint must be 64 lowercase hex characters")
@@ -83,14 +76,36 @@ def _waiver(path: Path, number: int, entry: Any) -> Waiver:
         fingerprint=fingerprint,
         reason=str(entry["reason"]).strip(),
         owner=str(entry["owner"]).strip(),
-        expires=_date(where, entry["expires"]),
+        expires=entry_date(where, "expires", entry["expires"], WaiverError),
         stage=stage,
         rule=_optional(entry, "rule"),
         tool=_optional(entry, "tool"),
     )
 
 
-def _date(where: str, value: Any) -> dt.date:
+def check_entry(
+    where: str,
+    entry: Any,
+    required: tuple[str, ...],
+    optional: tuple[str, ...],
+    error: type[ValueError],
+) -> None:
+    """Raise ``error`` unless ``entry`` is a mapping with every required key and no unknown one.
+
+    Shared by waivers and advisory-data acknowledgements, which follow the same rules.
+    """
+    if not isinstance(entry, dict):
+        raise error(f"{where}: expected a mapping with {', '.join(required)}")
+    missing = [key for key in required if not entry.get(key)]
+    if missing:
+        raise error(f"{where}: missing {', '.join(missing)}")
+    unknown = sorted(set(entry) - set(required) - set(optional))
+    if unknown:
+        raise error(f"{where}: unknown keys {', '.join(unknown)}")
+
+
+def entry_date(where: str, key: str, value: Any, error: type[ValueError]) -> dt.date:
+    """A date field of an entry; ``error`` names the field when it is not a date."""
     # YAML already turns an unquoted 2026-12-31 into a date; accept the quoted form too.
     if isinstance(value, dt.datetime):
         return value.date()
@@ -99,9 +114,7 @@ def _date(where: str, value: Any) -> dt.date:
     try:
         return dt.date.fromisoformat(str(value))
     except ValueError as exc:
-        raise WaiverError(
-            f"{where}: expires must be a date like 2026-12-31, got {value!r}"
-        ) from exc
+        raise error(f"{where}: {key} must be a date like 2026-12-31, got {value!r}") from exc
 
 
 def _optional(entry: dict[str, Any], key: str) -> str | None:
