@@ -8,6 +8,7 @@ used as given (unknown stage, malformed policy or waivers file, a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import sys
@@ -18,13 +19,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import advisories, reports
+from secgate import advisories, configreview, reports
 from secgate.dast_target import parse_command
 from secgate.freshness import AcknowledgementError, load_acknowledgements
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
 from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
 from secgate.policy import PolicyError, load_policy
+from secgate.reports.markdown import config_review_markdown
 from secgate.reports.summary import SEVERITIES, stage_rows, waive_hint
 from secgate.stages import STAGE_NAMES
 from secgate.waivers import WaiverError, load_waivers
@@ -72,6 +74,9 @@ def scan_options(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--dast-target-command", metavar="CMD", default=None,
                      help="For the dast stage: run CMD, attack the target it prints, then stop "
                           "it (make passes \"python -m devstack dast-target\")."),
+        click.option("--config-base", metavar="REF", default=None,
+                     help="Compare the gate's own configuration with git REF (e.g. "
+                          "origin/main) and list every relaxation first in the reports."),
         click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
@@ -116,6 +121,7 @@ def _scan(
     options: tuple[str, ...],
     step_summary: Path | None,
     dast_target_command: str | None,
+    config_base: str | None,
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
@@ -133,6 +139,8 @@ def _scan(
         return EXIT_USAGE
     base = (report_dir or root / "security" / "reports").absolute()
     info = start_run(root, base, names, dt.datetime.now(dt.UTC))
+    if config_base:
+        info.config_review = configreview.review(root, config_base)
     ctx = ScanContext(
         root=root,
         report_dir=info.report_dir,
@@ -155,7 +163,9 @@ def _scan(
 def print_summary(
     console: Console, info: RunInfo, results: list[StageResult], verdict: GateVerdict
 ) -> None:
-    """The console view: one table, then what to do about each failure."""
+    """The console view: configuration relaxations, one table, then what to do about failures."""
+    if info.config_review is not None:
+        print_config_review(console, info.config_review)
     table = Table(title=f"secgate {info.run_id}")
     for column in ("stage", "tools", *(s.name.lower() for s in SEVERITIES), "verdict", "s"):
         table.add_column(column)
@@ -200,6 +210,56 @@ def print_summary(
     word = "PASSED" if verdict.passed else "FAILED"
     console.print(Text(f"\ngate {word}", style="bold green" if verdict.passed else "bold red"))
     console.print(Text(f"reports: {info.report_dir}"))
+
+
+def print_config_review(console: Console, review: configreview.ConfigReview) -> None:
+    """Relaxations of the gate's configuration in red, other changes dimmed."""
+    style = "bold red" if review.relaxations or review.problem else ""
+    console.print(Text(review.headline(), style=style))
+    for change in sorted(review.changes, key=lambda c: not c.relaxes):
+        console.print(Text(f"  {change.line()}", style="bold red" if change.relaxes else "dim"))
+    console.print()
+
+
+@main.command("config-review")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="The project tree under review.",
+)
+@click.option(
+    "--base",
+    "base_ref",
+    required=True,
+    metavar="REF",
+    help="git ref of the configuration in force, e.g. origin/main.",
+)
+@click.option(
+    "--step-summary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='Append the list here (pass "$GITHUB_STEP_SUMMARY" in CI).',
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the comparison as JSON here.")  # fmt: skip
+def config_review_command(
+    root: Path, base_ref: str, step_summary: Path | None, json_path: Path | None
+) -> None:
+    """List how the gate's own configuration differs from REF, relaxations first.
+
+    Exit 0 whatever it finds (CODEOWNERS makes the review mandatory; this
+    makes it visible); exit 2 when REF cannot be compared.
+    """
+    review = configreview.review(root.absolute(), base_ref)
+    print_config_review(Console(highlight=False, soft_wrap=True), review)
+    if step_summary is not None:
+        lines = ["## secgate: gate configuration", "", *config_review_markdown(review), ""]
+        with step_summary.open("a", encoding="utf-8") as stream:
+            stream.write("\n".join(lines))
+    if json_path is not None:
+        json_path.write_text(json.dumps(review.to_json(), indent=2) + "\n", encoding="utf-8")
+    sys.exit(EXIT_USAGE if review.problem else 0)
 
 
 @main.command("advisories")

@@ -1,6 +1,7 @@
-"""The two questions secgate asks git: which commit is this, which files could be committed.
+"""The questions secgate asks git: which commit is this, which files could be committed,
+and what a file looked like at another commit (the gate's configuration on the base branch).
 
-Both answer ``None``/"unknown" outside a git checkout (fixture copies, tarballs)
+All answer ``None``/"unknown" outside a git checkout (fixture copies, tarballs)
 instead of failing: callers fall back to something that still works.
 """
 
@@ -19,7 +20,8 @@ def _git(root: Path, *args: str) -> str | None:
         done = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
             [git, "-C", str(root), *args],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",  # a binary file must not crash a comparison
             check=True,
             timeout=60,
         )
@@ -45,3 +47,22 @@ def committable_files(root: Path) -> list[str] | None:
         return None
     names = sorted({name for name in out.split("\0") if name})
     return [name for name in names if (root / name).is_file()]
+
+
+def resolve(root: Path, ref: str) -> str | None:
+    """Full commit hash of ``ref`` (a branch, tag or hash); ``None`` when git does not know it."""
+    if ref.startswith("-"):  # never let a ref be read as an option
+        return None
+    out = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    return out.strip() if out and out.strip() else None
+
+
+def show(root: Path, commit_hash: str, path: str) -> str | None:
+    """The text of ``path`` at ``commit_hash``; ``None`` when it did not exist there."""
+    return _git(root, "show", f"{commit_hash}:{path}")
+
+
+def list_files(root: Path, commit_hash: str, folder: str) -> list[str]:
+    """Paths of the files under ``folder`` at ``commit_hash`` (empty when there are none)."""
+    out = _git(root, "ls-tree", "-r", "-z", "--name-only", commit_hash, "--", folder)
+    return sorted(name for name in (out or "").split("\0") if name)

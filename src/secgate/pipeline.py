@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secgate import git
+from secgate.configreview import ConfigReview
 from secgate.dast_target import TargetUnavailable, started_target
 from secgate.model import ScanContext, ScanOutput, StageResult
 from secgate.stages import load_stage
@@ -36,6 +37,7 @@ class RunInfo:
     started_at: dt.datetime
     finished_at: dt.datetime | None = None
     stages: list[str] = field(default_factory=list)
+    config_review: ConfigReview | None = None  # vs the base branch, when asked
 
 
 def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetime) -> RunInfo:

@@ -8,7 +8,9 @@ which also covers the HTML.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
+from typing import Any
 
 from secgate.gate import GateVerdict
 from secgate.model import StageResult
@@ -27,6 +29,8 @@ def write_all(
     """Write every report into ``info.report_dir`` and return their paths."""
     out = info.report_dir
     written = sarif.write_tool_sarifs(out, results, info.root)
+    if info.config_review is not None:
+        written.append(_write_json(out / "config-review.json", info.config_review.to_json()))
     written.append(sarif.write_merged(out / "secgate.sarif", results, verdict, waivers, info.root))
     written.append(junit.write(out / "junit.xml", results, verdict))
     written.append(markdown.write(out / "summary.md", info, results, verdict))
@@ -34,3 +38,8 @@ def write_all(
     written.append(html.write(out / "report.html", info, results, verdict, waivers, artifacts, now))
     written.append(manifest.write(out / "manifest.json", info, out))
     return written
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path

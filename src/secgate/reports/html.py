@@ -12,6 +12,7 @@ import html
 from collections import Counter
 from pathlib import Path
 
+from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import Finding, StageResult
 from secgate.pipeline import RunInfo
@@ -25,6 +26,7 @@ h1 .pass{color:#11693a} h1 .fail{color:#b00020}
 table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}
 th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top;font-size:.9em}
 th{background:#f0f0f0} code{font-size:.85em;word-break:break-all}
+li.fail{color:#b00020;font-weight:bold}
 .blocking{background:#fde7ea} .waived{background:#fff8e1} .notrun{background:#fde7ea}
 """
 
@@ -83,7 +85,18 @@ def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime) -> str:
     ]
     if verdict.advisory_data is not None:
         rows.insert(0, ["advisory data", f"<b>{esc(verdict.advisory_data.summary())}</b>"])
+    if info.config_review is not None:
+        rows.insert(0, ["gate configuration", _config_review(info.config_review)])
     return f'<h1>secgate: <span class="{css}">{word}</span></h1>' + table(["", ""], rows)
+
+
+def _config_review(review: ConfigReview) -> str:
+    """Relaxations of the gate's own configuration, first thing a reviewer reads."""
+    items = "".join(
+        f'<li class="{"fail" if c.relaxes else ""}">{esc(c.line())}</li>'
+        for c in sorted(review.changes, key=lambda c: not c.relaxes)
+    )
+    return f"<b>{esc(review.headline())}</b>" + (f"<ul>{items}</ul>" if items else "")
 
 
 def _reasons(verdict: GateVerdict) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import StageResult
 from secgate.pipeline import RunInfo
@@ -27,6 +28,7 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         "",
         f"Run `{info.run_id}` on commit `{info.commit}`.",
         "",
+        *config_review_lines(info),
         *([code(verdict.advisory_data.summary(), 1000), ""] if verdict.advisory_data else []),
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
         "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
@@ -54,6 +56,19 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
     lines += [f"- {code(problem)}" for problem in verdict.acknowledgement_problems]
     lines += ["", "Full report: `report.html`, SARIF: `secgate.sarif` in the run's artifacts.", ""]
     return "\n".join(lines)
+
+
+def config_review_lines(info: RunInfo) -> list[str]:
+    """The gate's configuration compared with the base branch: relaxations first."""
+    return [] if info.config_review is None else config_review_markdown(info.config_review)
+
+
+def config_review_markdown(review: ConfigReview) -> list[str]:
+    """The headline in bold, then one line per change, relaxations first."""
+    lines = [f"**{code(review.headline(), 1000)}**", ""]
+    for change in sorted(review.changes, key=lambda c: not c.relaxes):
+        lines.append(f"- {code(change.line(), 1000)}")
+    return [*lines, ""] if review.changes else lines
 
 
 def write(path: Path, info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> Path:
