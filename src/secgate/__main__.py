@@ -19,7 +19,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import advisories, configreview, reports
+from secgate import advisories, configreview, reports, testresults
+from secgate.controls import ControlsError, load_controls, missing_references, replace_table
 from secgate.dast_target import parse_command
 from secgate.freshness import AcknowledgementError, load_acknowledgements
 from secgate.gate import GateVerdict, evaluate
@@ -27,7 +28,13 @@ from secgate.model import ScanContext, StageResult
 from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
 from secgate.policy import PolicyError, load_policy
 from secgate.reports.markdown import config_review_markdown
-from secgate.reports.summary import SEVERITIES, stage_rows, waive_hint
+from secgate.reports.summary import (
+    SEVERITIES,
+    control_verdicts,
+    controls_line,
+    stage_rows,
+    waive_hint,
+)
 from secgate.stages import STAGE_NAMES
 from secgate.waivers import WaiverError, load_waivers
 
@@ -77,6 +84,11 @@ def scan_options(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--config-base", metavar="REF", default=None,
                      help="Compare the gate's own configuration with git REF (e.g. "
                           "origin/main) and list every relaxation first in the reports."),
+        click.option("--test-results", type=click.Path(path_type=Path, dir_okay=False),
+                     default=None, help="This run's pytest JUnit XML (make test writes "
+                     "build/junit-tests.xml): kept in the bundle, judges the controls."),
+        click.option("--controls", type=click.Path(path_type=Path, dir_okay=False),
+                     default=None, help="[ROOT/security/controls.yml]"),
         click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
@@ -122,6 +134,8 @@ def _scan(
     step_summary: Path | None,
     dast_target_command: str | None,
     config_base: str | None,
+    test_results: Path | None,
+    controls: Path | None,
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
@@ -134,6 +148,9 @@ def _scan(
         gate_acks = load_acknowledgements(waivers or security / "waivers.yml")
         stage_options = _options(options)
         dast_target = parse_command(dast_target_command) if dast_target_command else []
+        controls_file = controls or security / "controls.yml"
+        gate_controls = load_controls(controls_file) if controls_file.exists() else []
+        tests_run = testresults.load(test_results) if test_results else None
     except (PolicyError, WaiverError, AcknowledgementError, click.BadParameter, ValueError) as exc:
         console.print(Text(f"secgate: {exc}", style="bold red"))
         return EXIT_USAGE
@@ -141,6 +158,11 @@ def _scan(
     info = start_run(root, base, names, dt.datetime.now(dt.UTC))
     if config_base:
         info.config_review = configreview.review(root, config_base)
+    info.controls, info.test_results, info.test_results_file = (
+        gate_controls,
+        tests_run,
+        test_results,
+    )
     ctx = ScanContext(
         root=root,
         report_dir=info.report_dir,
@@ -180,6 +202,7 @@ def print_summary(
             Text(f"{row.seconds:.1f}"),
         )
     console.print(table)
+    console.print(Text(controls_line(info, control_verdicts(info, results, verdict))))
     if verdict.advisory_data is not None:
         data = verdict.advisory_data
         style = "bold red" if data.problem else ("yellow" if data.accepted_by else "")
@@ -260,6 +283,42 @@ def config_review_command(
     if json_path is not None:
         json_path.write_text(json.dumps(review.to_json(), indent=2) + "\n", encoding="utf-8")
     sys.exit(EXIT_USAGE if review.problem else 0)
+
+
+@main.command("controls")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="The project tree (tests and rules are looked up here).",
+)
+@click.option(
+    "--write",
+    "document",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Regenerate this document's control table (SECURITY.md).",
+)
+def controls_command(root: Path, document: Path | None) -> None:
+    """Check security/controls.yml: every test and rule it names exists.
+
+    With --write, regenerate SECURITY.md's control table from it. Exit 1 when a
+    listed test or rule does not exist, 2 when the file cannot be used.
+    """
+    try:
+        controls = load_controls(root / "security" / "controls.yml")
+        if document is not None:
+            text = document.read_text(encoding="utf-8")
+            document.write_text(replace_table(text, controls), encoding="utf-8")
+    except (ControlsError, OSError) as exc:
+        click.echo(f"secgate controls: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    problems = missing_references(controls, root.absolute())
+    for problem in problems:
+        click.echo(f"secgate controls: {problem}", err=True)
+    if not problems:
+        click.echo(f"secgate controls: {len(controls)} controls, every test and rule exists")
+    sys.exit(1 if problems else 0)
 
 
 @main.command("advisories")

@@ -18,9 +18,11 @@ from pathlib import Path
 
 from secgate import git
 from secgate.configreview import ConfigReview
+from secgate.controls import Control
 from secgate.dast_target import TargetUnavailable, started_target
 from secgate.model import ScanContext, ScanOutput, StageResult
 from secgate.stages import load_stage
+from secgate.testresults import JUnitResults
 from secgate.tools import ToolFailed, ToolMissing
 
 logger = logging.getLogger(__name__)
@@ -38,6 +40,9 @@ class RunInfo:
     finished_at: dt.datetime | None = None
     stages: list[str] = field(default_factory=list)
     config_review: ConfigReview | None = None  # vs the base branch, when asked
+    test_results: JUnitResults | None = None  # this run's `make test` results, when given
+    test_results_file: Path | None = None
+    controls: list[Control] = field(default_factory=list)  # security/controls.yml
 
 
 def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetime) -> RunInfo:

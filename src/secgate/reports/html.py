@@ -16,7 +16,7 @@ from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import Finding, StageResult
 from secgate.pipeline import RunInfo
-from secgate.reports.summary import SEVERITIES, stage_rows
+from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
 from secgate.stages import STAGE_NAMES
 from secgate.waivers import Waiver
 
@@ -54,9 +54,10 @@ def render(
     now: dt.datetime,
 ) -> str:
     parts = [
-        _header(info, verdict, now),
+        _header(info, verdict, now, controls_line(info, control_verdicts(info, results, verdict))),
         _reasons(verdict),
         _stages(results, verdict),
+        _controls(info, results, verdict),
         _scanners(results),
         _owasp(results),
         _findings(verdict),
@@ -71,7 +72,7 @@ def render(
     )
 
 
-def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime) -> str:
+def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime, controls: str) -> str:
     word, css = ("PASSED", "pass") if verdict.passed else ("FAILED", "fail")
     finished = info.finished_at or now
     rows = [
@@ -82,6 +83,7 @@ def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime) -> str:
         ["finished (UTC)", esc(finished.isoformat(timespec="seconds"))],
         ["report written (UTC)", esc(now.isoformat(timespec="seconds"))],
         ["stages requested", esc(", ".join(info.stages))],
+        ["controls", esc(controls)],
     ]
     if verdict.advisory_data is not None:
         rows.insert(0, ["advisory data", f"<b>{esc(verdict.advisory_data.summary())}</b>"])
@@ -122,6 +124,26 @@ def _stages(results: list[StageResult], verdict: GateVerdict) -> str:
         classes.append("" if row.verdict == "pass" else "notrun")
     headers = ["stage", "tools", *[s.name.lower() for s in SEVERITIES], "verdict", "s", "notes"]
     return "<h2>Stages</h2>" + table(headers, rows, classes)
+
+
+def _controls(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> str:
+    """Control -> tests, rules, scans -> what this run showed; unproven ones first."""
+    verdicts = control_verdicts(info, results, verdict)
+    rows, classes = [], []
+    for v in sorted(verdicts, key=lambda v: v.proven):
+        rows.append(
+            [
+                f"<code>{esc(v.control.id)}</code>",
+                esc(v.control.statement),
+                f"<b>{esc(v.status)}</b>",
+                "<br>".join(esc(line) for line in v.evidence),
+                esc("; ".join(v.control.source)),
+            ]
+        )
+        classes.append("" if v.proven else "notrun")
+    headers = ["id", "control", "result", "evidence (this run)", "source"]
+    line = f"<p>{esc(controls_line(info, verdicts))}</p>"
+    return "<h2>Controls</h2>" + line + (table(headers, rows, classes) if rows else "")
 
 
 def _scanners(results: list[StageResult]) -> str:

@@ -13,7 +13,7 @@ from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import StageResult
 from secgate.pipeline import RunInfo
-from secgate.reports.summary import SEVERITIES, stage_rows
+from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
 
 
 def code(text: str, limit: int = 300) -> str:
@@ -30,6 +30,8 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         "",
         *config_review_lines(info),
         *([code(verdict.advisory_data.summary(), 1000), ""] if verdict.advisory_data else []),
+        code(controls_line(info, control_verdicts(info, results, verdict)), 2000),
+        "",
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
         "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
     ]
