@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import advisories, configreview, reports, testresults
+from secgate import advisories, configreview, reports, signing, testresults
 from secgate.controls import ControlsError, load_controls, missing_references, replace_table
 from secgate.dast_target import parse_command
 from secgate.freshness import AcknowledgementError, load_acknowledgements
@@ -318,6 +318,72 @@ def controls_command(root: Path, document: Path | None) -> None:
         click.echo(f"secgate controls: {problem}", err=True)
     if not problems:
         click.echo(f"secgate controls: {len(controls)} controls, every test and rule exists")
+    sys.exit(1 if problems else 0)
+
+
+@main.command("sign-report")
+@click.argument("report_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--vault-addr", required=True, help="https URL of Vault/OpenBao.")
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="File holding a token allowed to sign with the key (0600).",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="CA bundle for Vault's certificate.",
+)
+@click.option("--key", default="secgate-report", show_default=True, help="Transit key name.")
+@click.option("--mount", default="transit", show_default=True, help="Transit mount.")  # fmt: skip
+def sign_report_command(
+    report_dir: Path, vault_addr: str, token_file: Path, ca_file: str | None, key: str, mount: str
+) -> None:
+    """Sign REPORT_DIR's manifest.json with an Ed25519 key in Vault transit (manifest.sig.json)."""
+    token = token_file.read_text(encoding="utf-8").strip()
+    try:
+        written = signing.sign_with_vault_transit(
+            report_dir, addr=vault_addr, token=token, ca_file=ca_file, key=key, mount=mount
+        )
+    except (signing.SigningError, OSError) as exc:
+        click.echo(f"secgate sign-report: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"secgate sign-report: {written} ({mount}/keys/{key})")
+
+
+@main.command("verify-report")
+@click.argument("report_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The signer's Ed25519 public key (PEM, or base64 as Vault "
+    "transit shows it), obtained outside the bundle.",
+)
+@click.option("--require-signature", is_flag=True,
+              help="Fail unless a signature was checked with --public-key.")  # fmt: skip
+def verify_report_command(
+    report_dir: Path, public_key: Path | None, require_signature: bool
+) -> None:
+    """Check a report bundle: every file's SHA-256, nothing unlisted, and the signature.
+
+    Exit 0 when it holds, 1 when a file was changed, added or removed or the
+    signature does not match (each problem on its own line).
+    """
+    key = public_key.read_bytes() if public_key is not None else None
+    result = signing.verify_report(report_dir, key)
+    checked = any("signature checked" in note for note in result.notes)
+    problems = list(result.problems)
+    if require_signature and not checked:
+        problems.append("no signature was checked (--require-signature)")
+    for note in result.notes:
+        click.echo(f"secgate verify-report: {note}")
+    for problem in problems:
+        click.echo(f"secgate verify-report: FAIL: {problem}", err=True)
+    if not problems:
+        click.echo(f"secgate verify-report: {report_dir}: every file matches its manifest")
     sys.exit(1 if problems else 0)
 
 
