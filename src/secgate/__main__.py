@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import advisories, configreview, reports, signing, testresults
+from secgate import advisories, configreview, history, provenance, reports, signing, testresults
 from secgate.controls import ControlsError, load_controls, missing_references, replace_table
 from secgate.dast_target import parse_command
 from secgate.freshness import AcknowledgementError, load_acknowledgements
@@ -89,6 +89,9 @@ def scan_options(func: click.decorators.FC) -> click.decorators.FC:
                      "build/junit-tests.xml): kept in the bundle, judges the controls."),
         click.option("--controls", type=click.Path(path_type=Path, dir_okay=False),
                      default=None, help="[ROOT/security/controls.yml]"),
+        click.option("--previous", type=click.Path(path_type=Path, file_okay=False),
+                     default=None, help="A previous run's report directory to compare with "
+                     "[the run REPORT_DIR/latest points at]."),
         click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
@@ -136,6 +139,7 @@ def _scan(
     config_base: str | None,
     test_results: Path | None,
     controls: Path | None,
+    previous: Path | None,
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
@@ -158,11 +162,11 @@ def _scan(
     info = start_run(root, base, names, dt.datetime.now(dt.UTC))
     if config_base:
         info.config_review = configreview.review(root, config_base)
-    info.controls, info.test_results, info.test_results_file = (
-        gate_controls,
-        tests_run,
-        test_results,
-    )
+    info.controls = gate_controls
+    info.test_results, info.test_results_file = tests_run, test_results
+    info.provenance = provenance.collect(root)
+    last_run = base / "latest"  # still the previous run: update_latest comes after the reports
+    previous_dir = previous or (last_run.resolve() if last_run.is_dir() else None)
     ctx = ScanContext(
         root=root,
         report_dir=info.report_dir,
@@ -173,6 +177,8 @@ def _scan(
     results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
     verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date(), gate_acks)
+    findings = history.findings_document(info.run_id, names, verdict)
+    info.changes = history.compare(findings, previous_dir)
     reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
     update_latest(base, info.report_dir)
     if step_summary is not None:
@@ -203,6 +209,10 @@ def print_summary(
         )
     console.print(table)
     console.print(Text(controls_line(info, control_verdicts(info, results, verdict))))
+    if info.changes is not None:
+        console.print(Text(info.changes.summary()))
+    for line in info.provenance.lines() if info.provenance else []:
+        console.print(Text(line, style="dim"))
     if verdict.advisory_data is not None:
         data = verdict.advisory_data
         style = "bold red" if data.problem else ("yellow" if data.accepted_by else "")

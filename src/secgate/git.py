@@ -66,3 +66,12 @@ def list_files(root: Path, commit_hash: str, folder: str) -> list[str]:
     """Paths of the files under ``folder`` at ``commit_hash`` (empty when there are none)."""
     out = _git(root, "ls-tree", "-r", "-z", "--name-only", commit_hash, "--", folder)
     return sorted(name for name in (out or "").split("\0") if name)
+
+
+def uncommitted(root: Path) -> list[str] | None:
+    """Paths with uncommitted changes (staged, unstaged or untracked and not ignored)."""
+    out = _git(root, "status", "--porcelain", "-z", "--untracked-files=normal")
+    if out is None:
+        return None
+    # "XY path" entries; a rename's source path follows as an entry without the "XY " prefix.
+    return sorted({entry[3:] for entry in out.split("\0") if len(entry) > 3 and entry[2] == " "})

@@ -20,7 +20,9 @@ from secgate import git
 from secgate.configreview import ConfigReview
 from secgate.controls import Control
 from secgate.dast_target import TargetUnavailable, started_target
+from secgate.history import Changes
 from secgate.model import ScanContext, ScanOutput, StageResult
+from secgate.provenance import Provenance
 from secgate.stages import load_stage
 from secgate.testresults import JUnitResults
 from secgate.tools import ToolFailed, ToolMissing
@@ -43,6 +45,8 @@ class RunInfo:
     test_results: JUnitResults | None = None  # this run's `make test` results, when given
     test_results_file: Path | None = None
     controls: list[Control] = field(default_factory=list)  # security/controls.yml
+    provenance: Provenance | None = None  # secgate version, tree state, configuration hashes
+    changes: Changes | None = None  # findings against the previous run's
 
 
 def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetime) -> RunInfo:

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from secgate import history
 from secgate.controls import Verdict
 from secgate.gate import GateVerdict
 from secgate.model import StageResult
@@ -38,6 +39,8 @@ def write_all(
         written.append(
             Path(shutil.copy2(info.test_results_file, out / "tests" / "junit-tests.xml"))
         )
+    document = history.findings_document(info.run_id, info.stages, verdict)
+    written.append(_write_json(out / history.FINDINGS_FILE, document))
     verdicts = summary.control_verdicts(info, results, verdict)
     written.append(_write_json(out / "controls.json", _controls_json(verdicts)))
     written.append(sarif.write_merged(out / "secgate.sarif", results, verdict, waivers, info.root))

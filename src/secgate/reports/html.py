@@ -14,6 +14,7 @@ from pathlib import Path
 
 from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
+from secgate.history import Changes
 from secgate.model import Finding, StageResult
 from secgate.pipeline import RunInfo
 from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
@@ -85,11 +86,37 @@ def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime, controls: str
         ["stages requested", esc(", ".join(info.stages))],
         ["controls", esc(controls)],
     ]
+    if info.provenance is not None:
+        rows += [
+            ["secgate", esc(info.provenance.secgate)],
+            ["tree", esc(info.provenance.tree)],
+            ["configuration in force (sha256)", _config_hashes(info.provenance.config)],
+        ]
+    if info.changes is not None:
+        rows.append(["since the previous run", _changes(info.changes)])
     if verdict.advisory_data is not None:
         rows.insert(0, ["advisory data", f"<b>{esc(verdict.advisory_data.summary())}</b>"])
     if info.config_review is not None:
         rows.insert(0, ["gate configuration", _config_review(info.config_review)])
     return f'<h1>secgate: <span class="{css}">{word}</span></h1>' + table(["", ""], rows)
+
+
+def _config_hashes(config: dict[str, str]) -> str:
+    return "<br>".join(
+        f"<code>{esc(name)}</code> <code>{esc(digest)}</code>" for name, digest in config.items()
+    )
+
+
+def _changes(changes: Changes) -> str:
+    """The counts, then each new and fixed finding (still-open ones are in the findings table)."""
+    items = [f"<li><b>new</b>: {esc(_finding_line(f))}</li>" for f in changes.new]
+    items += [f"<li>fixed: {esc(_finding_line(f))}</li>" for f in changes.fixed]
+    return esc(changes.summary()) + (f"<ul>{''.join(items)}</ul>" if items else "")
+
+
+def _finding_line(entry: dict[str, str]) -> str:
+    rule = f"{entry['stage']} {entry['tool']} {entry['rule']}"
+    return f"{rule} ({entry['severity']}) {entry['location']}"
 
 
 def _config_review(review: ConfigReview) -> str:
