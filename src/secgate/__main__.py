@@ -19,13 +19,29 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import advisories, configreview, history, provenance, reports, signing, testresults
+from secgate import (
+    advisories,
+    bundle,
+    configreview,
+    history,
+    provenance,
+    reports,
+    signing,
+    testresults,
+)
 from secgate.controls import ControlsError, load_controls, missing_references, replace_table
 from secgate.dast_target import parse_command
 from secgate.freshness import AcknowledgementError, load_acknowledgements
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
-from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
+from secgate.pipeline import (
+    RunInfo,
+    enable_progress,
+    remember_token,
+    run_stages,
+    start_run,
+    update_latest,
+)
 from secgate.policy import PolicyError, load_policy
 from secgate.reports.markdown import config_review_markdown
 from secgate.reports.summary import (
@@ -143,6 +159,7 @@ def _scan(
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    enable_progress()
     console = Console(highlight=False, soft_wrap=True)
     root = root.absolute()
     security = security_dir or root / "security"
@@ -174,12 +191,17 @@ def _scan(
         tools_bin=tools_bin.absolute(),
         options=stage_options,
     )
+    remember_token(ctx, stage_options.get("auth_header_file"))  # a target given with -o
     results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
     verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date(), gate_acks)
     findings = history.findings_document(info.run_id, names, verdict)
     info.changes = history.compare(findings, previous_dir)
     reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
+    leaks = bundle.secrets_in_bundle(ctx, ctx.secrets_used)
+    if leaks:  # the reports must say so: write them again with the failed verdict
+        verdict = verdict.with_bundle_problems(leaks)
+        reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
     update_latest(base, info.report_dir)
     if step_summary is not None:
         with step_summary.open("a", encoding="utf-8") as stream:
@@ -238,7 +260,7 @@ def print_summary(
                            "delete it from security/waivers.yml", style="bold red"))  # fmt: skip
     if verdict.advisory_data is not None and verdict.advisory_data.problem:
         console.print(Text(f"\n{verdict.advisory_data.problem}", style="bold red"))
-    for problem in verdict.acknowledgement_problems:
+    for problem in [*verdict.acknowledgement_problems, *verdict.bundle_problems]:
         console.print(Text(f"\n{problem}", style="bold red"))
     word = "PASSED" if verdict.passed else "FAILED"
     console.print(Text(f"\ngate {word}", style="bold green" if verdict.passed else "bold red"))

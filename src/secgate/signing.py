@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from secgate.reports.manifest import SKIPPED_DIRS, sha256
+from secgate.reports.manifest import sha256
 
 MANIFEST = "manifest.json"
 SIGNATURE = "manifest.sig.json"
@@ -101,7 +101,7 @@ def verify_report(report_dir: Path, public_key: bytes | None = None) -> VerifyRe
     for path in sorted(report_dir.rglob("*")):
         relative = path.relative_to(report_dir)
         name = relative.as_posix()
-        listed = name in artifacts or name in NOT_IN_MANIFEST or relative.parts[0] in SKIPPED_DIRS
+        listed = name in artifacts or name in NOT_IN_MANIFEST
         if path.is_file() and not listed:
             problems.append(f"{name}: in the bundle but not in the manifest")
     problems += _check_signature(report_dir, public_key, notes)

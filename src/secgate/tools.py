@@ -18,6 +18,7 @@ from pathlib import Path
 from secgate.model import ScanContext
 
 logger = logging.getLogger(__name__)
+progress = logging.getLogger("secgate.progress")
 
 DEFAULT_TIMEOUT_SECONDS = 600
 
@@ -84,6 +85,7 @@ def run_tool(
     except subprocess.TimeoutExpired as exc:
         raise ToolFailed(f"{name} timed out after {timeout}s") from exc
     seconds = time.monotonic() - started
+    progress.info("  %s: %.1f s (exit %d)", name, seconds, completed.returncode)
     if completed.returncode not in ok_codes:
         tail = (completed.stderr or completed.stdout).strip()[-2000:]
         raise ToolFailed(f"{name} exited {completed.returncode}: {tail}")

@@ -28,12 +28,12 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         "",
         f"Run `{info.run_id}` on commit `{info.commit}`.",
         "",
-        *[f"- {code(line, 2000)}" for line in (info.provenance.lines() if info.provenance else [])],
-        *([f"- {code(info.changes.summary(), 1000)}"] if info.changes else []),
-        "",
         *config_review_lines(info),
         *([code(verdict.advisory_data.summary(), 1000), ""] if verdict.advisory_data else []),
         code(controls_line(info, control_verdicts(info, results, verdict)), 2000),
+        "",
+        *([f"- {code(info.changes.summary(), 1000)}"] if info.changes else []),
+        *[f"- {code(line, 2000)}" for line in (info.provenance.lines() if info.provenance else [])],
         "",
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",
         "|---|---|" + "---:|" * len(SEVERITIES) + "---|",
@@ -59,6 +59,7 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
     if verdict.advisory_data is not None and verdict.advisory_data.problem:
         lines.append(f"- {code(verdict.advisory_data.problem)}")
     lines += [f"- {code(problem)}" for problem in verdict.acknowledgement_problems]
+    lines += [f"- {code(problem)}" for problem in verdict.bundle_problems]
     lines += ["", "Full report: `report.html`, SARIF: `secgate.sarif` in the run's artifacts.", ""]
     return "\n".join(lines)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,8 +126,8 @@ def run_semgrep(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         raise ToolFailed(f"semgrep: rules directory {rules} is missing")
     json_out = ctx.report_dir / "semgrep.json"
     sarif_out = ctx.report_dir / "semgrep.sarif"
-    state = ctx.report_dir / "tool-state"
-    state.mkdir(parents=True, exist_ok=True)
+    # semgrep's settings and log are run-time state, not evidence: outside the report bundle.
+    state = Path(tempfile.mkdtemp(prefix="secgate-semgrep-"))
     args = [
         "scan",
         "--config",
@@ -147,7 +149,10 @@ def run_semgrep(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         "SEMGREP_SETTINGS_FILE": str(state / "semgrep-settings.yml"),
         "SEMGREP_LOG_FILE": str(state / "semgrep.log"),
     }
-    run_tool(ctx, "semgrep", args, ok_codes=(0, 1), env=env)
+    try:
+        run_tool(ctx, "semgrep", args, ok_codes=(0, 1), env=env)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
     report = json.loads(json_out.read_text(encoding="utf-8"))
     findings = [semgrep_finding(ctx.root, match) for match in report.get("results", [])]
     notes = []
