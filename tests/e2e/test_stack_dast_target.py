@@ -7,6 +7,7 @@ stdin stops every process and removes the header file.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -56,3 +57,11 @@ def test_dast_target_serves_until_stdin_closes(tmp_path: Path) -> None:
     assert not header_file.exists()
     for pid in components:
         assert not alive(pid), f"pid {pid} survived the end of the scan"
+    # The token was revoked through the API before the stack stopped (its database stays).
+    token_id = token.split("_")[1]
+    access = [json.loads(line) for line in (run_dir / "eventsvc.log").read_text().splitlines()]
+    revoke_path = f"/api/v1/tokens/{token_id}/revoke"
+    revoked = [
+        r for r in access if r.get("logger") == "eventsvc.access" and r.get("path") == revoke_path
+    ]
+    assert [r["status"] for r in revoked] == [200]
