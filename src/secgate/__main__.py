@@ -230,15 +230,15 @@ def print_summary(
             Text(f"{row.seconds:.1f}"),
         )
     console.print(table)
+    if verdict.advisory_data is not None:
+        data = verdict.advisory_data
+        style = "bold red" if data.problem else ("yellow" if data.accepted_by else "")
+        console.print(Text(data.summary(), style=style))
     console.print(Text(controls_line(info, control_verdicts(info, results, verdict))))
     if info.changes is not None:
         console.print(Text(info.changes.summary()))
     for line in info.provenance.lines() if info.provenance else []:
         console.print(Text(line, style="dim"))
-    if verdict.advisory_data is not None:
-        data = verdict.advisory_data
-        style = "bold red" if data.problem else ("yellow" if data.accepted_by else "")
-        console.print(Text(data.summary(), style=style))
     for row in stage_rows(results, verdict):
         for note in row.notes:
             console.print(Text(f"  {row.stage}: {note}", style="dim"))
