@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -22,6 +23,7 @@ from rich.text import Text
 from secgate import (
     advisories,
     bundle,
+    combine,
     configreview,
     history,
     provenance,
@@ -31,7 +33,7 @@ from secgate import (
 )
 from secgate.controls import ControlsError, load_controls, missing_references, replace_table
 from secgate.dast_target import parse_command
-from secgate.freshness import AcknowledgementError, load_acknowledgements
+from secgate.freshness import Acknowledgement, AcknowledgementError, load_acknowledgements
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
 from secgate.pipeline import (
@@ -42,7 +44,7 @@ from secgate.pipeline import (
     start_run,
     update_latest,
 )
-from secgate.policy import PolicyError, load_policy
+from secgate.policy import Policy, PolicyError, load_policy
 from secgate.reports.markdown import config_review_markdown
 from secgate.reports.summary import (
     SEVERITIES,
@@ -52,7 +54,7 @@ from secgate.reports.summary import (
     waive_hint,
 )
 from secgate.stages import STAGE_NAMES
-from secgate.waivers import WaiverError, load_waivers
+from secgate.waivers import Waiver, WaiverError, load_waivers
 
 EXIT_USAGE = 2
 
@@ -194,20 +196,140 @@ def _scan(
     remember_token(ctx, stage_options.get("auth_header_file"))  # a target given with -o
     results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
-    verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date(), gate_acks)
-    findings = history.findings_document(info.run_id, names, verdict)
+    rules = GateRules(gate_policy, gate_waivers, gate_acks)
+    verdict = _judge_and_report(info, ctx, results, rules, previous_dir)
+    update_latest(base, info.report_dir)
+    _finish(console, info, results, verdict, step_summary)
+    return verdict.exit_code
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """What the gate applies: policy.yml, waivers.yml and its advisory-data acknowledgements."""
+
+    policy: Policy
+    waivers: list[Waiver]
+    acks: list[Acknowledgement]
+
+
+def _judge_and_report(
+    info: RunInfo,
+    ctx: ScanContext,
+    results: list[StageResult],
+    rules: GateRules,
+    previous_dir: Path | None,
+) -> GateVerdict:
+    """Apply the gate, write every report, then check the bundle itself for secrets."""
+    today = (info.finished_at or dt.datetime.now(dt.UTC)).date()
+    verdict = evaluate(results, rules.policy, rules.waivers, today, rules.acks)
+    findings = history.findings_document(info.run_id, info.stages, verdict)
     info.changes = history.compare(findings, previous_dir)
-    reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
+    reports.write_all(info, results, verdict, rules.waivers, dt.datetime.now(dt.UTC))
     leaks = bundle.secrets_in_bundle(ctx, ctx.secrets_used)
     if leaks:  # the reports must say so: write them again with the failed verdict
         verdict = verdict.with_bundle_problems(leaks)
-        reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
-    update_latest(base, info.report_dir)
+        reports.write_all(info, results, verdict, rules.waivers, dt.datetime.now(dt.UTC))
+    return verdict
+
+
+def _finish(
+    console: Console,
+    info: RunInfo,
+    results: list[StageResult],
+    verdict: GateVerdict,
+    step_summary: Path | None,
+) -> None:
     if step_summary is not None:
         with step_summary.open("a", encoding="utf-8") as stream:
             stream.write((info.report_dir / "summary.md").read_text(encoding="utf-8"))
     print_summary(console, info, results, verdict)
-    return verdict.exit_code
+
+
+@main.command("combine")
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.argument(
+    "bundles",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="The checkout the bundles scanned (policy, waivers, controls).",
+)
+@click.option(
+    "--tools-bin",
+    type=click.Path(path_type=Path),
+    default=Path(".venv-scan/bin"),
+    show_default=True,
+    help="Scanner executables (the bundle's secret check).",
+)
+@click.option(
+    "--test-results",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="This commit's pytest JUnit XML.",
+)
+@click.option(
+    "--config-base",
+    metavar="REF",
+    default=None,
+    help="Compare the gate's configuration with git REF.",
+)
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A previous combined report to diff findings with.",
+)
+@click.option("--step-summary", type=click.Path(path_type=Path), default=None,
+              help="Append summary.md here.")  # fmt: skip
+def combine_command(
+    out: Path,
+    bundles: tuple[Path, ...],
+    root: Path,
+    tools_bin: Path,
+    test_results: Path | None,
+    config_base: str | None,
+    previous: Path | None,
+    step_summary: Path | None,
+) -> None:
+    """One report for auditors in OUT from the BUNDLES of separate stage runs (CI's stage jobs).
+
+    The gate is applied again to all their stage results together, with this
+    checkout's policy and waivers; exit codes as for scan.
+    """
+    enable_progress()
+    console = Console(highlight=False, soft_wrap=True)
+    root = root.absolute()
+    security = root / "security"
+    try:
+        rules = GateRules(
+            load_policy(security / "policy.yml"),
+            load_waivers(security / "waivers.yml"),
+            load_acknowledgements(security / "waivers.yml"),
+        )
+        controls_file = security / "controls.yml"
+        gate_controls = load_controls(controls_file) if controls_file.exists() else []
+        tests_run = testresults.load(test_results) if test_results else None
+        gathered = combine.gather([b.absolute() for b in bundles], out.absolute())
+    except (PolicyError, WaiverError, AcknowledgementError, ValueError) as exc:
+        console.print(Text(f"secgate combine: {exc}", style="bold red"))
+        sys.exit(EXIT_USAGE)
+    now = dt.datetime.now(dt.UTC)
+    stages = [r.stage for r in gathered.results]
+    run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{gathered.commit[:8]}-combined"
+    info = RunInfo(run_id, gathered.commit, root, out.absolute(), now, now, stages)
+    if config_base:
+        info.config_review = configreview.review(root, config_base)
+    info.controls, info.provenance = gate_controls, provenance.collect(root)
+    info.test_results, info.test_results_file = tests_run, test_results
+    ctx = ScanContext(root, info.report_dir, security, tools_bin.absolute())
+    verdict = _judge_and_report(info, ctx, gathered.results, rules, previous)
+    _finish(console, info, gathered.results, verdict, step_summary)
+    sys.exit(verdict.exit_code)
 
 
 def print_summary(

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from secgate import history
+from secgate import results as stage_results
 from secgate.controls import Verdict
 from secgate.gate import GateVerdict
 from secgate.model import StageResult
@@ -41,6 +42,8 @@ def write_all(
         )
     document = history.findings_document(info.run_id, info.stages, verdict)
     written.append(_write_json(out / history.FINDINGS_FILE, document))
+    stage_data = stage_results.document(info.run_id, info.commit, results, out)
+    written.append(_write_json(out / stage_results.RESULTS_FILE, stage_data))
     verdicts = summary.control_verdicts(info, results, verdict)
     written.append(_write_json(out / "controls.json", _controls_json(verdicts)))
     written.append(sarif.write_merged(out / "secgate.sarif", results, verdict, waivers, info.root))
