@@ -23,9 +23,9 @@ from rich.text import Text
 from secgate import (
     advisories,
     bundle,
+    changes,
     combine,
     configreview,
-    history,
     provenance,
     reports,
     signing,
@@ -222,8 +222,8 @@ def _judge_and_report(
     """Apply the gate, write every report, then check the bundle itself for secrets."""
     today = (info.finished_at or dt.datetime.now(dt.UTC)).date()
     verdict = evaluate(results, rules.policy, rules.waivers, today, rules.acks)
-    findings = history.findings_document(info.run_id, info.stages, verdict)
-    info.changes = history.compare(findings, previous_dir)
+    findings = changes.findings_document(info.run_id, info.stages, verdict)
+    info.changes = changes.compare(findings, previous_dir)
     reports.write_all(info, results, verdict, rules.waivers, dt.datetime.now(dt.UTC))
     leaks = bundle.secrets_in_bundle(ctx, ctx.secrets_used)
     if leaks:  # the reports must say so: write them again with the failed verdict

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from secgate import git
+from secgate.changes import Changes
 from secgate.configreview import ConfigReview
 from secgate.controls import Control
 from secgate.dast_target import TargetUnavailable, started_target
-from secgate.history import Changes
 from secgate.model import ScanContext, ScanOutput, StageResult
 from secgate.provenance import Provenance
 from secgate.stages import load_stage

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from secgate_support import FIXTURES, REPO, TOOLS_BIN, copy_fixture
 
-from secgate import history, provenance
+from secgate import changes as run_changes
+from secgate import provenance
 from secgate.gate import evaluate
 from secgate.model import Confidence, Finding, Severity, StageResult, fingerprint
 from secgate.policy import DEFAULT_POLICY
@@ -69,7 +70,7 @@ def document(run_id: str, findings: list[Finding], stages: list[str]) -> dict[st
     results = [StageResult(s, ran=True, findings=[f for f in findings if f.stage == s])
                for s in stages]  # fmt: skip
     verdict = evaluate(results, DEFAULT_POLICY, [], dt.date(2026, 12, 2))
-    return history.findings_document(run_id, stages, verdict)
+    return run_changes.findings_document(run_id, stages, verdict)
 
 
 def test_new_fixed_and_still_open_are_counted_for_stages_both_runs_ran(tmp_path: Path) -> None:
@@ -77,10 +78,10 @@ def test_new_fixed_and_still_open_are_counted_for_stages_both_runs_ran(tmp_path:
                                 finding("sca", "c")], ["sast", "sca"])  # fmt: skip
     previous = tmp_path / "run-1"
     previous.mkdir()
-    (previous / history.FINDINGS_FILE).write_text(json.dumps(before), encoding="utf-8")
+    (previous / run_changes.FINDINGS_FILE).write_text(json.dumps(before), encoding="utf-8")
     # This run: sast only (sca did not run, so its finding is not "fixed"); a fixed, d new.
     now = document("run-2", [finding("sast", "b"), finding("sast", "d")], ["sast"])
-    changes = history.compare(now, previous)
+    changes = run_changes.compare(now, previous)
     assert [f["rule"] for f in changes.new] == ["d"]
     assert [f["rule"] for f in changes.fixed] == ["a"]
     assert [f["rule"] for f in changes.still_open] == ["b"]
@@ -88,10 +89,10 @@ def test_new_fixed_and_still_open_are_counted_for_stages_both_runs_ran(tmp_path:
         "since the previous run run-1 (stages sast): 1 new, 1 fixed, 1 still open"
     )
     assert (
-        history.compare(now, None).summary()
+        run_changes.compare(now, None).summary()
         == "since the previous run: not compared (no previous run)"
     )
-    assert "has no readable findings.json" in history.compare(now, tmp_path).summary()
+    assert "has no readable findings.json" in run_changes.compare(now, tmp_path).summary()
 
 
 def test_the_second_run_compares_with_the_first_and_shows_it_first(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from secgate import history
+from secgate import changes
 from secgate import results as stage_results
 from secgate.controls import Verdict
 from secgate.gate import GateVerdict
@@ -40,8 +40,8 @@ def write_all(
         written.append(
             Path(shutil.copy2(info.test_results_file, out / "tests" / "junit-tests.xml"))
         )
-    document = history.findings_document(info.run_id, info.stages, verdict)
-    written.append(_write_json(out / history.FINDINGS_FILE, document))
+    document = changes.findings_document(info.run_id, info.stages, verdict)
+    written.append(_write_json(out / changes.FINDINGS_FILE, document))
     stage_data = stage_results.document(info.run_id, info.commit, results, out)
     written.append(_write_json(out / stage_results.RESULTS_FILE, stage_data))
     verdicts = summary.control_verdicts(info, results, verdict)

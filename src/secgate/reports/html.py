@@ -16,9 +16,9 @@ from pathlib import Path
 
 import jinja2
 
+from secgate.changes import Changes
 from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
-from secgate.history import Changes
 from secgate.model import Finding, StageResult
 from secgate.pipeline import RunInfo
 from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
