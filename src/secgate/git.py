@@ -3,7 +3,8 @@
 ``commit`` and ``committable_files`` answer "unknown"/``None`` outside a git
 checkout (fixture copies, tarballs) instead of failing: callers fall back to
 something that still works. The history questions (``resolves``,
-``is_shallow``, ``log_patches``) are asked only once ``is_checkout`` said yes.
+``shallow_boundary``, ``log_patches``...) are asked only once ``is_checkout``
+said yes; they raise GitFailed when git cannot answer.
 """
 
 from __future__ import annotations
@@ -79,9 +80,22 @@ def resolves(root: Path, ref: str) -> bool:
     return _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}") is not None
 
 
-def is_shallow(root: Path) -> bool:
-    """True for a shallow clone: part of the history is missing, so it cannot all be read."""
-    return _run(root, "rev-parse", "--is-shallow-repository").strip() == b"true"
+def shallow_boundary(root: Path) -> set[str]:
+    """The commits whose parents a shallow clone lacks (empty for a full clone).
+
+    A range that contains none of them is complete even in a shallow clone.
+    """
+    out = _run(root, "rev-parse", "--git-path", "shallow").decode("utf-8").strip()
+    path = Path(out) if Path(out).is_absolute() else root / out
+    if not path.is_file():
+        return set()
+    return {line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+
+
+def list_commits(root: Path, revisions: list[str]) -> set[str]:
+    """The hashes ``git rev-list REVISIONS`` lists."""
+    out = _run(root, "rev-list", *revisions, "--").decode("utf-8")
+    return {line.strip() for line in out.splitlines() if line.strip()}
 
 
 def count_commits(root: Path, revisions: list[str]) -> int:

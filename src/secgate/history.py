@@ -44,14 +44,23 @@ def commit_range(root: Path, base: str | None, whole: bool) -> tuple[Range, list
     ``whole``: everything reachable from HEAD. Otherwise ``base..HEAD``; without
     a ``base``, the first of origin/main, main that exists, and the whole history
     when neither does (a repository without a main branch has no "already
-    reviewed" part). A shallow clone, or a ``base`` that does not exist, raises:
-    scanning part of what was asked for must not look like scanning all of it.
+    reviewed" part). A ``base`` that does not exist raises, and so does a shallow
+    clone unless every commit to scan is there: scanning part of what was asked
+    for must not look like scanning all of it.
     """
-    if git.is_shallow(root):
+    chosen, notes = _choose(root, base, whole)
+    shallow = git.shallow_boundary(root)
+    if shallow and (
+        chosen.revisions == ["HEAD"] or shallow & git.list_commits(root, chosen.revisions)
+    ):
         raise HistoryUnavailable(
-            "shallow clone: the commits to scan are not all here; fetch the whole history "
-            "(git fetch --unshallow; actions/checkout with fetch-depth: 0)"
+            f"shallow clone: the commits of {chosen.description} are not all here; fetch the "
+            "whole history (git fetch --unshallow; actions/checkout with fetch-depth: 0)"
         )
+    return chosen, notes
+
+
+def _choose(root: Path, base: str | None, whole: bool) -> tuple[Range, list[str]]:
     if whole:
         return Range(["HEAD"], "the whole history of HEAD"), []
     if base is not None:

@@ -176,17 +176,31 @@ def test_origin_main_is_the_default_base_when_there_is_one(tmp_path: Path) -> No
 
 def test_a_shallow_clone_or_an_unknown_base_means_the_stage_did_not_run(tmp_path: Path) -> None:
     upstream = repository(tmp_path)
+    git(upstream, "switch", "-q", "-c", "feature")
     add_then_delete_secret(upstream)
+    # Only the branch, one commit deep: no main to start from, most of it missing.
     shallow = tmp_path / "shallow"
     subprocess.run(
-        ["git", "clone", "-q", "--depth", "1", f"file://{upstream}", str(shallow)], check=True
-    )
+        ["git", "clone", "-q", "--depth", "1", "--branch", "feature", f"file://{upstream}",
+         str(shallow)],
+        check=True,
+    )  # fmt: skip
     result = scan(shallow, tmp_path / "shallow-reports")
     assert not result.ran
     assert result.error is not None
     assert "shallow clone" in result.error
     assert "fetch-depth: 0" in result.error
     assert not evaluate([result], DEFAULT_POLICY, [], TODAY).passed
+    # A shallow clone of main itself has nothing beyond main: complete, so it passes.
+    main_only = tmp_path / "main-only"
+    subprocess.run(
+        ["git", "clone", "-q", "--depth", "1", "--branch", "main", f"file://{upstream}",
+         str(main_only)],
+        check=True,
+    )  # fmt: skip
+    clean = scan(main_only, tmp_path / "main-reports")
+    assert clean.ran, clean.error
+    assert any("0 commit(s) scanned (origin/main..HEAD)" in note for note in clean.notes)
     unknown_ref, unknown_mode = "no-such-branch", "some"
     unknown = scan(upstream, tmp_path / "unknown", secrets_base=unknown_ref)
     assert not unknown.ran
