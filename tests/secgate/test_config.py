@@ -74,6 +74,7 @@ def test_the_repository_dockerfile_passes_hadolint(tmp_path: Path) -> None:
     assert result.ran, result.error
     assert "hadolint" in result.tool_versions
     assert [f for f in result.findings if f.tool == "hadolint"] == []
+    assert any(note.startswith("image: not built") for note in result.notes)
 
 
 def test_a_dockerfile_that_ends_as_root_fails(tmp_path: Path) -> None:
