@@ -290,7 +290,7 @@ def write_cli_config(
 
 
 AUDITOR_POLICY = "eventsvc-auditor"
-AUDITOR_TOKEN_TTL = "24h"  # noqa: S105 - a lifetime, not a secret
+AUDITOR_TOKEN_TTL = "24h"  # a lifetime, not a secret
 
 
 def write_auditor_vault_token(paths: StackPaths, root: hvac.Client) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess  # nosec B404 - scanners are run as argument lists, never through a shell
+import subprocess  # scanners are run as argument lists, never through a shell
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -73,7 +73,7 @@ def run_tool(
     logger.debug("running %s", argv)
     started = time.monotonic()
     try:
-        completed = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
+        completed = subprocess.run(  # fixed argv, no shell
             argv,
             cwd=cwd or ctx.root,
             env=full_env,

@@ -138,7 +138,7 @@ def test_merged_sarif_has_stable_partial_fingerprints(
 def test_junit_has_a_case_per_stage_and_per_blocking_finding(
     flawed_run: tuple[subprocess.CompletedProcess[str], Path, Path],
 ) -> None:
-    tree = ET.parse(flawed_run[1] / "junit.xml")  # noqa: S314 - our own output
+    tree = ET.parse(flawed_run[1] / "junit.xml")  # our own output
     suite = tree.getroot().find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")

