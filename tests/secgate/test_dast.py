@@ -338,13 +338,15 @@ def test_the_same_failure_twice_is_one_finding_and_different_ones_are_two() -> N
     first = _scenario("GET /api/v1/events", [(500, problem("database down"))])
     again = _scenario("GET /api/v1/events", [(500, problem("database down"))])
     other = _scenario("GET /api/v1/events", [(500, problem("cursor decode failed"))])
+    documented = ["GET /api/v1/events"]
+    base_url = "https://127.0.0.1:1"
     once = schemathesis.failure_findings(
-        schemathesis.read_events([first, again]).failures, "https://127.0.0.1:1"
+        schemathesis.read_events([first, again], base_url, documented).failures, base_url
     )
     assert len(once) == 1
     assert "2 case(s)" in once[0].message
     both = schemathesis.failure_findings(
-        schemathesis.read_events([first, other]).failures, "https://127.0.0.1:1"
+        schemathesis.read_events([first, other], base_url, documented).failures, base_url
     )
     assert len({f.fingerprint for f in both}) == 2
     assert once[0].fingerprint in {f.fingerprint for f in both}

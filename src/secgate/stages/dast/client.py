@@ -101,6 +101,17 @@ def _template(path: str) -> re.Pattern[str]:
     )
 
 
+def route_of(method: str, path: str, documented: list[str]) -> str:
+    """``METHOD /template`` of a request: its operation, else its documented path, else as sent."""
+    operation = operation_of(method, path, documented)
+    if operation is not None:
+        return operation
+    templates = {op.split(" ", 1)[1] for op in documented}
+    any_method = [f"{method.upper()} {template}" for template in templates]
+    matched = operation_of(method, path, any_method)
+    return matched or f"{method.upper()} {urlsplit(path).path}"
+
+
 def operation_of(method: str, path: str, documented: list[str]) -> str | None:
     """The documented operation a concrete request is, if any (literal paths win)."""
     path = urlsplit(path).path

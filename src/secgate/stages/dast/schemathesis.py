@@ -24,10 +24,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from secgate.model import Confidence, Finding, ScanContext, ScanOutput, Severity, fingerprint
 from secgate.stages.dast import passive
-from secgate.stages.dast.client import Answer
+from secgate.stages.dast.client import (
+    Answer,
+    TargetUnreachable,
+    openapi,
+    operation_of,
+    operations,
+    route_of,
+)
 from secgate.stages.dast.target import STAGE, Target
 from secgate.taxonomy import AUTHENTICATION_FAILURES, BROKEN_ACCESS_CONTROL, INJECTION
 from secgate.tools import ToolFailed, ToolMissing, failure_summary, run_tool, tool_version
@@ -104,6 +112,10 @@ def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutp
         "--report-junit-path", str(junit),
         "--report-ndjson-path", str(events),
     ]  # fmt: skip
+    try:
+        documented = operations(openapi(target))  # to count what the run reached
+    except TargetUnreachable as exc:
+        return ScanOutput(errors=[f"schemathesis not run: cannot read the OpenAPI document: {exc}"])
     env = {AUTH_ENV: auth[1]} if auth else {}
     timeout = int(opts.get("max_time", "120")) + 120
     try:
@@ -120,7 +132,8 @@ def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutp
         return ScanOutput(tool_versions=versions, errors=[reason])
     artifacts = [report, junit, log_file]
     try:
-        recording = read_events(events.read_text(encoding="utf-8").splitlines())
+        lines = events.read_text(encoding="utf-8").splitlines()
+        recording = read_events(lines, base_url, documented)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         reason = f"schemathesis exited {done.returncode} without a readable event stream: {exc}"
         return ScanOutput(tool_versions=versions, artifacts=artifacts, errors=[reason])
@@ -131,8 +144,7 @@ def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutp
     if problem is not None:
         return ScanOutput(tool_versions=versions, artifacts=artifacts, errors=[problem])
     findings += passive.findings(recording.answers, base_url, "schemathesis")
-    total = (document.get("operations") or {}).get("selected")
-    summary = f"{coverage(recording, total, auth is not None)}, {_run_summary(document)}"
+    summary = f"{coverage(recording, len(documented), auth is not None)}, {_run_summary(document)}"
     warnings = [
         f"schemathesis warning {kind}: {items}"
         for kind, items in (document.get("warnings") or {}).items()
@@ -152,8 +164,8 @@ def _run_summary(document: dict[str, Any]) -> str:
     return f"{cases} cases, seed {document.get('seed')}, stop: {document.get('stop_reason')}"
 
 
-def coverage(recording: Recording, total: object, authenticated: bool) -> str:
-    """Operations reached (of ``total`` selected), requests sent, authenticated or not."""
+def coverage(recording: Recording, total: int, authenticated: bool) -> str:
+    """Operations reached (of ``total`` documented), requests sent, authenticated or not."""
     unauthorised = sum(1 for _, answer in recording.answers if answer.status == 401)
     auth = (
         f"authenticated: yes ({unauthorised} of {len(recording.answers)} answered 401)"
@@ -236,9 +248,15 @@ def _scenarios(lines: list[str]) -> Iterator[dict[str, Any]]:
             yield event["ScenarioFinished"].get("recorder") or {}
 
 
-def read_events(lines: list[str]) -> Recording:
-    """Failures and responses from schemathesis' ndjson event stream (``--report ndjson``)."""
+def read_events(lines: list[str], base_url: str, documented: list[str]) -> Recording:
+    """Failures and responses from schemathesis' ndjson event stream (``--report ndjson``).
+
+    Each response is filed under the documented operation it answered (the
+    stateful phase's scenarios span several), an undocumented method under
+    its documented path.
+    """
     recording = Recording()
+    prefix = urlsplit(base_url).path
     for recorder in _scenarios(lines):
         label = str(recorder.get("label", ""))
         answers: dict[str, Answer] = {}
@@ -247,10 +265,11 @@ def read_events(lines: list[str]) -> Recording:
             if answer is None:
                 continue
             answers[case_id] = answer
-            recording.reached.add(label)
-            path = label.partition(" ")[2]
-            # An undocumented method sent to a documented path keeps its own method.
-            sent = f"{answer.method} {path}" if path else label
+            path = urlsplit(answer.path).path.removeprefix(prefix)
+            operation = operation_of(answer.method, path, documented)
+            if operation is not None:
+                recording.reached.add(operation)
+            sent = route_of(answer.method, path, documented)
             recording.answers.append((sent, answer))
             if answer.status >= 500:
                 recording.failures.append(_server_error(sent, answer))
