@@ -90,17 +90,14 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
         return _scan(ctx, target, out, events)
 
 
-def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutput:
-    """:func:`scan` with the event stream written to ``events`` (a private file)."""
-    base_url, auth = target.base_url, target.auth
-    report = out / "schemathesis.json"
-    junit = out / "schemathesis-junit.xml"
+def _arguments(ctx: ScanContext, target: Target, out: Path, events: Path) -> list[str]:
+    """schemathesis' command line: all checks, seeded, bounded, verified TLS, four reports."""
     opts = ctx.options
-    args = [
+    return [
         "--config-file",
-        str(_config_file(out, auth, ctx.security_dir / "schemathesis.toml")),
+        str(_config_file(out, target.auth, ctx.security_dir / "schemathesis.toml")),
         "--no-color",
-        "run", f"{base_url}/openapi.json", "--url", base_url,
+        "run", f"{target.base_url}/openapi.json", "--url", target.base_url,
         "--checks", "all", "--seed", opts.get("seed", "1"),
         "--max-examples", opts.get("max_examples", "50"), "--max-time", opts.get("max_time", "120"),
         "--phases", opts.get("phases", "examples,coverage,fuzzing,stateful"),
@@ -108,10 +105,19 @@ def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutp
         "--generation-database", "none",
         "--tls-verify", target.ca_file, "--max-redirects", "0",
         "--report", "junit,json,ndjson",
-        "--report-json-path", str(report),
-        "--report-junit-path", str(junit),
+        "--report-json-path", str(out / "schemathesis.json"),
+        "--report-junit-path", str(out / "schemathesis-junit.xml"),
         "--report-ndjson-path", str(events),
     ]  # fmt: skip
+
+
+def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutput:
+    """:func:`scan` with the event stream written to ``events`` (a private file)."""
+    base_url, auth = target.base_url, target.auth
+    report = out / "schemathesis.json"
+    junit = out / "schemathesis-junit.xml"
+    opts = ctx.options
+    args = _arguments(ctx, target, out, events)
     try:
         documented = operations(openapi(target))  # to count what the run reached
     except TargetUnreachable as exc:
