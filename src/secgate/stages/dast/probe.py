@@ -84,7 +84,12 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
     report.write_text(json.dumps({"probes": rows}, indent=2) + "\n", encoding="utf-8")
     authenticated = "yes" if target.auth else "no"
     summary = f"{len(answers)} undocumented routes probed, authenticated: {authenticated}"
-    return ScanOutput(findings=findings, artifacts=[report], metadata={"probe": summary})
+    return ScanOutput(
+        findings=findings,
+        tool_versions={TOOL: "built-in", passive.TOOL: "built-in"},
+        artifacts=[report],
+        metadata={"probe": summary},
+    )
 
 
 def _route_findings(answer: Answer, base_url: str) -> list[Finding]:

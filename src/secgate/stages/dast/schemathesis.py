@@ -158,7 +158,7 @@ def _scan(ctx: ScanContext, target: Target, out: Path, events: Path) -> ScanOutp
     ]
     return ScanOutput(
         findings=findings,
-        tool_versions=versions,
+        tool_versions={**versions, passive.TOOL: "built-in"},
         artifacts=artifacts,
         notes=warnings,
         metadata={"schemathesis": summary},
