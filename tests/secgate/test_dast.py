@@ -31,7 +31,7 @@ from secgate.gate import evaluate
 from secgate.model import ScanContext, Severity, StageResult
 from secgate.pipeline import run_stage
 from secgate.policy import load_policy
-from secgate.stages.dast import client, passive, schemathesis, target, wapiti, zap
+from secgate.stages.dast import client, passive, probe, schemathesis, target, wapiti, zap
 from secgate.taxonomy import INJECTION
 
 REPO = Path(__file__).resolve().parents[2]
@@ -562,6 +562,11 @@ def test_a_well_behaved_response_passes_every_passive_check() -> None:
         "GET", "/x", 200, {**GOOD_HEADERS, "cache-control": ""}, b"{}", False
     )
     assert passive.check(unauthenticated) == []
+
+
+def test_trace_goes_to_every_documented_path_once() -> None:
+    documented = ["GET /api/v1/events/{event_id}", "PATCH /api/v1/events/{event_id}", "GET /x"]
+    assert probe.trace_probes(documented) == [("TRACE", "/api/v1/events/0"), ("TRACE", "/x")]
 
 
 # --- report parsers -------------------------------------------------------------

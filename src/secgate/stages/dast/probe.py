@@ -4,15 +4,18 @@ Scanners driven by the document only attack what it lists; a debug console,
 an admin page or a forgotten blueprint is exactly what it does not list. The
 probe requests common undocumented paths (with the auth header, so a route
 behind authentication answers too) and reports any that answers 2xx (it
-exists and is not documented) or 5xx (it crashed). Methods the document does
-not list on documented paths (TRACE, OPTIONS, PUT...) are schemathesis'
-job: its coverage phase sends them and its ``unsupported_method`` check wants
-405. Every probe answer also goes through the passive checks.
+exists and is not documented) or 5xx (it crashed). TRACE goes to every
+documented path as well; the other methods the document does not list on
+documented paths (PUT, DELETE, ...) are schemathesis' job: its coverage
+phase sends them and its ``unsupported_method`` check wants 405. OPTIONS is
+left alone: a 200 with ``Allow`` is valid HTTP (and CORS preflight). Every
+probe answer also goes through the passive checks.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from secgate.model import Confidence, Finding, ScanContext, ScanOutput, Severity, fingerprint
@@ -65,7 +68,8 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
     timeout = float(ctx.options.get("request_timeout", "10"))
     try:
         documented = operations(openapi(target, timeout))
-        answers = [send(target, method, path, timeout) for method, path in PROBES]
+        probes = [*PROBES, *trace_probes(documented)]
+        answers = [send(target, method, path, timeout) for method, path in probes]
     except TargetUnreachable as exc:
         return ScanOutput(errors=[f"probe could not reach the target: {exc}"])
     findings = [
@@ -83,13 +87,21 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
     rows = [{"method": a.method, "path": a.path, "status": a.status} for a in answers]
     report.write_text(json.dumps({"probes": rows}, indent=2) + "\n", encoding="utf-8")
     authenticated = "yes" if target.auth else "no"
-    summary = f"{len(answers)} undocumented routes probed, authenticated: {authenticated}"
+    summary = (
+        f"{len(answers)} undocumented routes and methods probed, authenticated: {authenticated}"
+    )
     return ScanOutput(
         findings=findings,
         tool_versions={TOOL: "built-in", passive.TOOL: "built-in"},
         artifacts=[report],
         metadata={"probe": summary},
     )
+
+
+def trace_probes(documented: list[str]) -> list[tuple[str, str]]:
+    """TRACE on every documented path, path parameters filled with a placeholder."""
+    paths = dict.fromkeys(operation.split(" ", 1)[1] for operation in documented)
+    return [("TRACE", re.sub(r"\{[^}/]+\}", "0", path)) for path in paths]
 
 
 def _route_findings(answer: Answer, base_url: str) -> list[Finding]:
