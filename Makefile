@@ -30,7 +30,7 @@ CONFIG_BASE ?= main
 # of security/controls.yml by them (run `make test` first for a complete report).
 TEST_RESULTS := $(if $(wildcard build/junit-tests.xml),--test-results build/junit-tests.xml)
 
-.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls dast bench loadtest clean
+.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -122,6 +122,14 @@ config: venv scan-venv ## zizmor + workflow schema checks
 
 controls: venv ## Check security/controls.yml and regenerate SECURITY.md's control table from it
 	$(SECGATE) controls --write SECURITY.md
+
+REPORT ?= security/reports/latest
+sign-report: venv ## Sign REPORT's manifest with the running stack's Vault transit key (make up first)
+	$(PY) -m devstack sign-report "$(REPORT)"
+
+verify-report: venv ## Check REPORT: every hash, and its signature with the key read as auditor
+	$(PY) -m devstack report-key .run/secgate-report.pub
+	$(SECGATE) verify-report "$(REPORT)" --public-key .run/secgate-report.pub --require-signature
 
 config-review: venv ## List how the gate's configuration differs from CONFIG_BASE (default main)
 	$(SECGATE) config-review --base "$(CONFIG_BASE)"
