@@ -21,7 +21,13 @@ from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import Finding, StageResult
 from secgate.pipeline import RunInfo
-from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
+from secgate.reports.summary import (
+    SEVERITIES,
+    control_verdicts,
+    controls_line,
+    coverage_lines,
+    stage_rows,
+)
 from secgate.stages import STAGE_NAMES
 from secgate.waivers import Waiver
 
@@ -119,6 +125,7 @@ def _header(
         rows.append([text("advisory data"), text(verdict.advisory_data.summary(), "bold")])
     rows += [
         [text("controls"), text(controls_line(info, control_verdicts(info, results, verdict)))],
+        [text("DAST coverage"), [Piece(line) for line in coverage_lines(results)] or text("-")],
         [text("run"), text(info.run_id, "code")],
         [text("git commit"), text(info.commit, "code")],
         [text("scanned tree"), text(info.root, "code")],

@@ -13,7 +13,13 @@ from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import StageResult
 from secgate.pipeline import RunInfo
-from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
+from secgate.reports.summary import (
+    SEVERITIES,
+    control_verdicts,
+    controls_line,
+    coverage_lines,
+    stage_rows,
+)
 
 
 def code(text: str, limit: int = 300) -> str:
@@ -33,6 +39,7 @@ def render(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> s
         code(controls_line(info, control_verdicts(info, results, verdict)), 2000),
         "",
         *([f"- {code(info.changes.summary(), 1000)}"] if info.changes else []),
+        *[f"- DAST coverage: {code(line, 1000)}" for line in coverage_lines(results)],
         *[f"- {code(line, 2000)}" for line in (info.provenance.lines() if info.provenance else [])],
         "",
         "| stage | tools | " + " | ".join(s.name.lower() for s in SEVERITIES) + " | verdict |",

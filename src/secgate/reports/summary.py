@@ -50,6 +50,23 @@ def control_verdicts(
     return judge(info.controls, outcomes, stages)
 
 
+DAST_TOOLS = ("schemathesis", "wapiti", "probe", "zap")
+
+
+def coverage_lines(results: list[StageResult]) -> list[str]:
+    """How much each DAST scanner covered (operations, requests, authenticated or not).
+
+    A scanner that ran but reached nothing is an error of its stage, so "ran"
+    is never mistaken for "covered"; these lines say how much it covered.
+    """
+    lines = []
+    for result in results:
+        if result.stage == "dast":
+            lines += [f"{tool}: {result.metadata[tool]}" for tool in DAST_TOOLS
+                      if tool in result.metadata]  # fmt: skip
+    return lines
+
+
 def controls_line(info: RunInfo, verdicts: list[Verdict]) -> str:
     """One line for the first screen: how many controls this run proved."""
     tests = info.test_results.summary() if info.test_results else "tests: none given to this run"
