@@ -61,6 +61,7 @@ def test_finding_carries_aliases_fix_and_default_severity(vulnerable: StageResul
     assert "GHSA-462w-v97r-4m45" in finding.message
     assert finding.help == "upgrade jinja2 to >= 2.10.1"
     assert finding.severity is Severity.HIGH  # the advisory has no CVSS vector
+    assert finding.message.endswith("[severity: none known, high by default]")
     assert finding.owasp == sca.OWASP
 
 
@@ -239,3 +240,23 @@ def test_pip_audit_skipped_dependency_fails_even_with_exit_0(tmp_path: Path) -> 
     result = run_stage("sca", online_context(tmp_path, fake_pip_audit(tmp_path, report, 0)))
     assert not result.ran
     assert "pip-audit could not audit flask" in (result.error or "")
+
+
+def test_malformed_cvss_vector_keeps_the_default_severity_and_a_note(tmp_path: Path) -> None:
+    """A real advisory whose only vector is broken: the stage runs, the finding is high."""
+    real = ADVISORY_DB / "vulns" / "werkzeug" / "PYSEC-2023-221.yaml"
+    broken = real.read_text("utf-8").replace("/C:N/I:N/A:H", "/C:N/I:N/A:Q")
+    assert broken != real.read_text("utf-8")
+    (tmp_path / "db" / "vulns" / "werkzeug").mkdir(parents=True)
+    (tmp_path / "db" / "vulns" / "werkzeug" / real.name).write_text(broken, "utf-8")
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("werkzeug==2.3.7\n", encoding="utf-8")
+    ctx = context(tmp_path / "out", lock_file=str(lock), advisory_db=str(tmp_path / "db"))
+    result = run_stage("sca", ctx)
+    assert result.ran, result.error
+    finding = next(f for f in result.findings if f.rule_id == "PYSEC-2023-221")
+    assert finding.severity is sca.DEFAULT_SEVERITY is Severity.HIGH
+    assert finding.message.endswith("[severity: none known, high by default]")
+    assert "PYSEC-2023-221 (werkzeug): unreadable severity not used: CVSS:3.1/" in "".join(
+        result.notes
+    )

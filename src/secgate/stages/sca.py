@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 STAGE = "sca"
 OWASP = "A06:2021-Vulnerable and Outdated Components"
 DEFAULT_LOCK_FILE = "requirements/runtime.txt"
+# An advisory without a usable severity is still a known vulnerability: high, not "unknown".
+DEFAULT_SEVERITY = Severity.HIGH
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -107,10 +109,15 @@ def _vuln_finding(
     aliases: list[str],
     text: str,
     fixes: list[str],
-    severity: Severity | None,
+    rating: osv.Rated,
     lock_rel: str,
 ) -> Finding:
-    """One finding per (package, advisory); the fingerprint ignores the version and source."""
+    """One finding per (package, advisory); the fingerprint ignores the version and source.
+
+    Without a usable severity (no CVSS vector, none readable, no database
+    severity: pip-audit's JSON carries none) the advisory counts as high, and
+    the message says so rather than pretending it was scored.
+    """
     help_text = (
         f"upgrade {package} to >= {fixes[0]}"
         if fixes
@@ -118,13 +125,15 @@ def _vuln_finding(
     )
     alias_text = f" ({', '.join(aliases)})" if aliases else ""
     first_line = text.strip().splitlines()[0] if text.strip() else "known vulnerability"
+    rated = rating.source or f"none known, {DEFAULT_SEVERITY.name.lower()} by default"
     return Finding(
         stage=STAGE,
         tool=tool,
         rule_id=vuln_id,
-        severity=severity if severity is not None else Severity.HIGH,
+        severity=DEFAULT_SEVERITY if rating.severity is None else rating.severity,
         confidence=Confidence.HIGH,
-        message=f"{package} {version} is affected by {vuln_id}{alias_text}: {first_line}",
+        message=f"{package} {version} is affected by {vuln_id}{alias_text}: {first_line} "
+        f"[severity: {rated}]",
         location=f"{lock_rel}: {package}=={version}",
         fingerprint=fingerprint(STAGE, vuln_id, package),
         help=help_text,
@@ -192,9 +201,11 @@ def _audit_offline(
             list(adv.aliases),
             adv.summary or adv.details,
             list(match.fix_versions),
-            adv.severity,
+            adv.rating,
             lock_rel,
         )
+        if adv.rating.note:
+            result.notes.append(f"{adv.id} ({match.package}): {adv.rating.note}")
         reported.append(Reported(finding, match.package, frozenset({adv.id, *adv.aliases})))
     report = out / "advisory-db.json"
     report.write_text(
@@ -247,7 +258,7 @@ def _audit_pip_audit(
                 aliases,
                 str(vuln.get("description") or ""),
                 [str(v) for v in vuln.get("fix_versions") or []],
-                None,
+                osv.Rated(None, ""),
                 lock_rel,
             )
             package = canonicalize_name(str(dep["name"]))
@@ -354,7 +365,8 @@ def _licences(
                 severity=severity,
                 confidence=Confidence.HIGH,
                 message=f"{verdict.package} {verdict.version}: licence {described} "
-                f"({verdict.source}) is {verdict.status} {verdict.detail}".rstrip(),
+                f"({verdict.source}) is {verdict.status}"
+                + (f" ({verdict.detail})" if verdict.detail else ""),
                 location=f"{lock_rel}: {verdict.package}=={verdict.version}",
                 fingerprint=fingerprint(STAGE, rule_id, verdict.package, verdict.license),
                 help=help_text.format(pkg=verdict.package),
