@@ -64,9 +64,16 @@ def load_policy(path: Path) -> LicensePolicy:
     if not isinstance(allowed, list) or not allowed:
         raise ValueError(f"{path}: 'allowed' must be a non-empty list of SPDX identifiers")
     aliases = raw.get("aliases") or {}
-    return LicensePolicy(
+    policy = LicensePolicy(
         frozenset(str(item) for item in allowed), {str(k): str(v) for k, v in aliases.items()}
     )
+    typos = sorted(
+        entry for entry in (*policy.allowed, *policy.aliases.values()) if not _is_spdx(entry)
+    )
+    if typos:
+        # A misspelt id would never match anything: every package under it would be "unknown".
+        raise ValueError(f"{path}: not SPDX licence expressions: {', '.join(typos)}")
+    return policy
 
 
 def installed_distributions(venv: Path) -> dict[str, importlib.metadata.Distribution]:
@@ -110,6 +117,17 @@ def judge(expression: str, policy: LicensePolicy) -> Judgement:
     verdict = _evaluate(parsed, policy, frozenset(unknown))
     detail = f"not SPDX: {', '.join(unknown)}" if verdict is None and unknown else ""
     return Judgement(verdict, str(parsed), detail)
+
+
+def _is_spdx(expression: str) -> bool:
+    """True for a valid SPDX expression of known ids (``LicenseRef-`` ids count as known)."""
+    licensing = _spdx()
+    try:
+        parsed = licensing.parse(expression, strict=True)
+    except ExpressionError:
+        return False
+    unknown = licensing.unknown_license_keys(parsed) if parsed is not None else [""]
+    return all(str(key).startswith("LicenseRef-") for key in unknown)
 
 
 def _evaluate(node: Any, policy: LicensePolicy, unknown: frozenset[str]) -> bool | None:

@@ -131,3 +131,19 @@ def test_empty_allow_list_is_refused(tmp_path: Path) -> None:
     (tmp_path / "licenses.yml").write_text("allowed: []\n", encoding="utf-8")
     with pytest.raises(ValueError, match="non-empty"):
         licenses.load_policy(tmp_path / "licenses.yml")
+
+
+@pytest.mark.parametrize(
+    "entry", ["allowed: [MIT, Apache2.0]", "allowed: [MIT]\naliases: {X: BSD3}"]
+)
+def test_allow_list_entries_must_be_spdx(tmp_path: Path, entry: str) -> None:
+    """A misspelt identifier would silently match nothing: refused with its name."""
+    (tmp_path / "licenses.yml").write_text(entry + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"not SPDX licence expressions: (Apache2\.0|BSD3)$"):
+        licenses.load_policy(tmp_path / "licenses.yml")
+
+
+def test_allow_list_may_name_a_licence_ref_and_a_with_exception(tmp_path: Path) -> None:
+    text = "allowed: [MIT, LicenseRef-Internal, GPL-2.0-or-later WITH Classpath-exception-2.0]\n"
+    (tmp_path / "licenses.yml").write_text(text, encoding="utf-8")
+    assert len(licenses.load_policy(tmp_path / "licenses.yml").allowed) == 3
