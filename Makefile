@@ -23,8 +23,14 @@ export SEMGREP_ENABLE_VERSION_CHECK := 0
 # (air-gapped: nothing is fetched); otherwise the cache in SECGATE_ADVISORY_CACHE (default
 # ${XDG_CACHE_HOME:-~/.cache}/secgate/advisories), refreshed when older than a day.
 ADVISORIES_IF_OLD := $(SECGATE) advisories --refresh-after-hours 24
+# The gate's own configuration (policy, waivers, rules, baseline...) is compared with this git
+# ref and every relaxation is listed first in the reports (secgate.configreview).
+CONFIG_BASE ?= main
+# `make test` leaves its results here; the scan keeps them in the bundle and judges every control
+# of security/controls.yml by them (run `make test` first for a complete report).
+TEST_RESULTS := $(if $(wildcard build/junit-tests.xml),--test-results build/junit-tests.xml)
 
-.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config dast bench loadtest clean
+.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -95,11 +101,11 @@ advisories: venv ## Fetch the current PyPA advisory database (or say which SECGA
 
 scan: venv scan-venv ## Every security stage, DAST included, then the gate verdict
 	$(ADVISORIES_IF_OLD)
-	$(SECGATE) scan --dast-target-command "$(DAST_TARGET)"
+	$(SECGATE) scan --config-base "$(CONFIG_BASE)" $(TEST_RESULTS) --dast-target-command "$(DAST_TARGET)"
 
 scan-static: venv scan-venv ## SAST, SCA, secrets and workflow config only (no running stack)
 	$(ADVISORIES_IF_OLD)
-	$(SECGATE) scan --stages sast,sca,secrets,config
+	$(SECGATE) scan --config-base "$(CONFIG_BASE)" $(TEST_RESULTS) --stages sast,sca,secrets,config
 
 sast: venv scan-venv ## bandit + our semgrep rules
 	$(SECGATE) scan --stages sast
@@ -113,6 +119,20 @@ secrets: venv scan-venv ## detect-secrets against the audited baseline
 
 config: venv scan-venv ## zizmor + workflow schema checks
 	$(SECGATE) scan --stages config
+
+controls: venv ## Check security/controls.yml and regenerate SECURITY.md's control table from it
+	$(SECGATE) controls --write SECURITY.md
+
+REPORT ?= security/reports/latest
+sign-report: venv ## Sign REPORT's manifest with the running stack's Vault transit key (make up first)
+	$(PY) -m devstack sign-report "$(REPORT)"
+
+verify-report: venv ## Check REPORT: every hash, and its signature with the key read as auditor
+	$(PY) -m devstack report-key .run/secgate-report.pub
+	$(SECGATE) verify-report "$(REPORT)" --public-key .run/secgate-report.pub --require-signature
+
+config-review: venv ## List how the gate's configuration differs from CONFIG_BASE (default main)
+	$(SECGATE) config-review --base "$(CONFIG_BASE)"
 
 dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
 	$(SECGATE) scan --stages dast --dast-target-command "$(DAST_TARGET)"

@@ -1,4 +1,5 @@
-"""``python -m devstack run|up|down|status|token|dast-target``: the local stack for ``make``.
+"""``python -m devstack COMMAND``: the local stack for ``make`` (run, up, down, status, token,
+sign-report, report-key, dast-target).
 
 ``run`` stays in the foreground (Ctrl-C stops everything); ``up`` starts the
 same runner in the background and returns once the API is ready; ``down``
@@ -9,6 +10,10 @@ secret) and the logs.
 ``token --scopes tokens:admin,audit:read`` mints an API token with those
 scopes on the running stack and writes it 0600 to ``.run/dev-token.toml``
 (see :mod:`devstack.devtoken`): how a developer acts as operator or auditor.
+
+``sign-report DIR`` signs a security report bundle's manifest with the running
+stack's Vault transit key; ``report-key FILE`` writes that key's public half,
+read with the auditor's token (see :mod:`devstack.reports`).
 
 ``dast-target`` starts a throwaway stack under ``.run/dast`` for a DAST scan,
 prints one JSON line saying where it is and stops when stdin closes (see
@@ -35,6 +40,7 @@ from devstack.daemon import up as stack_up
 from devstack.devtoken import mint_dev_token
 from devstack.errors import StackError
 from devstack.paths import REPO_ROOT, StackPaths
+from devstack.reports import REPORT_KEY, sign_report, write_report_public_key
 
 EXIT_FAILED = 1
 EXIT_NOT_RUNNING = 3
@@ -59,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
         "--scopes", required=True, help="comma-separated, e.g. tokens:admin,audit:read"
     )
     commands.add_parser("dast-target", help="a throwaway stack for DAST; stops when stdin closes")
+    sign = commands.add_parser("sign-report", help="sign a report bundle with the stack's Vault")
+    sign.add_argument("report_dir", type=Path, help="e.g. security/reports/latest")
+    key = commands.add_parser("report-key", help="write the report-signing public key (auditor)")
+    key.add_argument("target", type=Path, help="file to write the public key to")
     args = parser.parse_args(argv)
     paths = StackPaths(_run_dir(args.run_dir, args.command).absolute())
     _log_to(paths)
@@ -102,6 +112,14 @@ def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
     if running is None:
         _out("the stack is not running\n")
         return EXIT_NOT_RUNNING
+    vault = (str(running["vault_addr"]), Path(running["vault_ca_file"]))
+    if command == "sign-report":
+        written = sign_report(paths, args.report_dir.absolute(), *vault)
+        _out(f"signed: {written} (transit/keys/{REPORT_KEY})\n")
+        return 0
+    if command == "report-key":
+        _out(f"public key: {write_report_public_key(paths, *vault, args.target)}\n")
+        return 0
     _out(banner(running))
     return 0
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import subprocess  # nosec B404 - starts our own server module, fixed argv
+import subprocess  # starts our own server module, fixed argv
 import sys
 import time
 from collections.abc import Mapping

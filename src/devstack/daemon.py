@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import signal
-import subprocess  # nosec B404 - starts our own runner module, fixed argv
+import subprocess  # starts our own runner module, fixed argv
 import sys
 import time
 from collections.abc import Callable
@@ -180,7 +180,7 @@ def up(
         argv += ["--port", str(api_port)]
     output = paths.root / "stack.out"
     with output.open("wb") as handle:
-        runner = subprocess.Popen(  # noqa: S603 - our own module, fixed argv
+        runner = subprocess.Popen(  # our own module, fixed argv
             argv,
             stdin=subprocess.DEVNULL,
             stdout=handle,

@@ -9,7 +9,8 @@ and reads one JSON line from its stdout, then attacks what it names::
 The stack stops when stdin reaches end of file (the driver closed it, or
 died) or on SIGTERM, SIGINT or SIGHUP. The API token is never on stdout, in
 argv or in an environment: it is only in ``auth_header_file`` (mode 0600,
-``Authorization: Bearer ...``), which is removed when the stack stops.
+``Authorization: Bearer ...``), which is removed when the stack stops; the
+token itself is revoked through the API first.
 
 Two differences from the ``make up`` stack, both so that scanners measure the
 API rather than its guards: the token holds every scope, so every route is
@@ -27,6 +28,8 @@ from collections.abc import Callable
 from devstack.daemon import ignore_stop_signals, stop_on_signals
 from devstack.paths import StackPaths
 from devstack.stack import RunningStack, start_stack
+from eventsvc.cli.client import ClientError, EventsClient
+from eventsvc.cli.config import ConfigError, ConfigFlags, load_config
 from eventsvc.files import write_private_file
 from eventsvc.tokens import SCOPES
 
@@ -63,9 +66,30 @@ def serve(
         pass
     finally:
         ignore_stop_signals()
+        revoke_scan_token(paths)
         stack.stop()
         header_file.unlink(missing_ok=True)
     return 0
+
+
+def revoke_scan_token(paths: StackPaths) -> None:
+    """Revoke the all-scope token through the API (it holds tokens:admin) before stopping.
+
+    The stack's database outlives the scan on disk; a token copied out of a
+    report or a scanner's state must not work on it again.
+    """
+    try:
+        config = load_config(ConfigFlags(config_file=paths.cli_config), {})
+        token_id = (config.token or "").split("_")[1]
+        client = EventsClient(config)
+        try:
+            client.revoke_token(token_id)
+        finally:
+            client.close()
+    except (ClientError, ConfigError, IndexError) as exc:
+        log.warning("DAST target: could not revoke the scan token: %s", exc)
+        return
+    log.info("DAST target: scan token %s revoked", token_id)
 
 
 def target_of(stack: RunningStack, paths: StackPaths) -> dict[str, str]:

@@ -504,7 +504,7 @@ def _ensure_executable(path: Path) -> None:
 def _runs(binary: Path) -> bool:
     """True if ``mongod --version`` succeeds (catches e.g. a missing libssl)."""
     try:
-        result = subprocess.run(  # noqa: S603 - fixed argv, our own binary
+        result = subprocess.run(  # fixed argv, our own binary
             [str(binary), "--version"], capture_output=True, timeout=15, check=False
         )
     except (OSError, subprocess.TimeoutExpired):
@@ -619,7 +619,7 @@ def _spawn(args: list[str], logpath: Path) -> subprocess.Popen[bytes]:
     with _console_path(logpath).open("ab") as console:
         # Own session: a Ctrl-C meant for `make run` must not kill mongod
         # before the API has drained; the stack runner stops it last.
-        process = subprocess.Popen(  # noqa: S603 - fixed argv, absolute paths
+        process = subprocess.Popen(  # fixed argv, absolute paths
             args,
             stdin=subprocess.DEVNULL,
             stdout=console,

@@ -30,7 +30,7 @@ import os
 import secrets
 import shutil
 import socket
-import subprocess  # nosec B404 - starts our own bao binary, fixed argv
+import subprocess  # starts our own bao binary, fixed argv
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +93,7 @@ def server_binary(environ: dict[str, str] | None = None) -> ServerBinary:
 
 def _flavour_of(path: Path) -> str:
     """OpenBao or HashiCorp Vault, from what the binary says of itself."""
-    version = subprocess.run(  # noqa: S603 - the operator's own binary, fixed argv
+    version = subprocess.run(  # the operator's own binary, fixed argv
         [str(path), "version"], capture_output=True, text=True, timeout=30, check=False
     ).stdout
     return "openbao" if "OpenBao" in version else "vault"
@@ -198,7 +198,7 @@ def _start_once(workdir: Path, port: int) -> RunningOpenBao:
     log.info("devstack: %s server %s (from %s)", binary.flavour, binary.path, binary.source)
     with server_log.open("ab") as log_handle:
         # stdout prints the root token and unseal key: discard it; logs go to stderr.
-        process = subprocess.Popen(  # noqa: S603 - our own binary, no shell
+        process = subprocess.Popen(  # our own binary, no shell
             argv,
             env=env,
             stdin=subprocess.DEVNULL,

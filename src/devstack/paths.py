@@ -68,6 +68,11 @@ class StackPaths:
         return self.root / "auditor-vault-token"
 
     @property
+    def report_signer_token(self) -> Path:
+        """An OpenBao token with policy ``eventsvc-report-signer`` (24 h, 0600): sign-report."""
+        return self.root / "report-signer-vault-token"
+
+    @property
     def wrapped_secret_id_file(self) -> Path:
         return self.root / "secret-id.wrapped"
 

@@ -179,6 +179,7 @@ class RunningStack:
             "cli_config": str(self.paths.cli_config),
             "operator_config": str(self.paths.operator_config),
             "auditor_vault_token": str(self.paths.auditor_vault_token),
+            "report_signer_token": str(self.paths.report_signer_token),
             "vault_addr": self.bao.addr,
             "vault_ca_file": str(self.bao.ca_file),
             "mongodb_hosts": self.mongod.hosts,
@@ -235,6 +236,7 @@ def start_stack(
         started.append(bao.stop)
         write_pid(paths, "openbao", bao.process.pid)
         write_auditor_vault_token(paths, bao.root_client())
+        write_report_signer_token(paths, bao.root_client())
         timings["openbao_and_bootstrap"] = time.monotonic() - begin
 
         step("starting mongod")
@@ -290,7 +292,7 @@ def write_cli_config(
 
 
 AUDITOR_POLICY = "eventsvc-auditor"
-AUDITOR_TOKEN_TTL = "24h"  # noqa: S105 - a lifetime, not a secret
+AUDITOR_TOKEN_TTL = "24h"  # a lifetime, not a secret
 
 
 def write_auditor_vault_token(paths: StackPaths, root: hvac.Client) -> Path:
@@ -313,6 +315,26 @@ def write_auditor_vault_token(paths: StackPaths, root: hvac.Client) -> Path:
     return paths.auditor_vault_token
 
 
+REPORT_SIGNER_POLICY = "eventsvc-report-signer"
+
+
+def write_report_signer_token(paths: StackPaths, root: hvac.Client) -> Path:
+    """A token that may only sign report bundles with transit/secgate-report (24 h), 0600.
+
+    ``make sign-report`` uses it: the local stack is the developer's signing
+    identity, as CI's keyless identity is the workflow's.
+    """
+    created = root.auth.token.create(
+        policies=[REPORT_SIGNER_POLICY],
+        ttl=AUDITOR_TOKEN_TTL,
+        renewable=False,
+        meta={"purpose": "devstack-report-signer"},
+        display_name="devstack-report-signer",
+    )
+    write_private_file(paths.report_signer_token, str(created["auth"]["client_token"]) + "\n")
+    return paths.report_signer_token
+
+
 _COMPONENT_DIRS = ("openbao", "mongod", "bootstrap", "eventsvc")
 _COMPONENT_FILES = (
     "auth-header",  # devstack.dast_target's token file, if a killed target left it
@@ -320,6 +342,7 @@ _COMPONENT_FILES = (
     "cli.toml",
     "operator.toml",
     "auditor-vault-token",
+    "report-signer-vault-token",
     "dev-token.toml",
     "secret-id.wrapped",
     "eventsvc.log",

@@ -31,7 +31,7 @@ from eventsvc.vault.errors import VaultError
 
 log = logging.getLogger(__name__)
 
-BOOTSTRAP_SECRET = "bootstrap-token"  # noqa: S105 - a KV secret's name, not a password
+BOOTSTRAP_SECRET = "bootstrap-token"  # a KV secret's name, not a password
 """The KV v2 secret under the service's path (``kv/data/eventsvc/bootstrap-token``)."""
 ADMIN_SCOPE = "tokens:admin"
 DEFAULT_LIFETIME = timedelta(days=1)

@@ -30,9 +30,9 @@ from eventsvc.settings import Settings
 from eventsvc.vault.issued import MongoScramCredential
 from eventsvc.vault.session import VaultSession
 
-TOKEN_PEPPER_SECRET = "token-pepper"  # noqa: S105 - a KV secret's name
+TOKEN_PEPPER_SECRET = "token-pepper"  # a KV secret's name
 """``kv/data/eventsvc/token-pepper``: ``token_pepper`` (service, bootstrap admin)."""
-AUDIT_HMAC_SECRET = "audit-hmac"  # noqa: S105 - a KV secret's name
+AUDIT_HMAC_SECRET = "audit-hmac"  # a KV secret's name
 """``kv/data/eventsvc/audit-hmac``: ``audit_hmac_key`` (service, auditor)."""
 
 

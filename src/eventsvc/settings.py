@@ -115,7 +115,7 @@ class Settings(BaseSettings):
     workers: int | None = Field(default=None, ge=1, le=64)
     # Abuse protection (flask-limiter syntax, counted in MongoDB for all instances).
     rate_limit_per_address: str = "300/minute"
-    rate_limit_per_token: str = "600/minute"  # noqa: S105 - a rate, not a secret
+    rate_limit_per_token: str = "600/minute"  # a rate, not a secret
     # How many reverse proxies in front set X-Forwarded-For; 0 = trust none.
     trusted_proxy_count: int = Field(default=0, ge=0, le=5)
     # Browser origins allowed to call the API (CORS); empty = no CORS at all.

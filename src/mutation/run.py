@@ -122,7 +122,7 @@ def run_module(
     started = time.monotonic()
     result = ModuleResult(module.path, module.tests, source_sha256(source), 0.0, 0.0)
     try:
-        baseline = subprocess.run(  # noqa: S603  # our own test command, no shell
+        baseline = subprocess.run(  # our own test command, no shell
             test_command(module), cwd=repo_root, capture_output=True, check=False
         )
         result.baseline_seconds = time.monotonic() - started
@@ -157,7 +157,7 @@ def _cosmic_ray_session(
     tools = cosmic_ray.parent
 
     def run(*command: str | Path) -> str:
-        completed = subprocess.run(  # noqa: S603  # cosmic-ray from our own venv, no shell
+        completed = subprocess.run(  # cosmic-ray from our own venv, no shell
             [str(part) for part in command],
             cwd=repo_root,
             capture_output=True,

@@ -8,9 +8,11 @@ used as given (unknown stage, malformed policy or waivers file, a
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -18,16 +20,41 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from secgate import advisories, reports
+from secgate import (
+    advisories,
+    bundle,
+    changes,
+    combine,
+    configreview,
+    provenance,
+    reports,
+    signing,
+    testresults,
+)
+from secgate.controls import ControlsError, load_controls, missing_references, replace_table
 from secgate.dast_target import parse_command
-from secgate.freshness import AcknowledgementError, load_acknowledgements
+from secgate.freshness import Acknowledgement, AcknowledgementError, load_acknowledgements
 from secgate.gate import GateVerdict, evaluate
 from secgate.model import ScanContext, StageResult
-from secgate.pipeline import RunInfo, run_stages, start_run, update_latest
-from secgate.policy import PolicyError, load_policy
-from secgate.reports.summary import SEVERITIES, stage_rows, waive_hint
+from secgate.pipeline import (
+    RunInfo,
+    enable_progress,
+    remember_token,
+    run_stages,
+    start_run,
+    update_latest,
+)
+from secgate.policy import Policy, PolicyError, load_policy
+from secgate.reports.markdown import config_review_markdown
+from secgate.reports.summary import (
+    SEVERITIES,
+    control_verdicts,
+    controls_line,
+    stage_rows,
+    waive_hint,
+)
 from secgate.stages import STAGE_NAMES
-from secgate.waivers import WaiverError, load_waivers
+from secgate.waivers import Waiver, WaiverError, load_waivers
 
 EXIT_USAGE = 2
 
@@ -72,6 +99,17 @@ def scan_options(func: click.decorators.FC) -> click.decorators.FC:
         click.option("--dast-target-command", metavar="CMD", default=None,
                      help="For the dast stage: run CMD, attack the target it prints, then stop "
                           "it (make passes \"python -m devstack dast-target\")."),
+        click.option("--config-base", metavar="REF", default=None,
+                     help="Compare the gate's own configuration with git REF (e.g. "
+                          "origin/main) and list every relaxation first in the reports."),
+        click.option("--test-results", type=click.Path(path_type=Path, dir_okay=False),
+                     default=None, help="This run's pytest JUnit XML (make test writes "
+                     "build/junit-tests.xml): kept in the bundle, judges the controls."),
+        click.option("--controls", type=click.Path(path_type=Path, dir_okay=False),
+                     default=None, help="[ROOT/security/controls.yml]"),
+        click.option("--previous", type=click.Path(path_type=Path, file_okay=False),
+                     default=None, help="A previous run's report directory to compare with "
+                     "[the run REPORT_DIR/latest points at]."),
         click.option("-v", "--verbose", is_flag=True, help="Log what each stage does."),
     ]  # fmt: skip
     for decorator in reversed(decorators):
@@ -116,9 +154,14 @@ def _scan(
     options: tuple[str, ...],
     step_summary: Path | None,
     dast_target_command: str | None,
+    config_base: str | None,
+    test_results: Path | None,
+    controls: Path | None,
+    previous: Path | None,
     verbose: bool,
 ) -> int:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
+    enable_progress()
     console = Console(highlight=False, soft_wrap=True)
     root = root.absolute()
     security = security_dir or root / "security"
@@ -128,11 +171,21 @@ def _scan(
         gate_acks = load_acknowledgements(waivers or security / "waivers.yml")
         stage_options = _options(options)
         dast_target = parse_command(dast_target_command) if dast_target_command else []
+        controls_file = controls or security / "controls.yml"
+        gate_controls = load_controls(controls_file) if controls_file.exists() else []
+        tests_run = testresults.load(test_results) if test_results else None
     except (PolicyError, WaiverError, AcknowledgementError, click.BadParameter, ValueError) as exc:
         console.print(Text(f"secgate: {exc}", style="bold red"))
         return EXIT_USAGE
     base = (report_dir or root / "security" / "reports").absolute()
     info = start_run(root, base, names, dt.datetime.now(dt.UTC))
+    if config_base:
+        info.config_review = configreview.review(root, config_base)
+    info.controls = gate_controls
+    info.test_results, info.test_results_file = tests_run, test_results
+    info.provenance = provenance.collect(root)
+    last_run = base / "latest"  # still the previous run: update_latest comes after the reports
+    previous_dir = previous or (last_run.resolve() if last_run.is_dir() else None)
     ctx = ScanContext(
         root=root,
         report_dir=info.report_dir,
@@ -140,22 +193,151 @@ def _scan(
         tools_bin=tools_bin.absolute(),
         options=stage_options,
     )
+    remember_token(ctx, stage_options.get("auth_header_file"))  # a target given with -o
     results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
-    verdict = evaluate(results, gate_policy, gate_waivers, info.finished_at.date(), gate_acks)
-    reports.write_all(info, results, verdict, gate_waivers, dt.datetime.now(dt.UTC))
+    rules = GateRules(gate_policy, gate_waivers, gate_acks)
+    verdict = _judge_and_report(info, ctx, results, rules, previous_dir)
     update_latest(base, info.report_dir)
+    _finish(console, info, results, verdict, step_summary)
+    return verdict.exit_code
+
+
+@dataclass(frozen=True)
+class GateRules:
+    """What the gate applies: policy.yml, waivers.yml and its advisory-data acknowledgements."""
+
+    policy: Policy
+    waivers: list[Waiver]
+    acks: list[Acknowledgement]
+
+
+def _judge_and_report(
+    info: RunInfo,
+    ctx: ScanContext,
+    results: list[StageResult],
+    rules: GateRules,
+    previous_dir: Path | None,
+) -> GateVerdict:
+    """Apply the gate, write every report, then check the bundle itself for secrets."""
+    today = (info.finished_at or dt.datetime.now(dt.UTC)).date()
+    verdict = evaluate(results, rules.policy, rules.waivers, today, rules.acks)
+    findings = changes.findings_document(info.run_id, info.stages, verdict)
+    info.changes = changes.compare(findings, previous_dir)
+    reports.write_all(info, results, verdict, rules.waivers, dt.datetime.now(dt.UTC))
+    leaks = bundle.secrets_in_bundle(ctx, ctx.secrets_used)
+    if leaks:  # the reports must say so: write them again with the failed verdict
+        verdict = verdict.with_bundle_problems(leaks)
+        reports.write_all(info, results, verdict, rules.waivers, dt.datetime.now(dt.UTC))
+    return verdict
+
+
+def _finish(
+    console: Console,
+    info: RunInfo,
+    results: list[StageResult],
+    verdict: GateVerdict,
+    step_summary: Path | None,
+) -> None:
     if step_summary is not None:
         with step_summary.open("a", encoding="utf-8") as stream:
             stream.write((info.report_dir / "summary.md").read_text(encoding="utf-8"))
     print_summary(console, info, results, verdict)
-    return verdict.exit_code
+
+
+@main.command("combine")
+@click.argument("out", type=click.Path(path_type=Path, file_okay=False))
+@click.argument(
+    "bundles",
+    nargs=-1,
+    required=True,
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+)
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="The checkout the bundles scanned (policy, waivers, controls).",
+)
+@click.option(
+    "--tools-bin",
+    type=click.Path(path_type=Path),
+    default=Path(".venv-scan/bin"),
+    show_default=True,
+    help="Scanner executables (the bundle's secret check).",
+)
+@click.option(
+    "--test-results",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="This commit's pytest JUnit XML.",
+)
+@click.option(
+    "--config-base",
+    metavar="REF",
+    default=None,
+    help="Compare the gate's configuration with git REF.",
+)
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="A previous combined report to diff findings with.",
+)
+@click.option("--step-summary", type=click.Path(path_type=Path), default=None,
+              help="Append summary.md here.")  # fmt: skip
+def combine_command(
+    out: Path,
+    bundles: tuple[Path, ...],
+    root: Path,
+    tools_bin: Path,
+    test_results: Path | None,
+    config_base: str | None,
+    previous: Path | None,
+    step_summary: Path | None,
+) -> None:
+    """One report for auditors in OUT from the BUNDLES of separate stage runs (CI's stage jobs).
+
+    The gate is applied again to all their stage results together, with this
+    checkout's policy and waivers; exit codes as for scan.
+    """
+    enable_progress()
+    console = Console(highlight=False, soft_wrap=True)
+    root = root.absolute()
+    security = root / "security"
+    try:
+        rules = GateRules(
+            load_policy(security / "policy.yml"),
+            load_waivers(security / "waivers.yml"),
+            load_acknowledgements(security / "waivers.yml"),
+        )
+        controls_file = security / "controls.yml"
+        gate_controls = load_controls(controls_file) if controls_file.exists() else []
+        tests_run = testresults.load(test_results) if test_results else None
+        gathered = combine.gather([b.absolute() for b in bundles], out.absolute())
+    except (PolicyError, WaiverError, AcknowledgementError, ValueError) as exc:
+        console.print(Text(f"secgate combine: {exc}", style="bold red"))
+        sys.exit(EXIT_USAGE)
+    now = dt.datetime.now(dt.UTC)
+    stages = [r.stage for r in gathered.results]
+    run_id = f"{now.strftime('%Y%m%dT%H%M%SZ')}-{gathered.commit[:8]}-combined"
+    info = RunInfo(run_id, gathered.commit, root, out.absolute(), now, now, stages)
+    if config_base:
+        info.config_review = configreview.review(root, config_base)
+    info.controls, info.provenance = gate_controls, provenance.collect(root)
+    info.test_results, info.test_results_file = tests_run, test_results
+    ctx = ScanContext(root, info.report_dir, security, tools_bin.absolute())
+    verdict = _judge_and_report(info, ctx, gathered.results, rules, previous)
+    _finish(console, info, gathered.results, verdict, step_summary)
+    sys.exit(verdict.exit_code)
 
 
 def print_summary(
     console: Console, info: RunInfo, results: list[StageResult], verdict: GateVerdict
 ) -> None:
-    """The console view: one table, then what to do about each failure."""
+    """The console view: configuration relaxations, one table, then what to do about failures."""
+    if info.config_review is not None:
+        print_config_review(console, info.config_review)
     table = Table(title=f"secgate {info.run_id}")
     for column in ("stage", "tools", *(s.name.lower() for s in SEVERITIES), "verdict", "s"):
         table.add_column(column)
@@ -174,6 +356,11 @@ def print_summary(
         data = verdict.advisory_data
         style = "bold red" if data.problem else ("yellow" if data.accepted_by else "")
         console.print(Text(data.summary(), style=style))
+    console.print(Text(controls_line(info, control_verdicts(info, results, verdict))))
+    if info.changes is not None:
+        console.print(Text(info.changes.summary()))
+    for line in info.provenance.lines() if info.provenance else []:
+        console.print(Text(line, style="dim"))
     for row in stage_rows(results, verdict):
         for note in row.notes:
             console.print(Text(f"  {row.stage}: {note}", style="dim"))
@@ -195,11 +382,163 @@ def print_summary(
                            "delete it from security/waivers.yml", style="bold red"))  # fmt: skip
     if verdict.advisory_data is not None and verdict.advisory_data.problem:
         console.print(Text(f"\n{verdict.advisory_data.problem}", style="bold red"))
-    for problem in verdict.acknowledgement_problems:
+    for problem in [*verdict.acknowledgement_problems, *verdict.bundle_problems]:
         console.print(Text(f"\n{problem}", style="bold red"))
     word = "PASSED" if verdict.passed else "FAILED"
     console.print(Text(f"\ngate {word}", style="bold green" if verdict.passed else "bold red"))
     console.print(Text(f"reports: {info.report_dir}"))
+
+
+def print_config_review(console: Console, review: configreview.ConfigReview) -> None:
+    """Relaxations of the gate's configuration in red, other changes dimmed."""
+    style = "bold red" if review.relaxations or review.problem else ""
+    console.print(Text(review.headline(), style=style))
+    for change in sorted(review.changes, key=lambda c: not c.relaxes):
+        console.print(Text(f"  {change.line()}", style="bold red" if change.relaxes else "dim"))
+    console.print()
+
+
+@main.command("config-review")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="The project tree under review.",
+)
+@click.option(
+    "--base",
+    "base_ref",
+    required=True,
+    metavar="REF",
+    help="git ref of the configuration in force, e.g. origin/main.",
+)
+@click.option(
+    "--step-summary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help='Append the list here (pass "$GITHUB_STEP_SUMMARY" in CI).',
+)
+@click.option("--json", "json_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the comparison as JSON here.")  # fmt: skip
+def config_review_command(
+    root: Path, base_ref: str, step_summary: Path | None, json_path: Path | None
+) -> None:
+    """List how the gate's own configuration differs from REF, relaxations first.
+
+    Exit 0 whatever it finds (CODEOWNERS makes the review mandatory; this
+    makes it visible); exit 2 when REF cannot be compared.
+    """
+    review = configreview.review(root.absolute(), base_ref)
+    print_config_review(Console(highlight=False, soft_wrap=True), review)
+    if step_summary is not None:
+        lines = ["## secgate: gate configuration", "", *config_review_markdown(review), ""]
+        with step_summary.open("a", encoding="utf-8") as stream:
+            stream.write("\n".join(lines))
+    if json_path is not None:
+        json_path.write_text(json.dumps(review.to_json(), indent=2) + "\n", encoding="utf-8")
+    sys.exit(EXIT_USAGE if review.problem else 0)
+
+
+@main.command("controls")
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    default=Path("."),
+    help="The project tree (tests and rules are looked up here).",
+)
+@click.option(
+    "--write",
+    "document",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Regenerate this document's control table (SECURITY.md).",
+)
+def controls_command(root: Path, document: Path | None) -> None:
+    """Check security/controls.yml: every test and rule it names exists.
+
+    With --write, regenerate SECURITY.md's control table from it. Exit 1 when a
+    listed test or rule does not exist, 2 when the file cannot be used.
+    """
+    try:
+        controls = load_controls(root / "security" / "controls.yml")
+        if document is not None:
+            text = document.read_text(encoding="utf-8")
+            document.write_text(replace_table(text, controls), encoding="utf-8")
+    except (ControlsError, OSError) as exc:
+        click.echo(f"secgate controls: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    problems = missing_references(controls, root.absolute())
+    for problem in problems:
+        click.echo(f"secgate controls: {problem}", err=True)
+    if not problems:
+        click.echo(f"secgate controls: {len(controls)} controls, every test and rule exists")
+    sys.exit(1 if problems else 0)
+
+
+@main.command("sign-report")
+@click.argument("report_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--vault-addr", required=True, help="https URL of Vault/OpenBao.")
+@click.option(
+    "--token-file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    required=True,
+    help="File holding a token allowed to sign with the key (0600).",
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="CA bundle for Vault's certificate.",
+)
+@click.option("--key", default="secgate-report", show_default=True, help="Transit key name.")
+@click.option("--mount", default="transit", show_default=True, help="Transit mount.")  # fmt: skip
+def sign_report_command(
+    report_dir: Path, vault_addr: str, token_file: Path, ca_file: str | None, key: str, mount: str
+) -> None:
+    """Sign REPORT_DIR's manifest.json with an Ed25519 key in Vault transit (manifest.sig.json)."""
+    token = token_file.read_text(encoding="utf-8").strip()
+    try:
+        written = signing.sign_with_vault_transit(
+            report_dir, addr=vault_addr, token=token, ca_file=ca_file, key=key, mount=mount
+        )
+    except (signing.SigningError, OSError) as exc:
+        click.echo(f"secgate sign-report: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"secgate sign-report: {written} ({mount}/keys/{key})")
+
+
+@main.command("verify-report")
+@click.argument("report_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option(
+    "--public-key",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    default=None,
+    help="The signer's Ed25519 public key (PEM, or base64 as Vault "
+    "transit shows it), obtained outside the bundle.",
+)
+@click.option("--require-signature", is_flag=True,
+              help="Fail unless a signature was checked with --public-key.")  # fmt: skip
+def verify_report_command(
+    report_dir: Path, public_key: Path | None, require_signature: bool
+) -> None:
+    """Check a report bundle: every file's SHA-256, nothing unlisted, and the signature.
+
+    Exit 0 when it holds, 1 when a file was changed, added or removed or the
+    signature does not match (each problem on its own line).
+    """
+    key = public_key.read_bytes() if public_key is not None else None
+    result = signing.verify_report(report_dir, key)
+    checked = any("signature checked" in note for note in result.notes)
+    problems = list(result.problems)
+    if require_signature and not checked:
+        problems.append("no signature was checked (--require-signature)")
+    for note in result.notes:
+        click.echo(f"secgate verify-report: {note}")
+    for problem in problems:
+        click.echo(f"secgate verify-report: FAIL: {problem}", err=True)
+    if not problems:
+        click.echo(f"secgate verify-report: {report_dir}: every file matches its manifest")
+    sys.exit(1 if problems else 0)
 
 
 @main.command("advisories")

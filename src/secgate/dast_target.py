@@ -26,7 +26,7 @@ import json
 import logging
 import selectors
 import shlex
-import subprocess  # nosec B404 - runs the command the user configured, as an argument list
+import subprocess  # runs the command the user configured, as an argument list
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,7 +60,7 @@ def started_target(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     try:
         with log_file.open("wb") as stderr:
-            process = subprocess.Popen(  # noqa: S603  # nosec B603 - argument list, no shell
+            process = subprocess.Popen(  # argument list, no shell
                 list(argv), stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
             )
     except OSError as exc:

@@ -50,6 +50,15 @@ class GateVerdict:
     reasons: list[str] = field(default_factory=list)
     advisory_data: freshness.Freshness | None = None  # None when SCA did not run
     acknowledgement_problems: list[str] = field(default_factory=list)
+    bundle_problems: list[str] = field(default_factory=list)  # secrets in the report bundle
+
+    def with_bundle_problems(self, problems: list[str]) -> GateVerdict:
+        """This verdict, failed by what was found in the report bundle (if anything)."""
+        if not problems:
+            return self
+        return dataclasses.replace(
+            self, passed=False, reasons=[*self.reasons, *problems], bundle_problems=problems
+        )
 
     @property
     def blocking(self) -> list[Finding]:

@@ -161,3 +161,6 @@ class ScanContext:
     tools_bin: Path  # directory holding the scanner executables (.venv-scan/bin)
     offline: bool = True
     options: dict[str, str] = field(default_factory=dict)  # e.g. base_url for DAST
+    # Values the run handled as secrets (the DAST token): held in memory only, so the
+    # report bundle can be searched for them (secgate.bundle). Never written anywhere.
+    secrets_used: set[str] = field(default_factory=set, repr=False, compare=False)

@@ -13,16 +13,35 @@ import logging
 import shutil
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from secgate import git
+from secgate.changes import Changes
+from secgate.configreview import ConfigReview
+from secgate.controls import Control
 from secgate.dast_target import TargetUnavailable, started_target
 from secgate.model import ScanContext, ScanOutput, StageResult
+from secgate.provenance import Provenance
 from secgate.stages import load_stage
+from secgate.testresults import JUnitResults
 from secgate.tools import ToolFailed, ToolMissing
 
 logger = logging.getLogger(__name__)
+# One line per stage and scanner as they start and finish (stderr; see enable_progress).
+progress = logging.getLogger("secgate.progress")
+
+
+def enable_progress() -> None:
+    """Show progress lines on stderr whatever the log level: a scan takes minutes."""
+    if progress.handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("secgate %(relativeCreated)7.0f ms  %(message)s"))
+    progress.addHandler(handler)
+    progress.setLevel(logging.INFO)
+    progress.propagate = False
 
 
 @dataclass
@@ -36,6 +55,12 @@ class RunInfo:
     started_at: dt.datetime
     finished_at: dt.datetime | None = None
     stages: list[str] = field(default_factory=list)
+    config_review: ConfigReview | None = None  # vs the base branch, when asked
+    test_results: JUnitResults | None = None  # this run's `make test` results, when given
+    test_results_file: Path | None = None
+    controls: list[Control] = field(default_factory=list)  # security/controls.yml
+    provenance: Provenance | None = None  # secgate version, tree state, configuration hashes
+    changes: Changes | None = None  # findings against the previous run's
 
 
 def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetime) -> RunInfo:
@@ -54,22 +79,39 @@ def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetim
 def run_stages(
     ctx: ScanContext, stages: list[str], dast_target_command: Sequence[str] = ()
 ) -> list[StageResult]:
-    """Run the stages in order; each one's failure is contained in its result.
+    """Run the stages; each one's failure is contained in its result.
 
-    With ``dast_target_command`` the dast stage runs while that command's
-    target is up (:mod:`secgate.dast_target`): it is started for DAST only,
-    and a target that does not come up fails the dast stage, not the run.
+    The static stages (everything but dast) depend on nothing but the tree, so
+    they run side by side; their scanners are separate processes. DAST comes
+    after them: with ``dast_target_command`` it runs while that command's
+    target is up (:mod:`secgate.dast_target`), and a target that does not come
+    up fails the dast stage, not the run. Results come back in ``stages`` order.
     """
-    results = []
-    for name in stages:
-        logger.info("stage %s: starting", name)
-        if name == "dast" and dast_target_command:
-            result = _dast_against_started_target(ctx, dast_target_command)
+    static = [name for name in stages if name != "dast"]
+    with ThreadPoolExecutor(max_workers=max(len(static), 1)) as pool:
+        running = {name: pool.submit(_run_with_progress, name, ctx) for name in static}
+        results = {name: future.result() for name, future in running.items()}
+    if "dast" in stages:
+        if dast_target_command:
+            progress.info("dast: starting the target and the scanners")
+            started = time.monotonic()
+            results["dast"] = _dast_against_started_target(ctx, dast_target_command)
+            _report_progress(results["dast"], time.monotonic() - started)
         else:
-            result = run_stage(name, ctx)
-        logger.info("stage %s: ran=%s, %d findings", name, result.ran, len(result.findings))
-        results.append(result)
-    return results
+            results["dast"] = _run_with_progress("dast", ctx)
+    return [results[name] for name in stages]
+
+
+def _run_with_progress(name: str, ctx: ScanContext) -> StageResult:
+    progress.info("%s: started", name)
+    result = run_stage(name, ctx)
+    _report_progress(result, result.seconds)
+    return result
+
+
+def _report_progress(result: StageResult, seconds: float) -> None:
+    state = f"{len(result.findings)} finding(s)" if result.ran else f"DID NOT RUN: {result.error}"
+    progress.info("%s: done in %.1f s, %s", result.stage, seconds, state)
 
 
 def run_stage(name: str, ctx: ScanContext) -> StageResult:
@@ -93,9 +135,22 @@ def _dast_against_started_target(ctx: ScanContext, command: Sequence[str]) -> St
     log_file = ctx.report_dir / "dast" / "target-command.log"
     try:
         with started_target(command, log_file) as target:
+            remember_token(ctx, target.get("auth_header_file"))
             return run_stage("dast", dataclasses.replace(ctx, options={**target, **ctx.options}))
     except TargetUnavailable as exc:
         return StageResult("dast", ran=False, error=f"DAST target did not start: {exc}")
+
+
+def remember_token(ctx: ScanContext, header_file: str | None) -> None:
+    """Keep the DAST token in memory so the report bundle can be searched for it."""
+    if not header_file:
+        return
+    try:
+        header = Path(header_file).read_text(encoding="utf-8").strip()
+    except OSError:
+        return
+    _, _, value = header.partition(":")
+    ctx.secrets_used.add(value.strip().removeprefix("Bearer").strip())
 
 
 def update_latest(reports_base: Path, report_dir: Path) -> Path:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess  # nosec B404 - scanners are run as argument lists, never through a shell
+import subprocess  # scanners are run as argument lists, never through a shell
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +18,7 @@ from pathlib import Path
 from secgate.model import ScanContext
 
 logger = logging.getLogger(__name__)
+progress = logging.getLogger("secgate.progress")
 
 DEFAULT_TIMEOUT_SECONDS = 600
 
@@ -72,7 +73,7 @@ def run_tool(
     logger.debug("running %s", argv)
     started = time.monotonic()
     try:
-        completed = subprocess.run(  # noqa: S603  # nosec B603 - fixed argv, no shell
+        completed = subprocess.run(  # fixed argv, no shell
             argv,
             cwd=cwd or ctx.root,
             env=full_env,
@@ -84,6 +85,7 @@ def run_tool(
     except subprocess.TimeoutExpired as exc:
         raise ToolFailed(f"{name} timed out after {timeout}s") from exc
     seconds = time.monotonic() - started
+    progress.info("  %s: %.1f s (exit %d)", name, seconds, completed.returncode)
     if completed.returncode not in ok_codes:
         tail = (completed.stderr or completed.stdout).strip()[-2000:]
         raise ToolFailed(f"{name} exited {completed.returncode}: {tail}")

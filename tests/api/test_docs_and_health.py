@@ -39,6 +39,48 @@ def test_committed_openapi_matches_the_code(
     assert exported.read_text() == (repo_root / "openapi.json").read_text()
 
 
+def _object_schemas(schema: object, schemas: dict[str, object], seen: set[str]) -> list[dict]:
+    """Every object schema inside ``schema``, following ``$ref`` into components once."""
+    if isinstance(schema, list):
+        return [found for item in schema for found in _object_schemas(item, schemas, seen)]
+    if not isinstance(schema, dict):
+        return []
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        name = ref.rsplit("/", 1)[-1]
+        if name in seen:
+            return []
+        seen.add(name)
+        return _object_schemas(schemas[name], schemas, seen)
+    found = [schema] if schema.get("type") == "object" else []
+    for value in schema.values():
+        found += _object_schemas(value, schemas, seen)
+    return found
+
+
+def test_response_schemas_refuse_undocumented_fields(client: FlaskClient) -> None:
+    """A field the document does not name is a schema violation (DAST reports a leaked field)."""
+    document = client.get("/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    responses = [
+        (f"{method.upper()} {path} {status}", response)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        for status, response in operation["responses"].items()
+    ]
+    checked = 0
+    for label, response in responses:
+        for media in response.get("content", {}).values():
+            for schema in _object_schemas(media["schema"], schemas, set()):
+                checked += 1
+                extra = schema.get("additionalProperties")
+                # Either closed (false) or a map whose values have a schema (attributes, checks).
+                assert extra is False or (
+                    not schema.get("properties") and isinstance(extra, dict)
+                ), f"{label}: an object schema accepts undocumented fields: {schema}"
+    assert checked > len(responses)  # every JSON response has at least one object
+
+
 def test_docs_page_uses_only_local_assets(client: FlaskClient) -> None:
     page = client.get("/docs")
     assert page.status_code == 200

@@ -7,6 +7,9 @@ the test knows every secret in play and can look for it in every log.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import socket
 import ssl
 import threading
@@ -28,7 +31,9 @@ from devstack.devtoken import mint_dev_token
 from devstack.errors import StackError
 from devstack.openbao import deliver_wrapped_secret_id
 from devstack.paths import StackPaths
+from devstack.reports import sign_report, write_report_public_key
 from devstack.stack import RunningStack, start_stack
+from secgate.signing import verify_report
 from support import write_test_pki
 
 
@@ -261,3 +266,33 @@ def test_auditor_vault_token_reads_the_app_secret_and_nothing_else(stack: Runnin
 def test_dev_token_without_a_stack_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="start the stack first"):
         mint_dev_token(StackPaths(tmp_path), ["audit:read"])
+
+
+def test_the_stack_signs_a_report_and_the_auditor_key_verifies_it(
+    stack: RunningStack, tmp_path: Path
+) -> None:
+    """The local signing identity: a sign-only token, the public key read as auditor."""
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    summary = bundle / "summary.md"
+    summary.write_text("## secgate: PASSED\n", encoding="utf-8")
+    digest = hashlib.sha256(summary.read_bytes()).hexdigest()
+    manifest = {"run_id": "r", "commit": "c", "artifacts": {"summary.md": digest}}
+    (bundle / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    sign_report(stack.paths, bundle, stack.bao.addr, stack.bao.ca_file)
+    key = write_report_public_key(stack.paths, stack.bao.addr, stack.bao.ca_file, tmp_path / "k")
+    checked = verify_report(bundle, key.read_bytes())
+    assert checked.ok, checked.problems
+    assert any("signature checked" in note for note in checked.notes)
+    summary.write_text("## secgate: PASSED (edited)\n", encoding="utf-8")
+    assert not verify_report(bundle, key.read_bytes()).ok
+
+    token_file = stack.paths.report_signer_token
+    assert token_file.stat().st_mode & 0o077 == 0
+    signer = hvac.Client(
+        url=stack.bao.addr, token=token_file.read_text().strip(), verify=str(stack.bao.ca_file)
+    )
+    assert signer.lookup_token()["data"]["policies"] == ["default", "eventsvc-report-signer"]
+    checkpoint = {"input": base64.b64encode(b"a forged checkpoint").decode()}
+    with pytest.raises(hvac.exceptions.Forbidden):  # a report signature is no checkpoint's
+        signer.write_data("transit/sign/eventsvc-audit-checkpoint", data=checkpoint)

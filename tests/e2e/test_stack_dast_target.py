@@ -1,19 +1,25 @@
 """``python -m devstack dast-target`` driven the way secgate drives it (secgate.dast_target).
 
 A real stack: its JSON line names a working HTTPS API and a 0600 header file
-whose token holds every scope; the token is in no line and no argv; closing
-stdin stops every process and removes the header file.
+whose token holds every scope; the token is in no line and no argv; the
+service passes DAST's probe and passive checks; closing stdin stops every
+process and removes the header file.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 import requests
 
 from secgate.dast_target import started_target
+from secgate.model import ScanContext
+from secgate.pipeline import run_stage
 from support import alive
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def pids_of(run_dir: Path) -> list[int]:
@@ -50,9 +56,28 @@ def test_dast_target_serves_until_stdin_closes(tmp_path: Path) -> None:
                 timeout=10,
             )
             assert answer.status_code == 200, (path, answer.text)
+        # The real service passes the probe of undocumented routes and the passive checks
+        # (security headers, content types, error bodies) on every answer.
+        options = {**target, "dast_tools": "probe"}
+        reports = tmp_path / "reports"
+        ctx = ScanContext(
+            REPO, reports, REPO / "security", REPO / ".venv-scan" / "bin", True, options
+        )
+        probed = run_stage("dast", ctx)
+        assert probed.ran, probed.error
+        assert probed.findings == []
+        assert probed.metadata["probe"].endswith("authenticated: yes")
         components = pids_of(run_dir)
         assert len(components) == 3
         assert not [line for line in command_lines() if token.encode() in line]
     assert not header_file.exists()
     for pid in components:
         assert not alive(pid), f"pid {pid} survived the end of the scan"
+    # The token was revoked through the API before the stack stopped (its database stays).
+    token_id = token.split("_")[1]
+    access = [json.loads(line) for line in (run_dir / "eventsvc.log").read_text().splitlines()]
+    revoke_path = f"/api/v1/tokens/{token_id}/revoke"
+    revoked = [
+        r for r in access if r.get("logger") == "eventsvc.access" and r.get("path") == revoke_path
+    ]
+    assert [r["status"] for r in revoked] == [200]

@@ -36,6 +36,7 @@ CI = "eventsvc-ci"
 MEMBER = "eventsvc-mongod-member"
 AUDITOR = "eventsvc-auditor"
 BOOTSTRAP_ADMIN = "eventsvc-bootstrap-admin"
+REPORT_SIGNER = "eventsvc-report-signer"
 
 PEPPER = "kv/data/eventsvc/token-pepper"
 AUDIT_KEY = "kv/data/eventsvc/audit-hmac"
@@ -45,6 +46,8 @@ SIGNING_KEY = "transit/keys/eventsvc-audit-checkpoint"
 SIGN = "transit/sign/eventsvc-audit-checkpoint"
 EXPORT = "transit/export/signing-key/eventsvc-audit-checkpoint"
 BACKUP = "transit/backup/eventsvc-audit-checkpoint"
+REPORT_KEY = "transit/keys/secgate-report"
+REPORT_SIGN = "transit/sign/secgate-report"
 MEMBER_CERT = "pki_int/issue/eventsvc-mongod-server"
 CLIENT_CERT = "pki_int/issue/eventsvc-mongo-client"
 APPROLE = "auth/approle/role/eventsvc"
@@ -105,6 +108,16 @@ def _signing_key(policy: str, *, sign: bool, read_public: bool) -> list[Case]:
         Case(policy, "read", BACKUP, DENY),
         Case(policy, "write", f"{SIGNING_KEY}/config", DENY, {"exportable": True}),
         Case(policy, "delete", SIGNING_KEY, DENY),
+    ]
+
+
+def _report_key(policy: str, *, sign: bool, read_public: bool) -> list[Case]:
+    """The report-signing key: the signer signs, the auditor reads the public half; no export."""
+    return [
+        Case(policy, "write", REPORT_SIGN, sign, SIGN_BODY),
+        Case(policy, "read", REPORT_KEY, read_public),
+        Case(policy, "read", "transit/export/signing-key/secgate-report", DENY),
+        Case(policy, "write", f"{REPORT_KEY}/config", DENY, {"exportable": True}),
     ]
 
 
@@ -171,6 +184,7 @@ MATRIX: list[Case] = [
     *_approle(APP, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_policy_writes(APP, DENY),
     *_anchors(APP, append=REACH, audit=DENY),
+    *_report_key(APP, sign=DENY, read_public=DENY),
     # The standing operator: builds the layout, reads no secret, changes no grant.
     *_secrets(OPERATOR, set()),
     *_kv_tampering(OPERATOR),
@@ -179,6 +193,7 @@ MATRIX: list[Case] = [
     *_approle(OPERATOR, role_id_readable=REACH, wrapped_secret_id=DENY),
     *_policy_writes(OPERATOR, DENY),
     *_anchors(OPERATOR, append=DENY, audit=DENY),
+    *_report_key(OPERATOR, sign=DENY, read_public=REACH),
     Case(OPERATOR, "read", f"sys/policies/acl/{APP}", REACH),
     Case(OPERATOR, "read", APPROLE, REACH),
     Case(OPERATOR, "write", "sys/auth/userpass", DENY, {"type": "userpass"}),
@@ -189,6 +204,7 @@ MATRIX: list[Case] = [
     *_pki(BREAK_GLASS, client=DENY, member=DENY),
     *_approle(BREAK_GLASS, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_anchors(BREAK_GLASS, append=DENY, audit=DENY),
+    *_report_key(BREAK_GLASS, sign=DENY, read_public=DENY),
     Case(BREAK_GLASS, "read", f"sys/policies/acl/{APP}", REACH),
     Case(BREAK_GLASS, "write", "sys/policies/acl/not-eventsvc", DENY, {"policy": ""}),
     # CI: wrapped secret_ids and the CRL; no role_id, no unwrap by value, no member certificate.
@@ -198,12 +214,14 @@ MATRIX: list[Case] = [
     *_approle(CI, role_id_readable=DENY, wrapped_secret_id=REACH),
     *_policy_writes(CI, DENY),
     *_anchors(CI, append=DENY, audit=DENY),
+    *_report_key(CI, sign=DENY, read_public=DENY),
     Case(CI, "read", "pki_int/crl/pem", REACH),
     # mongod member provisioning: the member role only.
     *_secrets(MEMBER, set()),
     *_signing_key(MEMBER, sign=DENY, read_public=DENY),
     *_pki(MEMBER, client=DENY, member=REACH),
     *_approle(MEMBER, role_id_readable=DENY, wrapped_secret_id=DENY),
+    *_report_key(MEMBER, sign=DENY, read_public=DENY),
     # Auditor: the audit HMAC key and the public checkpoint key; not the pepper.
     *_secrets(AUDITOR, {AUDIT_KEY}),
     *_kv_tampering(AUDITOR),
@@ -212,6 +230,7 @@ MATRIX: list[Case] = [
     *_approle(AUDITOR, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_policy_writes(AUDITOR, DENY),
     *_anchors(AUDITOR, append=DENY, audit=REACH),
+    *_report_key(AUDITOR, sign=DENY, read_public=REACH),
     # Bootstrap admin: the pepper and a write-once record; not the audit keys.
     *_secrets(BOOTSTRAP_ADMIN, {PEPPER}),
     *_kv_tampering(BOOTSTRAP_ADMIN),
@@ -220,6 +239,16 @@ MATRIX: list[Case] = [
     *_approle(BOOTSTRAP_ADMIN, role_id_readable=DENY, wrapped_secret_id=DENY),
     *_policy_writes(BOOTSTRAP_ADMIN, DENY),
     *_anchors(BOOTSTRAP_ADMIN, append=DENY, audit=DENY),
+    *_report_key(BOOTSTRAP_ADMIN, sign=DENY, read_public=DENY),
+    # Report signer: signs report bundles with its own key, and nothing else.
+    *_secrets(REPORT_SIGNER, set()),
+    *_kv_tampering(REPORT_SIGNER),
+    *_signing_key(REPORT_SIGNER, sign=DENY, read_public=DENY),
+    *_pki(REPORT_SIGNER, client=DENY, member=DENY),
+    *_approle(REPORT_SIGNER, role_id_readable=DENY, wrapped_secret_id=DENY),
+    *_policy_writes(REPORT_SIGNER, DENY),
+    *_anchors(REPORT_SIGNER, append=DENY, audit=DENY),
+    *_report_key(REPORT_SIGNER, sign=REACH, read_public=DENY),
 ]
 """Break-glass's own reachable writes are replayed in the attack tests below, not
 here: letting them through would rewrite the policies every other row depends on."""
@@ -240,7 +269,7 @@ def clients(stack: Stack) -> dict[str, hvac.Client]:
     """One client per policy; the service's from a real AppRole login."""
     made = {
         policy: _client(stack, _person_token(stack, policy))
-        for policy in (OPERATOR, BREAK_GLASS, CI, MEMBER, AUDITOR, BOOTSTRAP_ADMIN)
+        for policy in (OPERATOR, BREAK_GLASS, CI, MEMBER, AUDITOR, BOOTSTRAP_ADMIN, REPORT_SIGNER)
     }
     made[APP] = _client(stack, _app_token(stack))
     return made

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
-from secgate_support import FIXTURES, context, copy_fixture, flaw_lines
+from secgate_support import FIXTURES, REPO, context, copy_fixture, flaw_lines
 
 from secgate.gate import evaluate
 from secgate.pipeline import run_stage
@@ -63,3 +64,23 @@ def test_tree_without_workflows_says_what_did_not_run(tmp_path: Path) -> None:
     assert result.ran
     assert result.findings == []
     assert "no .github/workflows or dependabot.yml: zizmor not run" in result.notes
+
+
+def test_the_repository_dockerfile_passes_hadolint(tmp_path: Path) -> None:
+    """The config stage lints our own Dockerfile: no finding at all, not even style."""
+    root = copy_fixture("clean", tmp_path)
+    shutil.copy(REPO / "Dockerfile", root / "Dockerfile")
+    result = run_stage("config", context(root, tmp_path / "reports"))
+    assert result.ran, result.error
+    assert "hadolint" in result.tool_versions
+    assert [f for f in result.findings if f.tool == "hadolint"] == []
+    assert any(note.startswith("image: not built") for note in result.notes)
+
+
+def test_a_dockerfile_that_ends_as_root_fails(tmp_path: Path) -> None:
+    root = copy_fixture("clean", tmp_path)
+    dockerfile = (REPO / "Dockerfile").read_text(encoding="utf-8")
+    (root / "Dockerfile").write_text(dockerfile.replace("USER 10001:10001", "USER root"), "utf-8")
+    result = run_stage("config", context(root, tmp_path / "reports"))
+    verdict = evaluate([result], DEFAULT_POLICY, [], TODAY)
+    assert "DL3002" in {f.rule_id for f in verdict.blocking}  # last USER is root

@@ -93,3 +93,17 @@ def test_fingerprints_survive_line_shifts(tmp_path: Path) -> None:
     assert {f.line for f in first if f.path == "src/app/shell.py"} != {
         f.line for f in second if f.path == "src/app/shell.py"
     }
+
+
+def test_a_file_the_scanners_cannot_parse_fails_the_stage_naming_it(tmp_path: Path) -> None:
+    """Not a warning, not a finding below the thresholds: the stage did not run."""
+    root = copy_fixture("unparsable", tmp_path)
+    result = run_stage("sast", context(root, tmp_path / "reports"))
+    assert not result.ran
+    assert result.error is not None
+    assert "bandit could not scan src/app/broken.py: syntax error" in result.error
+    assert "semgrep could not scan src/app/broken.py: Lexical error" in result.error
+    # semgrep only warns about a file it parsed partly: that fails the stage as well.
+    assert "bandit could not scan src/app/partial.py: syntax error" in result.error
+    assert "semgrep could not scan src/app/partial.py: PartialParsing" in result.error
+    assert not evaluate([result], DEFAULT_POLICY, [], TODAY).passed

@@ -7,7 +7,9 @@
 #   - the public half of the checkpoint signing key (transit/keys/<name> returns
 #     public keys only; the key is not exportable). Checkpoints are Ed25519
 #     signatures, so the HMAC key alone cannot forge one;
-#   - the checkpoint anchors kept outside MongoDB (audit-anchors/).
+#   - the checkpoint anchors kept outside MongoDB (audit-anchors/);
+#   - the public half of the report-signing key (transit/keys/secgate-report), to
+#     check a security report bundle's signature.
 
 # Checkpoint anchors (`audit verify --anchors`): list writers and their checkpoint
 # numbers, read the anchored checkpoints. Read only.
@@ -24,5 +26,11 @@ path "kv/data/eventsvc/audit-hmac" {
 }
 
 path "transit/keys/eventsvc-audit-checkpoint" {
+  capabilities = ["read"]
+}
+
+# The public half of the key that signs the security gate's report bundles
+# (`secgate verify-report --public-key`).
+path "transit/keys/secgate-report" {
   capabilities = ["read"]
 }

@@ -51,6 +51,8 @@ path "auth/approle/role/eventsvc/role-id" { capabilities = ["read"] }
 # could make it exportable). Transit key creation is a POST without an existence
 # check, so it needs "update"; on an existing key that changes nothing.
 path "transit/keys/eventsvc-audit-checkpoint" { capabilities = ["create", "read", "update"] }
+# The same for the key that signs the security gate's report bundles.
+path "transit/keys/secgate-report" { capabilities = ["create", "read", "update"] }
 
 # Seed KV secrets only when absent: see that one exists from its metadata (no
 # values), create it with check-and-set=0. Never read, update or delete values.

@@ -8,12 +8,13 @@ from flask import Response, json
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from eventsvc.api.schemas import Health
+from eventsvc.api.schemas import Health, Problem
 from eventsvc.api.services import certificates_expire_at, event_store
 from eventsvc.store import StoreUnavailable
 
 health_tag = Tag(name="health", description="Probes")
-blueprint = APIBlueprint("health", __name__, abp_tags=[health_tag])
+# flask-openapi3 documents a 400 for every route; ours is a problem+json object.
+blueprint = APIBlueprint("health", __name__, abp_tags=[health_tag], abp_responses={400: Problem})
 
 
 @blueprint.get("/healthz", responses={200: Health}, summary="Process is alive")

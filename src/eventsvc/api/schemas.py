@@ -98,6 +98,16 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ResponseModel(BaseModel):
+    """A response shape: ``additionalProperties: false`` in the OpenAPI document.
+
+    A field the document does not name is then a schema violation that DAST
+    (schemathesis' response conformance) reports: a leaked field is a finding.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class EventCreate(StrictModel):
     """Body of ``POST /api/v1/events``."""
 
@@ -157,7 +167,7 @@ class StopHeaders(BaseModel):
     )
 
 
-class EventOut(BaseModel):
+class EventOut(ResponseModel):
     """An event as returned by the API."""
 
     id: str
@@ -170,17 +180,17 @@ class EventOut(BaseModel):
     version: int
 
 
-class EventPageOut(BaseModel):
+class EventPageOut(ResponseModel):
     items: list[EventOut]
     next: str | None = Field(description="Cursor of the next page; null on the last page.")
 
 
-class FieldError(BaseModel):
+class FieldError(ResponseModel):
     field: str
     message: str
 
 
-class Problem(BaseModel):
+class Problem(ResponseModel):
     """RFC 9457 problem details."""
 
     type: str
@@ -191,7 +201,7 @@ class Problem(BaseModel):
     request_id: str | None = None
 
 
-class Health(BaseModel):
+class Health(ResponseModel):
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
 

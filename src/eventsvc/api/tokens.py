@@ -10,7 +10,7 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from eventsvc.api.schemas import ERROR_RESPONSES, Problem
+from eventsvc.api.schemas import ERROR_RESPONSES, Problem, ResponseModel
 from eventsvc.api.services import token_store
 from eventsvc.auth import request_context, require_scope
 from eventsvc.clock import rfc3339
@@ -54,7 +54,7 @@ class TokenPath(BaseModel):
     token_id: str = Field(pattern=r"^[a-z0-9]{16}$")
 
 
-class TokenOut(BaseModel):
+class TokenOut(ResponseModel):
     id: str
     owner: str
     scopes: list[str]
@@ -68,7 +68,7 @@ class CreatedTokenOut(TokenOut):
     token: str = Field(description="Shown once; only a keyed digest is stored.")
 
 
-class TokenListOut(BaseModel):
+class TokenListOut(ResponseModel):
     items: list[TokenOut]
 
 

@@ -33,7 +33,7 @@ from eventsvc.cli.commands import CommandFailed, ConfigurationFailed
 from eventsvc.cli.safe_text import one_line
 
 USERNAME_ENV = "EVENTSVC_MIGRATION_MONGODB_USERNAME"
-PASSWORD_ENV = "EVENTSVC_MIGRATION_MONGODB_PASSWORD"  # noqa: S105 - the variable's name
+PASSWORD_ENV = "EVENTSVC_MIGRATION_MONGODB_PASSWORD"  # the variable's name
 CERT_ENV = "EVENTSVC_MIGRATION_MONGODB_TLS_CERT_KEY_FILE"
 UNAUTHORIZED = 13
 

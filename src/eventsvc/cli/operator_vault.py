@@ -23,7 +23,7 @@ from eventsvc.vault.login import https_address
 from eventsvc.vault.session import VaultSession
 
 ADDR_ENV = "VAULT_ADDR"
-TOKEN_ENV = "VAULT_TOKEN"  # noqa: S105 - the variable's name
+TOKEN_ENV = "VAULT_TOKEN"  # the variable's name
 CA_ENV = "VAULT_CACERT"
 
 

@@ -107,6 +107,6 @@ class TokenState:
 class Refresh(enum.Enum):
     """What the lease keeper may have to refresh."""
 
-    TOKEN = "token"  # noqa: S105 - a label, not a password
+    TOKEN = "token"  # a label, not a password
     MONGO_CREDENTIAL = "mongo credential"
     SERVER_TLS = "server TLS"

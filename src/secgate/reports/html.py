@@ -1,46 +1,82 @@
 """report.html: one self-contained page for auditors (inline CSS, no script, no assets).
 
-Every value that reaches the page goes through :func:`esc`: findings carry
-text chosen by attackers (URLs, payloads, file contents), and this page is
-opened by people with access to everything.
+The page comes from ``templates/report.html.j2``, rendered by Jinja2 with
+autoescaping on: findings carry text chosen by attackers (URLs, payloads, file
+contents), and this page is opened by people with access to everything. This
+module only gathers values as plain text (:class:`Piece`); it never builds markup.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import html
 from collections import Counter
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
+import jinja2
+
+from secgate.changes import Changes
+from secgate.configreview import ConfigReview
 from secgate.gate import GateVerdict
 from secgate.model import Finding, StageResult
 from secgate.pipeline import RunInfo
-from secgate.reports.summary import SEVERITIES, stage_rows
+from secgate.reports.summary import SEVERITIES, control_verdicts, controls_line, stage_rows
 from secgate.stages import STAGE_NAMES
 from secgate.waivers import Waiver
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#1a1a1a;max-width:90em}
-h1 .pass{color:#11693a} h1 .fail{color:#b00020}
+h1 .pass{color:#11693a} h1 .fail{color:#b00020} .fail{color:#b00020}
 table{border-collapse:collapse;margin:.5em 0 1.5em;width:100%}
-th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top;font-size:.9em}
+th,td{border:1px solid #ccc;padding:.3em .5em;text-align:left;vertical-align:top;font-size:.9em;
+overflow-wrap:anywhere}
 th{background:#f0f0f0} code{font-size:.85em;word-break:break-all}
 .blocking{background:#fde7ea} .waived{background:#fff8e1} .notrun{background:#fde7ea}
 """
 
 
-def esc(value: object) -> str:
-    return html.escape(str(value), quote=True)
+@dataclass(frozen=True)
+class Piece:
+    """One run of text in a cell; ``style`` is "", "code", "bold" or "alert"."""
+
+    text: str
+    style: str = ""
 
 
-def table(headers: list[str], rows: list[list[str]], classes: list[str] | None = None) -> str:
-    """An HTML table; cells must already be escaped."""
-    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
-    body = []
-    for n, row in enumerate(rows):
-        css = f' class="{classes[n]}"' if classes and classes[n] else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+def text(value: object, style: str = "") -> list[Piece]:
+    """A cell holding one piece."""
+    return [Piece(str(value), style)]
+
+
+@dataclass(frozen=True)
+class Row:
+    cells: list[list[Piece]]  # each cell: pieces shown one per line
+    css: str = ""
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[Row]
+
+
+@dataclass(frozen=True)
+class Section:
+    title: str
+    intro: list[Piece] = field(default_factory=list)
+    items: list[Piece] = field(default_factory=list)
+    table: Table | None = None
+
+
+@cache
+def _template() -> jinja2.Template:
+    environment = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    return environment.get_template("report.html.j2")
 
 
 def render(
@@ -51,10 +87,10 @@ def render(
     artifacts: dict[str, str],
     now: dt.datetime,
 ) -> str:
-    parts = [
-        _header(info, verdict, now),
+    sections = [
         _reasons(verdict),
         _stages(results, verdict),
+        _controls(info, results, verdict),
         _scanners(results),
         _owasp(results),
         _findings(verdict),
@@ -62,76 +98,140 @@ def render(
         _metadata(results),
         _manifest(artifacts),
     ]
-    return (
-        '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>secgate report {esc(info.run_id)}</title><style>{CSS}</style></head>"
-        f"<body>{''.join(parts)}</body></html>\n"
+    return _template().render(
+        css=CSS,
+        run_id=info.run_id,
+        passed=verdict.passed,
+        header=_header(info, results, verdict, now),
+        sections=sections,
     )
 
 
-def _header(info: RunInfo, verdict: GateVerdict, now: dt.datetime) -> str:
-    word, css = ("PASSED", "pass") if verdict.passed else ("FAILED", "fail")
+def _header(
+    info: RunInfo, results: list[StageResult], verdict: GateVerdict, now: dt.datetime
+) -> Table:
+    """The first screen: what an auditor asks before anything else."""
     finished = info.finished_at or now
-    rows = [
-        ["run", f"<code>{esc(info.run_id)}</code>"],
-        ["git commit", f"<code>{esc(info.commit)}</code>"],
-        ["scanned tree", f"<code>{esc(info.root)}</code>"],
-        ["started (UTC)", esc(info.started_at.isoformat(timespec="seconds"))],
-        ["finished (UTC)", esc(finished.isoformat(timespec="seconds"))],
-        ["report written (UTC)", esc(now.isoformat(timespec="seconds"))],
-        ["stages requested", esc(", ".join(info.stages))],
-    ]
+    rows: list[list[list[Piece]]] = []
+    if info.config_review is not None:
+        rows.append([text("gate configuration"), _config_review(info.config_review)])
     if verdict.advisory_data is not None:
-        rows.insert(0, ["advisory data", f"<b>{esc(verdict.advisory_data.summary())}</b>"])
-    return f'<h1>secgate: <span class="{css}">{word}</span></h1>' + table(["", ""], rows)
+        rows.append([text("advisory data"), text(verdict.advisory_data.summary(), "bold")])
+    rows += [
+        [text("controls"), text(controls_line(info, control_verdicts(info, results, verdict)))],
+        [text("run"), text(info.run_id, "code")],
+        [text("git commit"), text(info.commit, "code")],
+        [text("scanned tree"), text(info.root, "code")],
+        [text("started (UTC)"), text(info.started_at.isoformat(timespec="seconds"))],
+        [text("finished (UTC)"), text(finished.isoformat(timespec="seconds"))],
+        [text("report written (UTC)"), text(now.isoformat(timespec="seconds"))],
+        [text("stages requested"), text(", ".join(info.stages))],
+    ]
+    if info.provenance is not None:
+        hashes = info.provenance.config.items()
+        config = [Piece(f"{name} {digest}", "code") for name, digest in hashes]
+        rows += [
+            [text("secgate"), text(info.provenance.secgate)],
+            [text("tree"), text(info.provenance.tree)],
+            [text("configuration in force (sha256)"), config],
+        ]
+    if info.changes is not None:
+        rows.append([text("since the previous run"), _changes(info.changes)])
+    return Table(["", ""], [Row(cells) for cells in rows])
 
 
-def _reasons(verdict: GateVerdict) -> str:
+def _changes(changes: Changes) -> list[Piece]:
+    """The counts, then each new and fixed finding (still-open ones are in the findings table)."""
+    pieces = [Piece(changes.summary())]
+    pieces += [Piece(f"new: {_finding_line(f)}", "alert") for f in changes.new]
+    pieces += [Piece(f"fixed: {_finding_line(f)}") for f in changes.fixed]
+    return pieces
+
+
+def _finding_line(entry: dict[str, str]) -> str:
+    rule = f"{entry['stage']} {entry['tool']} {entry['rule']}"
+    return f"{rule} ({entry['severity']}) {entry['location']}"
+
+
+def _config_review(review: ConfigReview) -> list[Piece]:
+    """Relaxations of the gate's own configuration, first thing a reviewer reads."""
+    changes = sorted(review.changes, key=lambda c: not c.relaxes)
+    return [Piece(review.headline(), "bold")] + [
+        Piece(c.line(), "alert" if c.relaxes else "") for c in changes
+    ]
+
+
+def _reasons(verdict: GateVerdict) -> Section:
     if not verdict.reasons:
-        return "<p>No blocking finding, no stage failure, no waiver problem.</p>"
-    items = "".join(f"<li>{esc(reason)}</li>" for reason in verdict.reasons)
-    return f"<h2>Why the gate failed</h2><ul>{items}</ul>"
+        clean = Piece("No blocking finding, no stage failure, no waiver problem.")
+        return Section("", intro=[clean])
+    return Section("Why the gate failed", items=[Piece(reason) for reason in verdict.reasons])
 
 
-def _stages(results: list[StageResult], verdict: GateVerdict) -> str:
-    rows, classes = [], []
-    for row in stage_rows(results, verdict):
-        rows.append(
+def _stages(results: list[StageResult], verdict: GateVerdict) -> Section:
+    rows = [
+        Row(
             [
-                esc(row.stage),
-                esc(row.tools),
-                *[esc(row.counts[s]) for s in SEVERITIES],
-                f"<b>{esc(row.verdict)}</b>",
-                esc(f"{row.seconds:.1f}"),
-                "<br>".join(esc(note) for note in row.notes),
-            ]
+                text(row.stage),
+                text(row.tools),
+                *[text(row.counts[s]) for s in SEVERITIES],
+                text(row.verdict, "bold"),
+                text(f"{row.seconds:.1f}"),
+                [Piece(note) for note in row.notes],
+            ],
+            "" if row.verdict == "pass" else "notrun",
         )
-        classes.append("" if row.verdict == "pass" else "notrun")
+        for row in stage_rows(results, verdict)
+    ]
     headers = ["stage", "tools", *[s.name.lower() for s in SEVERITIES], "verdict", "s", "notes"]
-    return "<h2>Stages</h2>" + table(headers, rows, classes)
+    return Section("Stages", table=Table(headers, rows))
 
 
-def _scanners(results: list[StageResult]) -> str:
+def _controls(info: RunInfo, results: list[StageResult], verdict: GateVerdict) -> Section:
+    """Control -> tests, rules, scans -> what this run showed; unproven ones first."""
+    verdicts = control_verdicts(info, results, verdict)
+    rows = [
+        Row(
+            [
+                text(v.control.id, "code"),
+                text(v.control.statement),
+                text(v.status, "bold"),
+                [Piece(line) for line in v.evidence],
+                text("; ".join(v.control.source)),
+            ],
+            "" if v.proven else "notrun",
+        )
+        for v in sorted(verdicts, key=lambda v: v.proven)
+    ]
+    headers = ["id", "control", "result", "evidence (this run)", "source"]
+    return Section(
+        "Controls",
+        intro=[Piece(controls_line(info, verdicts))],
+        table=Table(headers, rows) if rows else None,
+    )
+
+
+def _scanners(results: list[StageResult]) -> Section:
     """Which scanners ran (with versions) and which did not, stage by stage."""
     rows = []
     by_stage = {r.stage: r for r in results}
     for stage in STAGE_NAMES:
         result = by_stage.get(stage)
         if result is None:
-            rows.append([esc(stage), "-", "not requested in this run: <b>not run</b>"])
+            rows.append(Row([text(stage), text("-"), text("not requested in this run: not run")]))
             continue
-        ran = "<br>".join(f"{esc(t)} {esc(v)}" for t, v in sorted(result.tool_versions.items()))
-        missing = [esc(n) for n in result.notes if "not run" in n]
+        ran = [Piece(f"{t} {v}") for t, v in sorted(result.tool_versions.items())]
+        missing = [Piece(n) for n in result.notes if "not run" in n]
         if not result.ran:
-            missing.append(f"<b>stage did not run</b>: {esc(result.error)}")
-        rows.append([esc(stage), ran or "-", "<br>".join(missing) or "-"])
-    return "<h2>Scanners</h2>" + table(["stage", "ran (version)", "not run"], rows)
+            missing.append(Piece(f"stage did not run: {result.error}", "alert"))
+        rows.append(Row([text(stage), ran or text("-"), missing or text("-")]))
+    return Section("Scanners", table=Table(["stage", "ran (version)", "not run"], rows))
 
 
-def _owasp(results: list[StageResult]) -> str:
+def _owasp(results: list[StageResult]) -> Section:
     counts = Counter(f.owasp or "unmapped" for r in results for f in r.findings)
-    rows = [[esc(category), esc(n)] for category, n in sorted(counts.items())]
-    return "<h2>Findings by OWASP Top 10 category</h2>" + table(["category", "findings"], rows)
+    rows = [Row([text(category), text(n)]) for category, n in sorted(counts.items())]
+    return Section("Findings by OWASP Top 10 category", table=Table(["category", "findings"], rows))
 
 
 def _status(finding: Finding, verdict: GateVerdict) -> str:
@@ -143,31 +243,33 @@ def _status(finding: Finding, verdict: GateVerdict) -> str:
     return "below threshold"
 
 
-def _findings(verdict: GateVerdict) -> str:
+def _findings(verdict: GateVerdict) -> Section:
     findings = [f for s in verdict.stages for f in (*s.blocking, *s.waived, *s.below_threshold)]
     findings.sort(key=lambda f: (f.stage, -f.severity, f.location))
-    rows, classes = [], []
+    rows = []
     for f in findings:
         status = _status(f, verdict)
         rows.append(
-            [
-                esc(f.stage),
-                esc(f.severity.name.lower()),
-                esc(f.confidence.name.lower()),
-                esc(f"{f.tool} {f.rule_id}"),
-                f"<code>{esc(f.location)}</code>",
-                esc(f.message),
-                esc(f.help),
-                esc(f.owasp or ""),
-                esc(f.cwe or ""),
-                esc(status),
-                f"<code>{esc(f.fingerprint)}</code>",
-            ]
+            Row(
+                [
+                    text(f.stage),
+                    text(f.severity.name.lower()),
+                    text(f.confidence.name.lower()),
+                    text(f"{f.tool} {f.rule_id}"),
+                    text(f.location, "code"),
+                    text(f.message),
+                    text(f.help),
+                    text(f.owasp or ""),
+                    text(f.cwe or ""),
+                    text(status),
+                    text(f.fingerprint, "code"),
+                ],
+                status if status != "below threshold" else "",
+            )
         )
-        classes.append(status if status != "below threshold" else "")
     headers = ["stage", "severity", "confidence", "rule", "location", "message", "fix"]
     headers += ["OWASP", "CWE", "gate", "fingerprint"]
-    return f"<h2>Findings ({len(findings)})</h2>" + table(headers, rows, classes)
+    return Section(f"Findings ({len(findings)})", table=Table(headers, rows))
 
 
 def _waiver_state(waiver: Waiver, verdict: GateVerdict) -> str:
@@ -180,40 +282,43 @@ def _waiver_state(waiver: Waiver, verdict: GateVerdict) -> str:
     return "not checked (its stage did not run)"
 
 
-def _waivers(waivers: list[Waiver], verdict: GateVerdict) -> str:
+def _waivers(waivers: list[Waiver], verdict: GateVerdict) -> Section:
     rows = [
-        [
-            f"<code>{esc(w.fingerprint)}</code>",
-            esc(" / ".join(x for x in (w.stage, w.tool, w.rule) if x)),
-            esc(w.owner),
-            esc(w.expires.isoformat()),
-            esc(w.reason),
-            esc(_waiver_state(w, verdict)),
-        ]
+        Row(
+            [
+                text(w.fingerprint, "code"),
+                text(" / ".join(x for x in (w.stage, w.tool, w.rule) if x)),
+                text(w.owner),
+                text(w.expires.isoformat()),
+                text(w.reason),
+                text(_waiver_state(w, verdict)),
+            ]
+        )
         for w in waivers
     ]
     headers = ["fingerprint", "stage / tool / rule", "owner", "expires", "reason", "status"]
-    return f"<h2>Waivers ({len(waivers)})</h2>" + table(headers, rows)
+    return Section(f"Waivers ({len(waivers)})", table=Table(headers, rows))
 
 
-def _metadata(results: list[StageResult]) -> str:
+def _metadata(results: list[StageResult]) -> Section:
     rows = [
-        [esc(r.stage), esc(key), esc(value)]
+        Row([text(r.stage), text(key), text(value)])
         for r in results
         for key, value in sorted(r.metadata.items())
     ]
-    return "<h2>Advisory data and stage metadata</h2>" + (
-        table(["stage", "key", "value"], rows) if rows else "<p>None reported.</p>"
-    )
+    if not rows:
+        return Section("Advisory data and stage metadata", intro=[Piece("None reported.")])
+    table = Table(["stage", "key", "value"], rows)
+    return Section("Advisory data and stage metadata", table=table)
 
 
-def _manifest(artifacts: dict[str, str]) -> str:
-    rows = [[f"<code>{esc(p)}</code>", f"<code>{esc(h)}</code>"] for p, h in artifacts.items()]
-    note = (
-        "<p>SHA-256 of every artifact of this run. This page and manifest.json cannot list "
-        "their own hash; manifest.json lists this page's.</p>"
+def _manifest(artifacts: dict[str, str]) -> Section:
+    rows = [Row([text(p, "code"), text(h, "code")]) for p, h in artifacts.items()]
+    note = Piece(
+        "SHA-256 of every artifact of this run. This page and manifest.json cannot list "
+        "their own hash; manifest.json lists this page's."
     )
-    return "<h2>Artifacts</h2>" + note + table(["file", "sha256"], rows)
+    return Section("Artifacts", intro=[note], table=Table(["file", "sha256"], rows))
 
 
 def write(

@@ -9,9 +9,6 @@ from pathlib import Path
 
 from secgate.pipeline import RunInfo
 
-# Semgrep's own log and settings: run-time state, not evidence.
-SKIPPED_DIRS = {"tool-state"}
-
 
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
@@ -27,8 +24,6 @@ def collect(run_dir: Path, exclude: set[str]) -> dict[str, str]:
     for path in sorted(run_dir.rglob("*")):
         relative = path.relative_to(run_dir)
         if not path.is_file() or relative.as_posix() in exclude:
-            continue
-        if relative.parts[0] in SKIPPED_DIRS:
             continue
         hashes[relative.as_posix()] = sha256(path)
     return hashes

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from secgate.controls import Verdict, judge
 from secgate.gate import GateVerdict
 from secgate.model import Finding, Severity, StageResult
+from secgate.pipeline import RunInfo
 
 SEVERITIES: tuple[Severity, ...] = tuple(sorted(Severity, reverse=True))
 
@@ -37,6 +39,25 @@ def stage_rows(results: list[StageResult], verdict: GateVerdict) -> list[StageRo
         tools = ", ".join(sorted(result.tool_versions)) or "-"
         rows.append(StageRow(result.stage, tools, counts, status, notes, result.seconds))
     return rows
+
+
+def control_verdicts(
+    info: RunInfo, results: list[StageResult], verdict: GateVerdict
+) -> list[Verdict]:
+    """Each control of security/controls.yml judged by this run's tests and stages."""
+    stages = {row.stage: row.verdict for row in stage_rows(results, verdict)}
+    outcomes = info.test_results.outcomes if info.test_results is not None else None
+    return judge(info.controls, outcomes, stages)
+
+
+def controls_line(info: RunInfo, verdicts: list[Verdict]) -> str:
+    """One line for the first screen: how many controls this run proved."""
+    tests = info.test_results.summary() if info.test_results else "tests: none given to this run"
+    if not verdicts:
+        return f"controls: none listed; {tests}"
+    unproven = [v.control.id for v in verdicts if not v.proven]
+    head = f"controls: {len(verdicts) - len(unproven)} of {len(verdicts)} proven by this run"
+    return f"{head} (unproven: {', '.join(unproven)}); {tests}" if unproven else f"{head}; {tests}"
 
 
 def waive_hint(finding: Finding) -> str:

@@ -4,7 +4,8 @@
   ``pull_request_target``, excessive permissions, credential persistence);
 * check-jsonschema validates workflows and dependabot.yml against the schemas
   vendored in its wheel (a typo in a workflow otherwise fails only on GitHub);
-* hadolint lints the Dockerfile when there is one.
+* hadolint lints the Dockerfile when there is one; the image itself is not built
+  here (the note says so), CI's image workflow builds and scans it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ STAGE = "config"
 WORKFLOW_GLOBS = ("*.yml", "*.yaml")
 OWASP_CONFIG = "A05:2021-Security Misconfiguration"
 OWASP_SUPPLY_CHAIN = "A08:2021-Software and Data Integrity Failures"
+# secgate never needs a container engine: it lints the Dockerfile; CI builds the image.
+IMAGE_NOTE = (
+    "image: not built (secgate lints the Dockerfile only; "
+    ".github/workflows/image.yml builds, runs and scans the image)"
+)
 HADOLINT_LEVELS = {"error": "high", "warning": "medium", "info": "low", "style": "info"}
 
 
@@ -56,6 +62,7 @@ def run(ctx: ScanContext) -> ScanOutput:
     dockerfile = ctx.root / "Dockerfile"
     if dockerfile.is_file():
         outputs.append(run_hadolint(ctx, dockerfile))
+        outputs.append(ScanOutput(notes=[IMAGE_NOTE]))
     else:
         outputs.append(ScanOutput(notes=["no Dockerfile: hadolint not run"]))
     output = combine(outputs)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,6 @@ from secgate.model import (
     ScanOutput,
     Severity,
     combine,
-    fingerprint,
 )
 from secgate.source import code_fingerprint, read_lines, read_span, unique_fingerprints
 from secgate.taxonomy import owasp_for, short_cwe, short_owasp
@@ -61,7 +62,7 @@ def scan_targets(root: Path) -> list[str]:
 def run_bandit(ctx: ScanContext, targets: list[str]) -> ScanOutput:
     """bandit → bandit.json + bandit.sarif in the report dir, parsed into findings."""
     config = ctx.security_dir / "bandit.yml"
-    # --ignore-nosec: an inline "# nosec" has no owner or expiry; waivers.yml does.
+    # --ignore-nosec: an inline nosec comment has no owner or expiry; waivers.yml does.
     common = ["-r", *targets, "-q", "--ignore-nosec"]
     notes = []
     if config.is_file():
@@ -75,8 +76,8 @@ def run_bandit(ctx: ScanContext, targets: list[str]) -> ScanOutput:
     run_tool(ctx, "bandit", [*common, "-f", "sarif", "-o", str(sarif_out)], ok_codes=(0, 1))
     report = json.loads(json_out.read_text(encoding="utf-8"))
     findings = [bandit_finding(ctx.root, issue) for issue in report.get("results", [])]
-    findings += [
-        scan_error("bandit", str(error.get("filename", "?")), str(error.get("reason", "")))
+    errors = [
+        could_not_scan("bandit", _relative(str(error.get("filename", "?"))), error.get("reason"))
         for error in report.get("errors", [])
     ]
     version = tool_version(ctx, "bandit").removeprefix("bandit ").strip()
@@ -85,6 +86,7 @@ def run_bandit(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         tool_versions={"bandit": version},
         artifacts=[json_out, sarif_out],
         notes=notes,
+        errors=errors,
     )
 
 
@@ -125,8 +127,8 @@ def run_semgrep(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         raise ToolFailed(f"semgrep: rules directory {rules} is missing")
     json_out = ctx.report_dir / "semgrep.json"
     sarif_out = ctx.report_dir / "semgrep.sarif"
-    state = ctx.report_dir / "tool-state"
-    state.mkdir(parents=True, exist_ok=True)
+    # semgrep's settings and log are run-time state, not evidence: outside the report bundle.
+    state = Path(tempfile.mkdtemp(prefix="secgate-semgrep-"))
     args = [
         "scan",
         "--config",
@@ -148,20 +150,25 @@ def run_semgrep(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         "SEMGREP_SETTINGS_FILE": str(state / "semgrep-settings.yml"),
         "SEMGREP_LOG_FILE": str(state / "semgrep.log"),
     }
-    run_tool(ctx, "semgrep", args, ok_codes=(0, 1), env=env)
+    try:
+        run_tool(ctx, "semgrep", args, ok_codes=(0, 1), env=env)
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
     report = json.loads(json_out.read_text(encoding="utf-8"))
     findings = [semgrep_finding(ctx.root, match) for match in report.get("results", [])]
-    notes = []
-    for error in report.get("errors", []):
-        if str(error.get("level", "error")) == "error":
-            findings.append(scan_error("semgrep", _error_path(error), str(error.get("message"))))
-        else:
-            notes.append(f"semgrep warning: {error.get('message', error)}")
+    # Every entry, warnings too ("PartialParsing", "Syntax error", "Lexical error",
+    # timeouts): each means our rules did not see all of a file.
+    errors = [
+        could_not_scan(
+            "semgrep", _error_path(error), f"{_error_type(error)}: {error.get('message')}"
+        )
+        for error in report.get("errors", [])
+    ]
     return ScanOutput(
         findings=findings,
         tool_versions={"semgrep": str(report.get("version", "unknown"))},
         artifacts=[json_out, sarif_out],
-        notes=notes,
+        errors=errors,
     )
 
 
@@ -198,20 +205,21 @@ def semgrep_finding(root: Path, match: dict[str, Any]) -> Finding:
 # --- shared -----------------------------------------------------------------
 
 
-def scan_error(tool: str, path: str, reason: str) -> Finding:
-    """A file the tool could not analyse: a hole in the scan, so it is a finding."""
-    return Finding(
-        stage=STAGE,
-        tool=tool,
-        rule_id="scan-error",
-        severity=Severity.MEDIUM,
-        confidence=Confidence.HIGH,
-        message=f"{tool} could not analyse this file: {' '.join(reason.split())[:300]}",
-        location=path,
-        fingerprint=fingerprint(tool, "scan-error", path),
-        help="Make the file parse (syntax error, encoding) so it is scanned again.",
-        path=path if path != "?" else None,
-    )
+def could_not_scan(tool: str, path: str, reason: object) -> str:
+    """A stage error naming the file a tool could not analyse: a hole in the scan.
+
+    An error, not a finding: the stage did not run, whatever the policy says
+    about severities, so a file no rule can see never passes as clean.
+    """
+    lines = str(reason or "").strip().splitlines()
+    text = " ".join(lines[0].split())[:300] if lines else "no reason given"
+    return f"{tool} could not scan {path}: {text}"
+
+
+def _error_type(error: dict[str, Any]) -> str:
+    """semgrep's error type: "Syntax error", or ["PartialParsing", [spans]] -> "PartialParsing"."""
+    kind = error.get("type")
+    return str(kind[0]) if isinstance(kind, list) and kind else str(kind or "error")
 
 
 def _error_path(error: dict[str, Any]) -> str:

@@ -1,13 +1,24 @@
 """DAST stage: attack the project's own running server on 127.0.0.1 over verified TLS.
 
-Three tools, one target:
+Four tools, one target, all given the auth header and the OpenAPI document:
 
 - schemathesis fuzzes every operation of ``<base_url>/openapi.json`` (all checks:
-  5xx, schema and status-code conformance, negative data, auth...);
-- wapiti crawls ``<base_url>/`` and injects payloads (XSS, SQL, command, file, ...);
-- OWASP ZAP (imports the OpenAPI document, spiders, active scan) when a ZAP
-  daemon is reachable at env ``ZAP_API_URL``; otherwise the stage says
-  "ZAP: not run" in its notes and metadata, never that ZAP found nothing.
+  5xx, schema and status-code conformance, negative data, auth, undocumented
+  methods...), and every response it recorded goes through the passive checks
+  (:mod:`.passive`: security headers, cookies, content types, leaking errors);
+- wapiti imports the same document (every operation) and injects payloads
+  (XSS, SQL, command, file, ...);
+- the probe (:mod:`.probe`, secgate's own) requests common undocumented routes:
+  an answer (2xx) or a crash (5xx) is a finding, and its answers are checked
+  passively too;
+- OWASP ZAP (imports the OpenAPI document, the auth header as a replacer rule,
+  spiders, active scan) when a ZAP daemon is reachable at env ``ZAP_API_URL``;
+  otherwise the stage says "ZAP: not run" in its notes and metadata, never that
+  ZAP found nothing.
+
+Each tool says in the stage's metadata how much it covered (operations
+reached, requests, authenticated or not); a tool that reached no operation
+is an error ("ineffective"), not a pass.
 
 The stage does not start the service: the caller passes ``base_url`` (and
 ``ca_file``, the CA that signed the server certificate), or secgate reads them
@@ -20,7 +31,7 @@ ScanOutput``; this module picks the tools and combines what they return.
 Options (``ctx.options``, all strings): ``base_url``, ``ca_file`` (required);
 ``auth_header`` ("Name: value") or ``auth_header_file`` (a file holding it, so
 the token is on no secgate command line; ``--dast-target-command`` passes one);
-``dast_tools`` (default "schemathesis,wapiti,zap": a tool left out is noted,
+``dast_tools`` (default "schemathesis,wapiti,probe,zap": a tool left out is noted,
 not silently skipped);
 ``seed`` ("1"), ``max_examples`` ("50"), ``max_time`` (schemathesis budget,
 "120" s), ``phases`` ("examples,coverage,fuzzing,stateful"), ``request_timeout``
@@ -35,13 +46,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from secgate.model import ScanContext, ScanOutput, combine
-from secgate.stages.dast import schemathesis, wapiti, zap
+from secgate.stages.dast import probe, schemathesis, wapiti, zap
 from secgate.stages.dast.target import STAGE, Target, TargetRefused, target_from
 
-DEFAULT_TOOLS = "schemathesis,wapiti,zap"
+DEFAULT_TOOLS = "schemathesis,wapiti,probe,zap"
 TOOLS: dict[str, Callable[[ScanContext, Target, Path], ScanOutput]] = {
     "schemathesis": schemathesis.scan,
     "wapiti": wapiti.scan,
+    "probe": probe.scan,
     "zap": zap.scan,
 }
 

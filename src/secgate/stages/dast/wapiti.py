@@ -1,11 +1,23 @@
-"""wapiti: crawl ``<base_url>/`` and inject payloads (XSS, SQL, command, file, redirect, CRLF).
+"""wapiti: import every operation of ``<base_url>/openapi.json`` and inject payloads.
 
-wapiti exits 0 whatever it finds, so only its JSON report says anything. It
-quotes every request it sent, auth header included, in its report, its
-output and its session store: the session lives in a temporary directory,
-and the header's value is redacted from the files kept in the report. The
-header itself has to be on wapiti's command line (it has no other way to
-take one), so it is visible in ``ps`` while wapiti runs.
+wapiti explores the target from the OpenAPI document (``--swagger``: every
+documented operation, with its parameters; secgate fetches
+``<base_url>/openapi.json`` and hands wapiti a private copy, so wapiti's own
+unauthenticated fetch is not needed) besides ``<base_url>/``, sends the
+auth header (``-H``) with every request, and attacks with its modules (XSS,
+SQL, command, file, redirect, CRLF). It exits 0 whatever it finds, so only its
+JSON report says anything.
+
+What it reached is counted against the same document: the report's crawled
+requests (``--detailed-report 1``: method, URL and status, no headers) mapped
+to documented operations. A run that reached no operation proved nothing and
+is an error ("ineffective"), never a pass.
+
+wapiti keeps the headers it sent in its session and configuration stores:
+both live in a private temporary directory, removed when wapiti ends, never
+in the report directory; the header's value is also redacted from the files
+kept in the report. The header itself has to be on wapiti's command line (it
+has no other way to take one), so it is visible in ``ps`` while wapiti runs.
 """
 
 from __future__ import annotations
@@ -14,10 +26,12 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from packaging.version import InvalidVersion, Version
 
 from secgate.model import Confidence, Finding, ScanContext, ScanOutput, Severity, fingerprint
+from secgate.stages.dast.client import TargetUnreachable, openapi, operation_of, operations
 from secgate.stages.dast.target import STAGE, Target, origin
 from secgate.taxonomy import BROKEN_ACCESS_CONTROL, INJECTION, MISCONFIGURATION, SSRF
 from secgate.tools import ToolFailed, ToolMissing, failure_summary, run_tool
@@ -51,34 +65,76 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
     secret = target.auth[1] if target.auth else ""
     report, log_file = out / "wapiti.json", out / "wapiti.log"
     try:
-        with tempfile.TemporaryDirectory(prefix="secgate-wapiti-") as session:
-            _run(ctx, target, report, log_file, Path(session))
+        document = openapi(target)
+    except TargetUnreachable as exc:
+        return ScanOutput(errors=[f"wapiti not run: cannot read the OpenAPI document: {exc}"])
+    documented = operations(document)
+    try:
+        with tempfile.TemporaryDirectory(prefix="secgate-wapiti-") as private:
+            spec = Path(private) / "openapi.json"
+            spec.write_text(json.dumps(document), encoding="utf-8")
+            _run(ctx, target, (report, log_file), spec, Path(private))
     except (ToolMissing, ToolFailed) as exc:
         return ScanOutput(errors=[redact(f"wapiti could not run: {failure_summary(exc)}", secret)])
     finally:
         for kept in (report, log_file):
             redact_file(kept, secret)
     try:
-        document = json.loads(report.read_text(encoding="utf-8"))
+        found = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return ScanOutput(errors=[f"wapiti exited 0 without a readable report: {exc}"])
+    reached = reached_operations(found, target.base_url, documented)
+    versions = {"wapiti": str((found.get("infos") or {}).get("version", "unknown"))}
+    if not reached:
+        reason = (
+            f"wapiti ineffective: it reached none of the {len(documented)} documented "
+            "operations (see dast/wapiti.log)"
+        )
+        return ScanOutput(tool_versions=versions, artifacts=[report, log_file], errors=[reason])
+    requests = len((found.get("infos") or {}).get("crawled_pages") or [])
+    authenticated = "yes" if target.auth else "no"
+    summary = (
+        f"{len(reached)} of {len(documented)} operations reached, {requests} requests "
+        f"explored before attacks, authenticated: {authenticated}"
+    )
     return ScanOutput(
-        findings=parse_wapiti(document, target.base_url),
-        tool_versions={"wapiti": str((document.get("infos") or {}).get("version", "unknown"))},
+        findings=parse_wapiti(found, target.base_url),
+        tool_versions=versions,
         artifacts=[report, log_file],
+        metadata={"wapiti": summary},
     )
 
 
-def _run(ctx: ScanContext, target: Target, report: Path, log_file: Path, session: Path) -> None:
-    """wapiti with its report, its output in ``log_file`` and its session in ``session``."""
+def reached_operations(report: dict[str, Any], base_url: str, documented: list[str]) -> set[str]:
+    """Documented operations among the requests wapiti explored (``--detailed-report 1``)."""
+    prefix = urlsplit(base_url).path
+    reached = set()
+    for page in (report.get("infos") or {}).get("crawled_pages") or []:
+        request = page.get("request") or {}
+        path = urlsplit(str(request.get("url", ""))).path
+        if path.startswith(prefix):
+            operation = operation_of(
+                str(request.get("method", "GET")), path[len(prefix) :], documented
+            )
+            if operation is not None:
+                reached.add(operation)
+    return reached
+
+
+def _run(
+    ctx: ScanContext, target: Target, outputs: tuple[Path, Path], spec: Path, private: Path
+) -> None:
+    """wapiti from ``spec``: report and output in ``outputs``, its stores under ``private``."""
     base_url, auth = target.base_url, target.auth
+    report, log_file = outputs
     report.unlink(missing_ok=True)
     opts = ctx.options
     args = [
-        "-u", f"{base_url}/", "--scope", "folder",
+        "-u", f"{base_url}/", "--scope", "folder", "--swagger", str(spec),
         "-m", opts.get("wapiti_modules", DEFAULT_MODULES),
-        "-f", "json", "-o", str(report),
-        "--flush-session", "--store-session", str(session),
+        "-f", "json", "-o", str(report), "--detailed-report", "1",
+        "--flush-session", "--store-session", str(private / "session"),
+        "--store-config", str(private / "config"),
         "--verify-ssl", "1", "--max-scan-time", opts.get("wapiti_max_scan_time", "120"),
         "--timeout", opts.get("request_timeout", "10"), "--no-bugreport",
         # Out-of-band payloads must not name wapiti's public endpoints: point them at the target.

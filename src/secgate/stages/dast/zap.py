@@ -1,11 +1,13 @@
-"""OWASP ZAP: import the OpenAPI document, spider, active scan, when a ZAP daemon answers.
+"""OWASP ZAP: auth header, OpenAPI import, spider, active scan, when a ZAP daemon answers.
 
 ZAP runs only where a daemon is reachable at env ``ZAP_API_URL`` (the CI ZAP
 job); elsewhere the stage says "ZAP: not run" in its notes and metadata,
 never that ZAP found nothing, and with ``zap_required=true`` that is an
 error. The ZAP API client (``zapv2``) lives in the scan environment only, so
 :mod:`secgate.stages.dast.zap_driver` runs there as a script and this module
-reads the alerts JSON it writes.
+reads the alerts JSON it writes. The auth header's value reaches the driver
+through its environment, ZAP through a replacer rule the driver removes
+afterwards; it is redacted from the files kept in the report.
 
 ZAP itself does not verify the target's certificate (it is an intercepting
 proxy); that is why ZAP only ever gets the validated loopback target.
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit
 from secgate.model import Confidence, Finding, ScanContext, ScanOutput, Severity, fingerprint
 from secgate.stages.dast import zap_driver
 from secgate.stages.dast.target import STAGE, Target
+from secgate.stages.dast.wapiti import redact, redact_file
 from secgate.tools import ToolFailed, ToolMissing, failure_summary, run_tool
 
 
@@ -37,12 +40,19 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
         "--target", target.base_url, "--alerts", str(alerts), "--xml-report", str(xml),
         "--minutes", ctx.options.get("zap_minutes", "10"),
     ]  # fmt: skip
+    env, secret = {}, target.auth[1] if target.auth else ""
+    if target.auth:
+        args += ["--auth-header-name", target.auth[0]]
+        env[zap_driver.AUTH_ENV] = target.auth[1]
     timeout = int(float(ctx.options.get("zap_minutes", "10")) * 60) + 120
     ok_codes = (0, zap_driver.EXIT_UNREACHABLE)
     try:
-        done = run_tool(ctx, "python", args, ok_codes=ok_codes, timeout=timeout)
+        done = run_tool(ctx, "python", args, ok_codes=ok_codes, env=env, timeout=timeout)
     except (ToolMissing, ToolFailed) as exc:
-        return ScanOutput(errors=[f"ZAP scan failed: {failure_summary(exc)}"])
+        return ScanOutput(errors=[redact(f"ZAP scan failed: {failure_summary(exc)}", secret)])
+    finally:
+        for kept in (alerts, xml):
+            redact_file(kept, secret)
     if done.returncode == zap_driver.EXIT_UNREACHABLE:
         return not_run(f"no ZAP daemon at ZAP_API_URL={api_url}", required)
     try:
@@ -50,11 +60,16 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
     except (OSError, ValueError) as exc:
         return ScanOutput(errors=[f"ZAP wrote no readable alerts: {exc}"])
     count = len(document.get("alerts") or [])
+    authenticated = "yes" if target.auth else "no"
+    summary = (
+        f"ran against {target.base_url} from its OpenAPI document ({count} alerts), "
+        f"authenticated: {authenticated}"
+    )
     return ScanOutput(
         findings=parse_zap(document),
         tool_versions={"zap": str(document.get("zap_version", "unknown"))},
         artifacts=[alerts, xml],
-        metadata={"zap": f"ran against {target.base_url} ({count} alerts)"},
+        metadata={"zap": summary},
     )
 
 

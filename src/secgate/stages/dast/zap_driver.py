@@ -1,4 +1,4 @@
-"""Drive an OWASP ZAP daemon through its API (zapv2): import OpenAPI, spider, active scan.
+"""Drive an OWASP ZAP daemon through its API (zapv2): auth, import OpenAPI, spider, active scan.
 
 This file is run as a script by the scan environment's Python
 (``.venv-scan/bin/python src/secgate/stages/dast/zap_driver.py ...``), because
@@ -6,7 +6,12 @@ the ``zaproxy`` client library is a scanner dependency and lives in
 ``.venv-scan`` only. It therefore imports nothing from secgate:
 :mod:`secgate.stages.dast.zap` starts it, and reads the alerts JSON it
 writes. The ZAP API key comes from the environment (``ZAP_API_KEY``), never
-from the command line.
+from the command line; so does the target's auth header value
+(``SECGATE_ZAP_AUTH_VALUE``, its name in ``--auth-header-name``).
+
+The header reaches every request ZAP sends to the target (the OpenAPI import,
+the spider, the active scan) through a replacer rule on REQ_HEADER, limited to
+the target's URLs; the rule is removed when the scan ends, however it ends.
 
 Exit codes: 0 scan finished, 3 no ZAP daemon reachable at the API URL,
 4 the scan did not finish in time, 2 anything else (message on stderr).
@@ -30,6 +35,8 @@ EXIT_UNREACHABLE = 3
 EXIT_TIMEOUT = 4
 POLL_SECONDS = 2.0
 CONTEXT_NAME = "secgate"
+AUTH_ENV = "SECGATE_ZAP_AUTH_VALUE"
+AUTH_RULE = "secgate DAST auth header"
 
 
 class ScanTimeout(Exception):
@@ -44,14 +51,36 @@ def _wait(status: Any, scan_id: str, deadline: float, what: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def scan(zap: Any, base_url: str, minutes: float) -> list[dict[str, Any]]:
-    """Import the OpenAPI document, spider and actively scan ``base_url`` only."""
-    deadline = time.monotonic() + minutes * 60
+def scan(
+    zap: Any, base_url: str, minutes: float, auth: tuple[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Authenticate, import the OpenAPI document, spider and actively scan ``base_url`` only."""
     zap.core.new_session(name=CONTEXT_NAME, overwrite=True)
+    in_scope = "^" + re.escape(base_url) + "(/.*)?$"
+    if auth is None:
+        return _scan(zap, base_url, minutes, in_scope)
+    zap.replacer.add_rule(
+        description=AUTH_RULE,
+        enabled="true",
+        matchtype="REQ_HEADER",
+        matchregex="false",
+        matchstring=auth[0],
+        replacement=auth[1],
+        url=in_scope,  # the header goes to the target only, never to another host
+    )
+    try:
+        return _scan(zap, base_url, minutes, in_scope)
+    finally:
+        zap.replacer.remove_rule(AUTH_RULE)
+
+
+def _scan(zap: Any, base_url: str, minutes: float, in_scope: str) -> list[dict[str, Any]]:
+    """Import the OpenAPI document into a context holding only the target; spider; scan."""
+    deadline = time.monotonic() + minutes * 60
     context_id = zap.context.new_context(CONTEXT_NAME)
     # The context keeps every ZAP scan inside the one target the stage validated.
-    zap.context.include_in_context(CONTEXT_NAME, "^" + re.escape(base_url) + "(/.*)?$")
-    zap.openapi.import_url(f"{base_url}/openapi.json")
+    zap.context.include_in_context(CONTEXT_NAME, in_scope)
+    zap.openapi.import_url(f"{base_url}/openapi.json", contextid=context_id)
     spider_id = zap.spider.scan(url=base_url, contextname=CONTEXT_NAME, subtreeonly=True)
     _wait(zap.spider.status, spider_id, deadline, "spider")
     ascan_id = zap.ascan.scan(url=base_url, recurse=True, inscopeonly=True, contextid=context_id)
@@ -77,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--minutes", type=float, default=10.0, help="time budget for the whole scan"
     )
+    parser.add_argument(
+        "--auth-header-name", default="", help=f"header to add; its value in env {AUTH_ENV}"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -93,7 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("no ZAP daemon at %s: %s", args.api_url, exc)
         return EXIT_UNREACHABLE
     try:
-        alerts = scan(zap, args.target.rstrip("/"), args.minutes)
+        value = os.environ.get(AUTH_ENV, "")
+        auth = (args.auth_header_name, value) if args.auth_header_name and value else None
+        alerts = scan(zap, args.target.rstrip("/"), args.minutes, auth)
     except ScanTimeout as exc:
         log.error("%s", exc)
         return EXIT_TIMEOUT
