@@ -6,17 +6,34 @@ environment the service runs from), in the order of how precise each field is:
 ``License ::`` trove classifiers. Free-text values and classifiers are mapped to
 SPDX identifiers only through the explicit ``aliases`` table of
 ``security/licenses.yml``: no guessing in code, every mapping is reviewable.
+
+The result is parsed as an SPDX expression by ``license-expression`` (the
+parser CycloneDX tooling uses too): ``OR`` needs one allowed option, ``AND``
+needs every part allowed, and ``X WITH exception`` is allowed when ``X`` is
+(an SPDX exception only adds permissions) or when the whole ``X WITH
+exception`` is listed. An identifier that is not SPDX, or text that does not
+parse, is "unknown": a finding, never a pass.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
+from license_expression import (
+    AND,
+    OR,
+    ExpressionError,
+    LicenseSymbol,
+    LicenseWithExceptionSymbol,
+    Licensing,
+    get_spdx_licensing,
+)
 from packaging.utils import canonicalize_name
 
 
@@ -47,9 +64,16 @@ def load_policy(path: Path) -> LicensePolicy:
     if not isinstance(allowed, list) or not allowed:
         raise ValueError(f"{path}: 'allowed' must be a non-empty list of SPDX identifiers")
     aliases = raw.get("aliases") or {}
-    return LicensePolicy(
+    policy = LicensePolicy(
         frozenset(str(item) for item in allowed), {str(k): str(v) for k, v in aliases.items()}
     )
+    typos = sorted(
+        entry for entry in (*policy.allowed, *policy.aliases.values()) if not _is_spdx(entry)
+    )
+    if typos:
+        # A misspelt id would never match anything: every package under it would be "unknown".
+        raise ValueError(f"{path}: not SPDX licence expressions: {', '.join(typos)}")
+    return policy
 
 
 def installed_distributions(venv: Path) -> dict[str, importlib.metadata.Distribution]:
@@ -65,23 +89,63 @@ def installed_distributions(venv: Path) -> dict[str, importlib.metadata.Distribu
     return found
 
 
-def _expression_allowed(expression: str, policy: LicensePolicy) -> bool | None:
-    """Evaluate a flat SPDX expression: OR of AND-groups. None if it has parentheses."""
-    if "(" in expression or ")" in expression:
-        return None
-    groups = [
-        [policy.aliases.get(term, term) for term in re.split(r"\s+AND\s+", group)]
-        for group in re.split(r"\s+OR\s+", expression.strip())
-    ]
-    terms = [term for group in groups for term in group]
-    if any(term not in policy.allowed and _unmapped(term) for term in terms):
-        return None
-    return any(all(term in policy.allowed for term in group) for group in groups)
+@functools.cache
+def _spdx() -> Licensing:
+    """The SPDX licence and exception list bundled with license-expression (loaded once)."""
+    return get_spdx_licensing()
 
 
-def _unmapped(term: str) -> bool:
-    """Free text or a classifier with no alias: we cannot say which licence it is."""
-    return " " in term or "::" in term
+@dataclass(frozen=True)
+class Judgement:
+    """An expression's verdict: True allowed, False disallowed, None unknown (and why)."""
+
+    allowed: bool | None
+    normalised: str  # the expression as the parser reads it (e.g. "mit" -> "MIT")
+    detail: str = ""
+
+
+def judge(expression: str, policy: LicensePolicy) -> Judgement:
+    """Judge an SPDX licence expression against the allow-list."""
+    licensing = _spdx()
+    try:
+        parsed = licensing.parse(expression, strict=True)
+    except ExpressionError as exc:
+        return Judgement(None, expression, f"not an SPDX expression: {exc}")
+    if parsed is None:
+        return Judgement(None, expression, "empty licence expression")
+    unknown = sorted(set(licensing.unknown_license_keys(parsed)))
+    verdict = _evaluate(parsed, policy, frozenset(unknown))
+    detail = f"not SPDX: {', '.join(unknown)}" if verdict is None and unknown else ""
+    return Judgement(verdict, str(parsed), detail)
+
+
+def _is_spdx(expression: str) -> bool:
+    """True for a valid SPDX expression of known ids (``LicenseRef-`` ids count as known)."""
+    licensing = _spdx()
+    try:
+        parsed = licensing.parse(expression, strict=True)
+    except ExpressionError:
+        return False
+    unknown = licensing.unknown_license_keys(parsed) if parsed is not None else [""]
+    return all(str(key).startswith("LicenseRef-") for key in unknown)
+
+
+def _evaluate(node: Any, policy: LicensePolicy, unknown: frozenset[str]) -> bool | None:
+    """Three-valued: a sure "yes" or "no" wins over "unknown" where the operator allows."""
+    if isinstance(node, (AND, OR)):
+        values = [_evaluate(arg, policy, unknown) for arg in node.args]
+        decisive = isinstance(node, OR)  # OR: one True decides; AND: one False decides
+        if decisive in values:
+            return decisive
+        return None if None in values else not decisive
+    if isinstance(node, LicenseWithExceptionSymbol):
+        whole = f"{node.license_symbol.key} WITH {node.exception_symbol.key}"
+        return True if whole in policy.allowed else _evaluate(node.license_symbol, policy, unknown)
+    if isinstance(node, LicenseSymbol):
+        if node.key in policy.allowed:
+            return True
+        return None if node.key in unknown else False
+    return None
 
 
 def _field(metadata: importlib.metadata.PackageMetadata, name: str) -> str:
@@ -129,9 +193,14 @@ def check(
                 LicenseVerdict(package, version, license_text, source, "version-mismatch", detail)
             )
             continue
-        allowed = _expression_allowed(license_text, policy) if license_text else None
-        status = "unknown" if allowed is None else ("allowed" if allowed else "disallowed")
-        verdicts.append(LicenseVerdict(package, version, license_text, source, status))
+        if not license_text:
+            verdicts.append(LicenseVerdict(package, version, "", source, "unknown"))
+            continue
+        judged = judge(license_text, policy)
+        status = {True: "allowed", False: "disallowed", None: "unknown"}[judged.allowed]
+        verdicts.append(
+            LicenseVerdict(package, version, judged.normalised, source, status, judged.detail)
+        )
     return verdicts
 
 

@@ -73,6 +73,7 @@ class Finding:
     cwe: str | None = None  # e.g. "CWE-943"
     path: str | None = None  # repo-relative file, when there is one (for SARIF)
     line: int | None = None
+    help_uri: str | None = None  # the tool's page for this rule, when it names one
 
 
 def fingerprint(*parts: str) -> str:

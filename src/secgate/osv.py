@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from cvss import CVSS3, CVSS4, CVSSError
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -43,6 +43,15 @@ class AffectedPackage:
 
 
 @dataclass(frozen=True)
+class Rated:
+    """An advisory's severity and where it came from (shown in the finding)."""
+
+    severity: Severity | None  # None: nothing usable, the stage applies its default
+    source: str  # "CVSS:4.0/... = 6.9", "database_specific: MODERATE" or ""
+    note: str = ""  # why a vector was not used (malformed), for the stage's notes
+
+
+@dataclass(frozen=True)
 class Advisory:
     """One OSV advisory as read from the database."""
 
@@ -52,9 +61,13 @@ class Advisory:
     details: str
     modified: str
     withdrawn: str | None
-    severity: Severity | None  # from the advisory's CVSS vector, if any
+    rating: Rated  # from its CVSS v4/v3 vector or database_specific, if any
     affected: tuple[AffectedPackage, ...]
     path: Path
+
+    @property
+    def severity(self) -> Severity | None:
+        return self.rating.severity
 
 
 @dataclass(frozen=True)
@@ -136,49 +149,14 @@ def fix_versions(version: str, entry: AffectedPackage) -> tuple[str, ...]:
 
 # --- CVSS -------------------------------------------------------------------
 
-_CVSS3_WEIGHTS: dict[str, dict[str, float]] = {
-    "AV": {"N": 0.85, "A": 0.62, "L": 0.55, "P": 0.2},
-    "AC": {"L": 0.77, "H": 0.44},
-    "UI": {"N": 0.85, "R": 0.62},
-    "C": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "I": {"H": 0.56, "L": 0.22, "N": 0.0},
-    "A": {"H": 0.56, "L": 0.22, "N": 0.0},
-}
-_CVSS3_PRIVILEGES = {"U": {"N": 0.85, "L": 0.62, "H": 0.27}, "C": {"N": 0.85, "L": 0.68, "H": 0.5}}
-
-
-def _roundup(value: float) -> float:
-    """CVSS 3.1 Roundup: the smallest one-decimal number >= value (float-safe)."""
-    scaled = round(value * 100_000)
-    if scaled % 10_000 == 0:
-        return scaled / 100_000.0
-    return (math.floor(scaled / 10_000) + 1) / 10.0
-
-
-def cvss3_base_score(vector: str) -> float:
-    """Base score of a ``CVSS:3.x/...`` vector (CVSS 3.1 specification, section 7.1).
-
-    Raises ValueError on a vector that is not CVSS 3 or lacks a base metric.
-    """
-    parts = vector.strip().split("/")
-    if not parts[0].startswith("CVSS:3"):
-        raise ValueError(f"not a CVSS 3 vector: {vector}")
-    metrics = dict(part.split(":", 1) for part in parts[1:] if ":" in part)
-    scope = metrics["S"]
-    weights = {name: table[metrics[name]] for name, table in _CVSS3_WEIGHTS.items()}
-    privileges = _CVSS3_PRIVILEGES[scope][metrics["PR"]]
-    iss = 1 - (1 - weights["C"]) * (1 - weights["I"]) * (1 - weights["A"])
-    changed = 7.52 * (iss - 0.029) - 3.25 * (iss - 0.02) ** 15
-    impact = 6.42 * iss if scope == "U" else changed
-    exploitability = 8.22 * weights["AV"] * weights["AC"] * privileges * weights["UI"]
-    if impact <= 0:
-        return 0.0
-    total = impact + exploitability if scope == "U" else 1.08 * (impact + exploitability)
-    return _roundup(min(total, 10.0))
+# Which vector decides, best first: CVSS v4 (the current version), then v3.x.
+# Scores come from the ``cvss`` library (Red Hat Product Security), never from
+# our own arithmetic: v4 scores are a lookup over macro-vectors, not a formula.
+_CVSS_KINDS: tuple[tuple[str, type[Any]], ...] = (("CVSS_V4", CVSS4), ("CVSS_V3", CVSS3))
 
 
 def severity_from_score(score: float) -> Severity:
-    """CVSS qualitative rating scale (None maps to INFO)."""
+    """FIRST's qualitative rating scale, the same for v3 and v4 (None maps to INFO)."""
     if score >= 9.0:
         return Severity.CRITICAL
     if score >= 7.0:
@@ -190,21 +168,48 @@ def severity_from_score(score: float) -> Severity:
     return Severity.INFO
 
 
-def _advisory_severity(raw: Any) -> Severity | None:
-    """Highest severity among the advisory's CVSS 3 vectors; None if it has none.
+def _scored(raw: Any, kind: str, parser: type[Any]) -> tuple[list[tuple[float, str]], list[str]]:
+    """(score, vector) of every readable vector of one CVSS type, and the unreadable ones."""
+    scored: list[tuple[float, str]] = []
+    bad: list[str] = []
+    for item in raw if isinstance(raw, list) else []:
+        if not isinstance(item, Mapping) or item.get("type") != kind:
+            continue
+        vector = str(item.get("score", ""))
+        try:
+            scored.append((float(parser(vector).base_score), vector))
+        except (CVSSError, ValueError, TypeError, KeyError, IndexError) as exc:
+            log.warning("unreadable %s vector %r: %s", kind, vector, exc)
+            bad.append(vector)
+    return scored, bad
 
-    CVSS v4 vectors are not scored here (v4 scores come from a lookup over
-    hundreds of macro-vectors, not a formula): an advisory with only a v4
-    vector gets the SCA stage's default severity, high, rather than a guess.
+
+def rate(severity: Any, database_specific: Any) -> Rated:
+    """Severity from the best CVSS version present, else the database's own word.
+
+    v4 wins over v3 when both are readable; several vectors of one version
+    count by the highest. A malformed vector never stops the scan: the next
+    source decides and the note says which vector was skipped. Nothing usable
+    gives ``None``, and the SCA stage then reports the advisory as high.
     """
-    found: list[Severity] = []
-    for item in raw or []:
-        if isinstance(item, Mapping) and str(item.get("type", "")).startswith("CVSS_V3"):
-            try:
-                found.append(severity_from_score(cvss3_base_score(str(item["score"]))))
-            except (KeyError, ValueError):
-                log.warning("unreadable CVSS vector %r", item.get("score"))
-    return max(found) if found else None
+    skipped: list[str] = []
+    for kind, parser in _CVSS_KINDS:
+        scored, bad = _scored(severity, kind, parser)
+        skipped.extend(bad)
+        if scored:
+            score, vector = max(scored)
+            return Rated(severity_from_score(score), f"{vector} = {score}", _skip_note(skipped))
+    word = database_specific.get("severity") if isinstance(database_specific, Mapping) else None
+    if isinstance(word, str):
+        try:
+            return Rated(Severity.parse(word), f"database_specific: {word}", _skip_note(skipped))
+        except KeyError:
+            skipped.append(f"database_specific severity {word!r}")
+    return Rated(None, "", _skip_note(skipped))
+
+
+def _skip_note(skipped: list[str]) -> str:
+    return f"unreadable severity not used: {', '.join(skipped)}" if skipped else ""
 
 
 # --- loading ----------------------------------------------------------------
@@ -242,7 +247,7 @@ def load_advisory(path: Path) -> Advisory:
             details=str(raw.get("details") or ""),
             modified=str(raw.get("modified") or ""),
             withdrawn=None if withdrawn is None else str(withdrawn),
-            severity=_advisory_severity(raw.get("severity")),
+            rating=rate(raw.get("severity"), raw.get("database_specific")),
             affected=_affected_entries(raw.get("affected")),
             path=path,
         )

@@ -25,6 +25,11 @@ from secgate.waivers import Waiver
 SARIF_SCHEMA = json.loads(
     (Path(__file__).parent / "schemas" / "sarif-2.1.0-subset.schema.json").read_text("utf-8")
 )
+SECGATE_RULES_SCHEMA = json.loads(
+    (Path(__file__).parent / "schemas" / "secgate-sarif-rules.schema.json").read_text("utf-8")
+)
+# Written by the tools themselves (kept as evidence); every other *.sarif is secgate's.
+NATIVE_SARIF = {"bandit.sarif", "semgrep.sarif", "zizmor.sarif", "hadolint.sarif"}
 STATIC = "sast,secrets,config"
 
 
@@ -118,7 +123,49 @@ def test_every_sarif_validates(which: str, request: pytest.FixtureRequest) -> No
     assert {"secgate.sarif", "bandit.sarif", "semgrep.sarif", "zizmor.sarif"} <= names
     assert "detect-secrets.sarif" in names  # written by secgate: no native SARIF
     for path in _sarif_files(run_dir):
-        jsonschema.validate(json.loads(path.read_text("utf-8")), SARIF_SCHEMA)
+        document = json.loads(path.read_text("utf-8"))
+        jsonschema.validate(document, SARIF_SCHEMA)
+        if path.name not in NATIVE_SARIF:
+            jsonschema.validate(document, SECGATE_RULES_SCHEMA)
+
+
+def test_merged_sarif_rules_link_their_documentation(
+    flawed_run: tuple[subprocess.CompletedProcess[str], Path, Path],
+) -> None:
+    """Each tool's rules point at that tool's page for the rule, with CWE/OWASP tags."""
+    document = json.loads((flawed_run[1] / "secgate.sarif").read_text("utf-8"))
+    rules = {
+        (run["tool"]["driver"]["name"], rule["id"]): rule
+        for run in document["runs"]
+        for rule in run["tool"]["driver"]["rules"]
+    }
+    pickle = rules[("semgrep", "pickle-load")]
+    assert pickle["helpUri"].startswith("https://")
+    assert {"CWE-502", "external/cwe/cwe-502"} <= set(pickle["properties"]["tags"])
+    bandit = [rule for (tool, _), rule in rules.items() if tool == "bandit"]
+    assert bandit
+    assert all(r["helpUri"].startswith("https://bandit.readthedocs.io/") for r in bandit)
+    unpinned = rules[("zizmor", "unpinned-uses")]
+    assert unpinned["helpUri"] == "https://docs.zizmor.sh/audits/#unpinned-uses"
+    assert unpinned["properties"]["security-severity"] == "8.0"
+    jsonschema.validate(document, SECGATE_RULES_SCHEMA)
+
+
+def test_rules_schema_rejects_a_rule_without_its_documentation() -> None:
+    """The stricter schema can fail: a rule as secgate wrote it before issue #11 does."""
+    old_rule = {
+        "id": "B101",
+        "shortDescription": {"text": "assert used"},
+        "help": {"text": "See the tool's documentation."},
+        "properties": {"tags": ["security"], "security-severity": "3.0"},
+    }
+    document = {
+        "version": "2.1.0",
+        "runs": [{"tool": {"driver": {"name": "x", "rules": [old_rule]}}}],
+    }
+    jsonschema.validate(document, SARIF_SCHEMA)
+    with pytest.raises(jsonschema.ValidationError, match="fullDescription"):
+        jsonschema.validate(document, SECGATE_RULES_SCHEMA)
 
 
 def test_merged_sarif_has_stable_partial_fingerprints(

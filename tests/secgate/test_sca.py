@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from secgate import licenses
 from secgate.model import ScanContext, Severity, StageResult
 from secgate.pipeline import run_stage
 from secgate.stages import sca
@@ -61,6 +64,7 @@ def test_finding_carries_aliases_fix_and_default_severity(vulnerable: StageResul
     assert "GHSA-462w-v97r-4m45" in finding.message
     assert finding.help == "upgrade jinja2 to >= 2.10.1"
     assert finding.severity is Severity.HIGH  # the advisory has no CVSS vector
+    assert finding.message.endswith("[severity: none known, high by default]")
     assert finding.owasp == sca.OWASP
 
 
@@ -97,12 +101,81 @@ def test_pip_audit_compatible_json(vulnerable: StageResult) -> None:
 def test_sbom_lists_every_locked_package(vulnerable: StageResult) -> None:
     sbom = next(p for p in vulnerable.artifacts if p.name == "sbom.cdx.json")
     document = json.loads(sbom.read_text(encoding="utf-8"))
-    assert document["bomFormat"] == "CycloneDX"
+    assert (document["bomFormat"], document["specVersion"]) == ("CycloneDX", "1.6")
     purls = {c["purl"] for c in document["components"]}
     assert "pkg:pypi/jinja2@2.10" in purls
-    assert sca.check_sbom(document, {"jinja2": "2.10", "missing": "1.0"}) == [
+    root = ("eventsvc", "0.1.0")
+    assert sca.check_sbom(document, {"jinja2": "2.10", "missing": "1.0"}, root) == [
         "SBOM lacks locked packages: missing==1.0"
     ]
+
+
+def test_sbom_problems_are_named() -> None:
+    document = {"bomFormat": "CycloneDX", "specVersion": "1.5", "metadata": {}, "components": []}
+    assert sca.check_sbom(document, {}, ("eventsvc", "0.1.0")) == [
+        "not a CycloneDX 1.6 JSON document",
+        "SBOM root component is (None, None), expected ('eventsvc', '0.1.0') (pyproject.toml)",
+    ]
+
+
+@pytest.fixture(scope="module")
+def runtime_sbom(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The SBOM of the real runtime lock, whose releases are the ones installed in .venv."""
+    report_dir = tmp_path_factory.mktemp("sca-runtime")
+    result = run_stage("sca", context(report_dir))
+    assert result.ran, result.error
+    sbom = next(p for p in result.artifacts if p.name == "sbom.cdx.json")
+    assert "CycloneDX 1.6 JSON, schema-valid" in result.metadata["sbom"]
+    return dict(json.loads(sbom.read_text(encoding="utf-8")))
+
+
+def test_sbom_root_component_is_the_project_from_pyproject(runtime_sbom: dict[str, Any]) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))["project"]
+    component = runtime_sbom["metadata"]["component"]
+    assert (component["name"], component["version"]) == ("eventsvc", project["version"])
+    assert component["type"] == "application"
+    assert component["licenses"] == [
+        {"license": {"id": "Apache-2.0", "acknowledgement": "declared"}}
+    ]
+
+
+def test_sbom_components_carry_their_licences(runtime_sbom: dict[str, Any]) -> None:
+    by_name = {c["name"]: c for c in runtime_sbom["components"]}
+    assert all(c.get("licenses") for c in by_name.values()), [
+        n for n, c in by_name.items() if not c.get("licenses")
+    ]
+    assert by_name["flask"]["licenses"] == [
+        {"license": {"id": "BSD-3-Clause", "acknowledgement": "declared"}}
+    ]
+
+
+def test_sbom_schema_check_rejects_an_invalid_document(tmp_path: Path) -> None:
+    """The official schema (cyclonedx-python-lib) is really applied: a bad licence id fails."""
+    good = {"bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1, "components": [
+        {"type": "library", "name": "demo", "licenses": [{"license": {"id": "MIT"}}]}]}  # fmt: skip
+    path = tmp_path / "sbom.cdx.json"
+    path.write_text(json.dumps(good), encoding="utf-8")
+    ctx = context(tmp_path)
+    assert sca.schema_problems(ctx, path) == []
+    good["components"][0]["licenses"] = [{"license": {"id": "Not-An-SPDX-Id"}}]  # type: ignore[index]
+    path.write_text(json.dumps(good), encoding="utf-8")
+    [problem] = sca.schema_problems(ctx, path)
+    assert problem.startswith("SBOM fails the CycloneDX 1.6 schema: ")
+    assert "Not-An-SPDX-Id" in problem
+
+
+def test_licence_choice_per_verdict() -> None:
+    verdict = licenses.LicenseVerdict
+    assert sca.licence_choice(verdict("a", "1", "MIT", "License", "allowed")) == [
+        {"license": {"id": "MIT", "acknowledgement": "declared"}}
+    ]
+    assert sca.licence_choice(verdict("a", "1", "MIT OR GPL-3.0-only", "x", "allowed")) == [
+        {"expression": "MIT OR GPL-3.0-only", "acknowledgement": "declared"}
+    ]
+    assert sca.licence_choice(verdict("a", "1", "Custom Terms", "License", "unknown")) == [
+        {"license": {"name": "Custom Terms", "acknowledgement": "declared"}}
+    ]
+    assert sca.licence_choice(verdict("a", "1", "MIT", "License", "version-mismatch")) == []
 
 
 def test_licence_of_a_mismatched_install_is_not_trusted(vulnerable: StageResult) -> None:
@@ -239,3 +312,23 @@ def test_pip_audit_skipped_dependency_fails_even_with_exit_0(tmp_path: Path) -> 
     result = run_stage("sca", online_context(tmp_path, fake_pip_audit(tmp_path, report, 0)))
     assert not result.ran
     assert "pip-audit could not audit flask" in (result.error or "")
+
+
+def test_malformed_cvss_vector_keeps_the_default_severity_and_a_note(tmp_path: Path) -> None:
+    """A real advisory whose only vector is broken: the stage runs, the finding is high."""
+    real = ADVISORY_DB / "vulns" / "werkzeug" / "PYSEC-2023-221.yaml"
+    broken = real.read_text("utf-8").replace("/C:N/I:N/A:H", "/C:N/I:N/A:Q")
+    assert broken != real.read_text("utf-8")
+    (tmp_path / "db" / "vulns" / "werkzeug").mkdir(parents=True)
+    (tmp_path / "db" / "vulns" / "werkzeug" / real.name).write_text(broken, "utf-8")
+    lock = tmp_path / "requirements.txt"
+    lock.write_text("werkzeug==2.3.7\n", encoding="utf-8")
+    ctx = context(tmp_path / "out", lock_file=str(lock), advisory_db=str(tmp_path / "db"))
+    result = run_stage("sca", ctx)
+    assert result.ran, result.error
+    finding = next(f for f in result.findings if f.rule_id == "PYSEC-2023-221")
+    assert finding.severity is sca.DEFAULT_SEVERITY is Severity.HIGH
+    assert finding.message.endswith("[severity: none known, high by default]")
+    assert "PYSEC-2023-221 (werkzeug): unreadable severity not used: CVSS:3.1/" in "".join(
+        result.notes
+    )

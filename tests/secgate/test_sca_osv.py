@@ -90,24 +90,73 @@ def test_introduced_last_affected_is_a_closed_interval(
     assert osv.in_range(probe, rng) is (low <= probe <= last)
 
 
+# Real vectors: v3.1 ones from PyPA/GHSA advisories (werkzeug PYSEC-2023-221 among them),
+# v4.0 ones from GHSA advisories; scores as FIRST's calculators give them.
 @pytest.mark.parametrize(
-    ("vector", "score", "severity"),
+    ("kind", "vector", "score", "severity"),
     [
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8, Severity.CRITICAL),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", 7.5, Severity.HIGH),
-        ("CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1, Severity.MEDIUM),
-        ("CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N", 3.1, Severity.LOW),
-        ("CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0.0, Severity.INFO),
+        ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", 9.8, Severity.CRITICAL),
+        ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H", 7.5, Severity.HIGH),
+        ("CVSS_V3", "CVSS:3.1/AV:N/AC:L/PR:N/UI:R/S:C/C:L/I:L/A:N", 6.1, Severity.MEDIUM),
+        ("CVSS_V3", "CVSS:3.1/AV:N/AC:H/PR:N/UI:R/S:U/C:L/I:N/A:N", 3.1, Severity.LOW),
+        ("CVSS_V3", "CVSS:3.0/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:N", 0.0, Severity.INFO),
+        ("CVSS_V4", "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N", 9.3,
+         Severity.CRITICAL),
+        ("CVSS_V4", "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:H/SC:N/SI:N/SA:N", 8.7,
+         Severity.HIGH),
+        ("CVSS_V4", "CVSS:4.0/AV:L/AC:L/AT:N/PR:N/UI:P/VC:H/VI:N/VA:H/SC:N/SI:N/SA:N", 6.9,
+         Severity.MEDIUM),
+        ("CVSS_V4", "CVSS:4.0/AV:N/AC:L/AT:N/PR:N/UI:N/VC:N/VI:N/VA:N/SC:N/SI:N/SA:N", 0.0,
+         Severity.INFO),
     ],
-)
-def test_cvss3_base_score(vector: str, score: float, severity: Severity) -> None:
-    assert osv.cvss3_base_score(vector) == score
-    assert osv.severity_from_score(score) is severity
+)  # fmt: skip
+def test_cvss_base_score_and_rating(
+    kind: str, vector: str, score: float, severity: Severity
+) -> None:
+    rated = osv.rate([{"type": kind, "score": vector}], None)
+    assert rated == osv.Rated(severity, f"{vector} = {score}")
 
 
 def test_advisory_severity_comes_from_its_cvss_vector() -> None:
     advisory = osv.load_advisory(ADVISORY_DB / "vulns" / "werkzeug" / "PYSEC-2023-221.yaml")
     assert advisory.severity is Severity.HIGH  # AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H = 7.5
+    assert advisory.rating.source == "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H = 7.5"
+
+
+@pytest.mark.parametrize(
+    ("word", "severity"), [("MODERATE", Severity.MEDIUM), ("LOW", Severity.LOW)]
+)
+def test_without_cvss_the_database_severity_decides(word: str, severity: Severity) -> None:
+    """GHSA-style advisories carry ``database_specific: {severity: ...}``."""
+    assert osv.rate(None, {"severity": word}) == osv.Rated(severity, f"database_specific: {word}")
+
+
+def test_no_severity_at_all_is_none_for_the_stage_default() -> None:
+    assert osv.rate(None, None) == osv.Rated(None, "")
+    assert osv.rate([{"type": "CVSS_V2", "score": "AV:N/AC:L/Au:N/C:P/I:P/A:P"}], {}) == (
+        osv.Rated(None, "")
+    )
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["CVSS:4.0/AV:N/AC:L", "CVSS:4.0/AV:X/AC:L/AT:N/PR:N/UI:N/VC:H/VI:H/VA:H/SC:N/SI:N/SA:N",
+     "CVSS:3.1/AV:N", "garbage", ""],
+)  # fmt: skip
+def test_malformed_vector_falls_back_with_a_note(bad: str) -> None:
+    """A broken v4 vector: the v3 one decides; nothing else: database severity, then None."""
+    v3 = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:N/I:N/A:H"
+    both = osv.rate([{"type": "CVSS_V4", "score": bad}, {"type": "CVSS_V3", "score": v3}], None)
+    assert (both.severity, both.source) == (Severity.HIGH, f"{v3} = 7.5")
+    assert both.note == f"unreadable severity not used: {bad}"
+    alone = osv.rate([{"type": "CVSS_V3", "score": bad}], {"severity": "CRITICAL"})
+    assert (alone.severity, alone.note) == (
+        Severity.CRITICAL,
+        f"unreadable severity not used: {bad}",
+    )
+    nothing = osv.rate([{"type": "CVSS_V4", "score": bad}], {"severity": "bogus"})
+    assert nothing.severity is None
+    assert "bogus" in nothing.note
 
 
 def test_missing_database_is_an_error(tmp_path: Path) -> None:
@@ -139,26 +188,21 @@ def test_unparsable_listed_version_is_skipped_not_fatal() -> None:
     assert osv.is_affected("1.5a3", advisory.affected[0])
 
 
-def test_cvss_v4_vector_is_not_scored_the_v3_one_is() -> None:
-    """PYSEC-2026-3804 carries both: the v3 vector (7.1, high) decides."""
+def test_cvss_v4_vector_wins_over_v3() -> None:
+    """PYSEC-2026-3804 carries both: v3 says 7.1 (high), v4 says 6.9 (medium); v4 decides."""
     path = ADVISORY_DB / "vulns" / "accelerate" / "PYSEC-2026-3804.yaml"
     advisory = osv.load_advisory(path)
-    assert osv.cvss3_base_score("CVSS:3.1/AV:L/AC:L/PR:N/UI:R/S:U/C:H/I:N/A:H") == 7.1
-    assert advisory.severity is Severity.HIGH
+    v3_only = osv.rate(
+        [{"type": "CVSS_V3", "score": "CVSS:3.1/AV:L/AC:L/PR:N/UI:R/S:U/C:H/I:N/A:H"}], None
+    )
+    assert v3_only.severity is Severity.HIGH
+    assert advisory.severity is Severity.MEDIUM
+    assert advisory.rating.source == (
+        "CVSS:4.0/AV:L/AC:L/AT:N/PR:N/UI:P/VC:H/VI:N/VA:H/SC:N/SI:N/SA:N = 6.9"
+    )
     applicable, _ = osv.audit(osv.AdvisoryDb(ADVISORY_DB), {"accelerate": "1.14.0"})
     assert [m.advisory.id for m in applicable] == ["PYSEC-2026-3804"]  # last_affected inclusive
     assert osv.audit(osv.AdvisoryDb(ADVISORY_DB), {"accelerate": "1.14.1"})[0] == []
-
-
-def test_cvss_v4_only_advisory_has_no_computed_severity() -> None:
-    """The stage then applies its default (high) instead of a guessed score."""
-    v4_only = [
-        {
-            "type": "CVSS_V4",
-            "score": "CVSS:4.0/AV:L/AC:L/AT:N/PR:N/UI:P/VC:H/VI:N/VA:H/SC:N/SI:N/SA:N",
-        }
-    ]
-    assert osv._advisory_severity(v4_only) is None
 
 
 def _tiny_db(root: Path) -> Path:

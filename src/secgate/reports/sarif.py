@@ -13,6 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from secgate import ruledocs
 from secgate.gate import GateVerdict
 from secgate.model import Finding, Severity, StageResult
 from secgate.waivers import Waiver
@@ -113,14 +114,32 @@ def tool_run(
 
 
 def rule(finding: Finding) -> JsonObject:
-    tags = [t for t in ("security", finding.cwe, finding.owasp) if t]
+    """A SARIF rule from its first finding: what GitHub, SonarQube and DefectDojo show.
+
+    ``helpUri`` links the tool's page for the rule (:mod:`secgate.ruledocs`);
+    ``tags`` carry the CWE both as written ("CWE-943", which DefectDojo reads)
+    and as GitHub's ``external/cwe/cwe-943``, and the OWASP category.
+    """
+    message = finding.message or finding.rule_id
+    cwe_tags = [finding.cwe, f"external/cwe/{finding.cwe.lower()}"] if finding.cwe else []
+    tags = ["security", *cwe_tags, *([finding.owasp] if finding.owasp else [])]
+    fix = finding.help or "See the rule's documentation (helpUri)."
     return {
         "id": finding.rule_id,
-        "shortDescription": {"text": finding.message[:200] or finding.rule_id},
-        "help": {"text": finding.help or "See the tool's documentation."},
+        "name": finding.rule_id,
+        "shortDescription": {"text": _first_sentence(message)},
+        "fullDescription": {"text": f"{message} Fix: {fix}"},
+        "help": {"text": fix},
+        "helpUri": ruledocs.help_uri(finding),
         "defaultConfiguration": {"level": level(finding.severity)},
         "properties": {"tags": tags, "security-severity": security_severity(finding.severity)},
     }
+
+
+def _first_sentence(text: str, limit: int = 200) -> str:
+    """The rule's one-line summary: up to the first full stop, at most ``limit`` characters."""
+    head, dot, _ = text.partition(". ")
+    return (head + dot.strip())[:limit]
 
 
 def security_severity(severity: Severity) -> str:

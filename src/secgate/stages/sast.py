@@ -113,6 +113,7 @@ def bandit_finding(root: Path, issue: dict[str, Any]) -> Finding:
         cwe=cwe,
         path=path,
         line=line,
+        help_uri=issue.get("more_info"),
     )
 
 
@@ -197,6 +198,7 @@ def semgrep_finding(root: Path, match: dict[str, Any]) -> Finding:
         cwe=cwes[0] if cwes else None,
         path=path,
         line=line,
+        help_uri=next((str(ref) for ref in _as_list(metadata.get("references"))), None),
     )
 
 

@@ -19,9 +19,11 @@ Options (``ctx.options``):
 
 Outputs in ``<report_dir>/sca/``: ``advisory-db.json`` (the advisory database's
 matches in pip-audit's JSON format, so DefectDojo imports it), ``pip-audit.json``
-(pip-audit's own, with ``both``), ``sbom.cdx.json`` (CycloneDX 1.6)
-and ``licenses.json``. Any step that cannot run makes the stage not ran: an
-unaudited dependency is never reported as "no known vulnerabilities".
+(pip-audit's own, with ``both``), ``sbom.cdx.json`` (CycloneDX 1.6, the
+project from ``pyproject.toml`` as root component, each package's licence, checked
+against the official schema) and ``licenses.json``. Any step that cannot run makes
+the stage not ran: an unaudited dependency is never reported as "no known
+vulnerabilities".
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import json
 import logging
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -54,6 +57,8 @@ log = logging.getLogger(__name__)
 STAGE = "sca"
 OWASP = "A06:2021-Vulnerable and Outdated Components"
 DEFAULT_LOCK_FILE = "requirements/runtime.txt"
+# An advisory without a usable severity is still a known vulnerability: high, not "unknown".
+DEFAULT_SEVERITY = Severity.HIGH
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
 
 
@@ -107,10 +112,15 @@ def _vuln_finding(
     aliases: list[str],
     text: str,
     fixes: list[str],
-    severity: Severity | None,
+    rating: osv.Rated,
     lock_rel: str,
 ) -> Finding:
-    """One finding per (package, advisory); the fingerprint ignores the version and source."""
+    """One finding per (package, advisory); the fingerprint ignores the version and source.
+
+    Without a usable severity (no CVSS vector, none readable, no database
+    severity: pip-audit's JSON carries none) the advisory counts as high, and
+    the message says so rather than pretending it was scored.
+    """
     help_text = (
         f"upgrade {package} to >= {fixes[0]}"
         if fixes
@@ -118,13 +128,15 @@ def _vuln_finding(
     )
     alias_text = f" ({', '.join(aliases)})" if aliases else ""
     first_line = text.strip().splitlines()[0] if text.strip() else "known vulnerability"
+    rated = rating.source or f"none known, {DEFAULT_SEVERITY.name.lower()} by default"
     return Finding(
         stage=STAGE,
         tool=tool,
         rule_id=vuln_id,
-        severity=severity if severity is not None else Severity.HIGH,
+        severity=DEFAULT_SEVERITY if rating.severity is None else rating.severity,
         confidence=Confidence.HIGH,
-        message=f"{package} {version} is affected by {vuln_id}{alias_text}: {first_line}",
+        message=f"{package} {version} is affected by {vuln_id}{alias_text}: {first_line} "
+        f"[severity: {rated}]",
         location=f"{lock_rel}: {package}=={version}",
         fingerprint=fingerprint(STAGE, vuln_id, package),
         help=help_text,
@@ -192,9 +204,11 @@ def _audit_offline(
             list(adv.aliases),
             adv.summary or adv.details,
             list(match.fix_versions),
-            adv.severity,
+            adv.rating,
             lock_rel,
         )
+        if adv.rating.note:
+            result.notes.append(f"{adv.id} ({match.package}): {adv.rating.note}")
         reported.append(Reported(finding, match.package, frozenset({adv.id, *adv.aliases})))
     report = out / "advisory-db.json"
     report.write_text(
@@ -247,7 +261,7 @@ def _audit_pip_audit(
                 aliases,
                 str(vuln.get("description") or ""),
                 [str(v) for v in vuln.get("fix_versions") or []],
-                None,
+                osv.Rated(None, ""),
                 lock_rel,
             )
             package = canonicalize_name(str(dep["name"]))
@@ -260,13 +274,55 @@ def _audit_pip_audit(
 # --- SBOM -------------------------------------------------------------------
 
 
-def check_sbom(document: Mapping[str, Any], pins: Mapping[str, str]) -> list[str]:
-    """Problems with a CycloneDX JSON SBOM: wrong format, or a locked package missing."""
+SBOM_SPEC_VERSION = "1.6"  # pinned: a cyclonedx-py upgrade must not change what we publish
+
+# The official CycloneDX JSON schema, as cyclonedx-python-lib ships and applies it. It runs
+# in the scan venv (where the library is), after secgate has added the licences.
+_VALIDATE_SBOM = """\
+import sys
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
+validator = JsonStrictValidator(SchemaVersion.from_version(sys.argv[2]))
+with open(sys.argv[1], encoding="utf-8") as sbom:
+    errors = list(validator.validate_str(sbom.read(), all_errors=True) or ())
+for error in errors[:5]:
+    print(error)
+sys.exit(1 if errors else 0)
+"""
+
+
+def schema_problems(ctx: ScanContext, sbom: Path) -> list[str]:
+    """What the official CycloneDX JSON schema rejects in ``sbom`` ([] when it is valid)."""
+    args = ["-c", _VALIDATE_SBOM, str(sbom), SBOM_SPEC_VERSION]
+    checked = run_tool(ctx, "python", args, ok_codes=(0, 1))
+    if checked.returncode == 0:
+        return []
+    return [f"SBOM fails the CycloneDX {SBOM_SPEC_VERSION} schema: {_tail(checked.stdout)}"]
+
+
+def root_component(root: Path) -> tuple[str, str] | None:
+    """(name, version) of the project from ``pyproject.toml``; None without one."""
+    try:
+        project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+        return str(project["name"]), str(project["version"])
+    except (OSError, KeyError, TypeError, tomllib.TOMLDecodeError):
+        return None
+
+
+def check_sbom(
+    document: Mapping[str, Any], pins: Mapping[str, str], root: tuple[str, str] | None = None
+) -> list[str]:
+    """Problems with a CycloneDX JSON SBOM: wrong format or version, no root, a package missing."""
     problems: list[str] = []
-    if document.get("bomFormat") != "CycloneDX" or not str(
-        document.get("specVersion", "")
-    ).startswith("1."):
-        problems.append("not a CycloneDX 1.x JSON document")
+    if document.get("bomFormat") != "CycloneDX" or document.get("specVersion") != (
+        SBOM_SPEC_VERSION
+    ):
+        problems.append(f"not a CycloneDX {SBOM_SPEC_VERSION} JSON document")
+    if root is not None:
+        component = (document.get("metadata") or {}).get("component") or {}
+        found = (component.get("name"), component.get("version"))
+        if found != root:
+            problems.append(f"SBOM root component is {found}, expected {root} (pyproject.toml)")
     listed = set()
     for component in document.get("components") or []:
         purl = str(component.get("purl", ""))
@@ -279,35 +335,75 @@ def check_sbom(document: Mapping[str, Any], pins: Mapping[str, str]) -> list[str
     return problems
 
 
+def licence_choice(verdict: licenses.LicenseVerdict) -> list[dict[str, Any]]:
+    """A component's CycloneDX ``licenses``: what its metadata declares, as we read it.
+
+    A parsed SPDX expression (allowed or not) goes in as it is; text we could
+    not parse goes in as a name; nothing when the installed metadata is not the
+    locked release's (we do not know that release's licence).
+    """
+    text = verdict.license
+    if not text or verdict.status == "version-mismatch":
+        return []
+    if verdict.status == "unknown":
+        return [{"license": {"name": text, "acknowledgement": "declared"}}]
+    if " " not in text and not text.startswith("LicenseRef-"):
+        return [{"license": {"id": text, "acknowledgement": "declared"}}]
+    return [{"expression": text, "acknowledgement": "declared"}]
+
+
+def add_licences(
+    document: dict[str, Any], verdicts: list[licenses.LicenseVerdict]
+) -> dict[str, Any]:
+    """Put each locked package's licence on its component (cyclonedx-py reads no metadata)."""
+    by_pin = {(canonicalize_name(v.package), v.version): v for v in verdicts}
+    for component in document.get("components") or []:
+        match = re.match(r"pkg:pypi/([^@]+)@([^?#]+)", str(component.get("purl", "")))
+        verdict = by_pin.get((canonicalize_name(match.group(1)), match.group(2))) if match else None
+        choice = licence_choice(verdict) if verdict is not None else []
+        if choice:
+            component["licenses"] = choice
+    return document
+
+
 def _sbom(
-    ctx: ScanContext, lock: Path, pins: dict[str, str], out: Path, result: StageResult
+    ctx: ScanContext,
+    lock: Path,
+    pins: dict[str, str],
+    verdicts: list[licenses.LicenseVerdict],
+    out: Path,
+    result: StageResult,
 ) -> str | None:
-    """CycloneDX SBOM of the lock file, schema-validated by cyclonedx-py, completeness by us."""
+    """CycloneDX SBOM of the lock file with the project as root and the licences we read.
+
+    cyclonedx-py writes it, secgate adds the licences, then the official schema
+    (cyclonedx-python-lib) and our completeness check must both accept it.
+    """
     sbom = out / "sbom.cdx.json"
-    args = [
-        "requirements",
-        str(lock),
-        "--output-format",
-        "JSON",
-        "--output-file",
-        str(sbom),
-        "--validate",
-    ]
+    args = ["requirements", str(lock), "--sv", SBOM_SPEC_VERSION, "--output-format", "JSON"]
+    root = root_component(ctx.root)
+    if root is not None:
+        args += ["--pyproject", str(ctx.root / "pyproject.toml"), "--mc-type", "application"]
     try:
-        run_tool(ctx, "cyclonedx-py", args)
+        run_tool(ctx, "cyclonedx-py", [*args, "--output-file", str(sbom), "--validate"])
+        if not sbom.is_file():
+            return f"cyclonedx-py wrote no SBOM at {sbom}"
+        document = add_licences(json.loads(sbom.read_text(encoding="utf-8")), verdicts)
+        sbom.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        problems = schema_problems(ctx, sbom) + check_sbom(document, pins, root)
     except (ToolMissing, ToolFailed) as exc:
         return f"cyclonedx-py could not run: {exc}"
-    if not sbom.is_file():
-        return f"cyclonedx-py wrote no SBOM at {sbom}"
-    result.tool_versions["cyclonedx-py"] = tool_version(ctx, "cyclonedx-py")
-    try:
-        problems = check_sbom(json.loads(sbom.read_text(encoding="utf-8")), pins)
     except ValueError as exc:
-        problems = [f"unreadable SBOM: {exc}"]
+        return f"unreadable SBOM {sbom}: {exc}"
+    result.tool_versions["cyclonedx-py"] = tool_version(ctx, "cyclonedx-py")
     if problems:
         return "; ".join(problems)
     result.artifacts.append(sbom)
-    result.metadata["sbom"] = f"{sbom} (CycloneDX JSON, {len(pins)} components)"
+    licensed = sum(1 for c in document.get("components") or [] if c.get("licenses"))
+    result.metadata["sbom"] = (
+        f"{sbom} (CycloneDX {SBOM_SPEC_VERSION} JSON, schema-valid, {len(pins)} components, "
+        f"{licensed} with a licence)"
+    )
     return None
 
 
@@ -333,12 +429,18 @@ _LICENSE_RULES = {
 
 
 def _licences(
-    ctx: ScanContext, pins: dict[str, str], lock_rel: str, out: Path, result: StageResult
+    ctx: ScanContext,
+    pins: dict[str, str],
+    lock_rel: str,
+    out: Path,
+    result: StageResult,
+    verdicts: list[licenses.LicenseVerdict],
 ) -> str | None:
+    """Judge each locked package's licence; ``verdicts`` is filled for the SBOM."""
     venv = ctx.root / ctx.options.get("license_venv", ".venv")
     try:
         policy = licenses.load_policy(ctx.security_dir / "licenses.yml")
-        verdicts = licenses.check(pins, licenses.installed_distributions(venv), policy)
+        verdicts.extend(licenses.check(pins, licenses.installed_distributions(venv), policy))
     except (OSError, ValueError) as exc:
         return f"licence check could not run: {exc}"
     for verdict in verdicts:
@@ -354,7 +456,8 @@ def _licences(
                 severity=severity,
                 confidence=Confidence.HIGH,
                 message=f"{verdict.package} {verdict.version}: licence {described} "
-                f"({verdict.source}) is {verdict.status} {verdict.detail}".rstrip(),
+                f"({verdict.source}) is {verdict.status}"
+                + (f" ({verdict.detail})" if verdict.detail else ""),
                 location=f"{lock_rel}: {verdict.package}=={verdict.version}",
                 fingerprint=fingerprint(STAGE, rule_id, verdict.package, verdict.license),
                 help=help_text.format(pkg=verdict.package),
@@ -405,15 +508,10 @@ def run(ctx: ScanContext) -> ScanOutput:
     findings, merged = merge(offline, live)
     result.findings.extend(findings)
     result.notes.extend(merged)
-    errors = [
-        error
-        for error in (
-            *audit_errors,
-            _sbom(ctx, lock, pins, out, result),
-            _licences(ctx, pins, lock_rel, out, result),
-        )
-        if error
-    ]
+    verdicts: list[licenses.LicenseVerdict] = []
+    licence_error = _licences(ctx, pins, lock_rel, out, result, verdicts)
+    sbom_error = _sbom(ctx, lock, pins, verdicts, out, result)
+    errors = [error for error in (*audit_errors, sbom_error, licence_error) if error]
     return ScanOutput(
         findings=result.findings,
         tool_versions=result.tool_versions,
