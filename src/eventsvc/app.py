@@ -41,6 +41,9 @@ def create_app(
             description="Events with a start_event and a stop_event timestamp.",
         ),
         doc_ui=False,
+        # No /static route: nothing is served from disk but the docs' own assets
+        # (api/docs.py), and every route must carry an authorisation decision.
+        static_folder=None,
         security_schemes={"bearerAuth": {"type": "http", "scheme": "bearer"}},
         validation_error_status=400,
         validation_error_callback=validation_problem,

@@ -1,10 +1,12 @@
 """Who is calling, and may they? Bearer tokens, scopes and the client certificate.
 
-Every route but the probes declares the scope it needs with
-:func:`require_scope`; a semgrep rule in security/semgrep fails the build when
-a route forgets. Failures are RFC 9457 problems: 401 with
-``WWW-Authenticate`` when the token is missing or not valid, 403 when the
-token lacks the scope.
+Every route carries an authorisation decision: the scope it needs
+(:func:`require_scope`) or, for the probes and the API docs, an explicit
+:func:`public_route` with the reason. A semgrep rule in security/semgrep fails
+the build when a route, in any module, has neither; at run time
+:func:`authorize_request` refuses (403) a route without one. Failures are
+RFC 9457 problems: 401 with ``WWW-Authenticate`` when the token is missing or
+not valid, 403 when the token lacks the scope.
 
 **Authenticate first.** flask-openapi3 parses and validates path, query,
 headers and body *inside* the view function, before any decorator of ours
@@ -40,6 +42,8 @@ CLIENT_CERT_SUBJECT_ENVIRON = "eventsvc.client_cert_subject"
 # The attribute require_scope sets on a view; functools.wraps (which
 # flask-openapi3 uses) copies it onto the view function Flask registers.
 SCOPE_REQUIREMENT_ATTRIBUTE = "eventsvc_scope_requirement"
+# The attribute public_route sets: why the view needs no credential.
+PUBLIC_ROUTE_ATTRIBUTE = "eventsvc_public_reason"
 
 
 class Unauthenticated(Exception):
@@ -145,13 +149,29 @@ def require_scope(
     return decorate
 
 
+def public_route(reason: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorate a view that anyone may call, saying why (a probe, the API docs).
+
+    Being public is a decision like a scope is: written where the route is,
+    reviewed, and visible to the semgrep rule and to :func:`authorize_request`.
+    """
+    if not reason.strip():
+        raise ValueError("a public route must say why it is public")
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        setattr(view, PUBLIC_ROUTE_ATTRIBUTE, reason)
+        return view
+
+    return decorate
+
+
 def authorize_request() -> None:
-    """``before_request`` hook: enforce the matched view's scope before its input is parsed.
+    """``before_request`` hook: enforce the matched view's decision before its input is parsed.
 
     Requests that match no route (404/405) and CORS preflights (OPTIONS,
-    answered without running the view) pass through; so do views without a
-    requirement (the probes and /docs, public by design and checked by the
-    spec-walking tests).
+    answered without running the view) pass through; so do views marked
+    :func:`public_route`. A view with neither a scope nor that mark is refused
+    (fail closed): someone forgot to decide who may call it.
     """
     if request.endpoint is None or request.method == "OPTIONS":
         return
@@ -159,6 +179,11 @@ def authorize_request() -> None:
     requirement = getattr(view, SCOPE_REQUIREMENT_ATTRIBUTE, None)
     if isinstance(requirement, ScopeRequirement):
         requirement.check()
+        return
+    if isinstance(getattr(view, PUBLIC_ROUTE_ATTRIBUTE, None), str):
+        return
+    log.error("route %s declares no authorisation decision; refused", request.endpoint)
+    raise Forbidden("this route declares no authorisation decision")
 
 
 def request_context() -> RequestContext:

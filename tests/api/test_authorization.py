@@ -11,11 +11,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, get_args
 
 import pytest
-from flask import Flask
+from flask import Blueprint, Flask
 from flask.testing import FlaskClient
 
 from devstack.mongod import RunningMongod
 from eventsvc.api.tokens import Scope
+from eventsvc.auth import (
+    PUBLIC_ROUTE_ATTRIBUTE,
+    SCOPE_REQUIREMENT_ATTRIBUTE,
+    ScopeRequirement,
+    public_route,
+)
 from eventsvc.tokens import SCOPES, TokenStore, parse_token_id
 from support import TEST_CONTEXT, problem_of
 
@@ -154,6 +160,64 @@ def test_authentication_comes_before_input_validation(
 def test_probes_need_no_token(anonymous_client: FlaskClient) -> None:
     assert anonymous_client.get("/healthz").status_code == 200
     assert anonymous_client.get("/readyz").status_code == 200
+
+
+def test_every_registered_view_carries_an_authorisation_decision(app: Flask) -> None:
+    """Not only the spec's operations: every endpoint Flask can dispatch to (docs included)."""
+    undecided = [
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if not isinstance(getattr(view, SCOPE_REQUIREMENT_ATTRIBUTE, None), ScopeRequirement)
+        and not isinstance(getattr(view, PUBLIC_ROUTE_ATTRIBUTE, None), str)
+    ]
+    assert undecided == []
+    public = {
+        rule.rule
+        for rule in app.url_map.iter_rules()
+        if isinstance(getattr(app.view_functions[rule.endpoint], PUBLIC_ROUTE_ATTRIBUTE, None), str)
+    }
+    assert public == {
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/docs",
+        "/docs/init.js",
+        "/docs/assets/<path:filename>",
+    }
+
+
+def test_a_route_without_a_decision_is_refused_even_with_every_scope(
+    app: Flask, client: FlaskClient
+) -> None:
+    """Fail closed: a route someone registered without require_scope or public_route."""
+    admin = Blueprint("forgotten", __name__)
+
+    @admin.post("/admin/reindex")
+    def reindex() -> dict[str, bool]:
+        return {"reindexed": True}
+
+    app.register_blueprint(admin)
+    app.add_url_rule("/admin/purge", view_func=lambda: "purged", methods=["POST"])
+    for path in ("/admin/reindex", "/admin/purge"):
+        refused = client.post(path)
+        assert refused.status_code == 403, refused.data
+        assert "no authorisation decision" in problem_of(refused)["detail"]
+
+
+def test_a_route_marked_public_answers_without_a_token(
+    app: Flask, anonymous_client: FlaskClient
+) -> None:
+    @app.get("/version")
+    @public_route("the build version, no data")
+    def version() -> dict[str, str]:
+        return {"version": "1"}
+
+    assert anonymous_client.get("/version").get_json() == {"version": "1"}
+
+
+def test_a_public_route_must_say_why() -> None:
+    with pytest.raises(ValueError, match="say why"):
+        public_route(" ")
 
 
 def test_token_lifecycle_through_the_api(

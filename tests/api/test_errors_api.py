@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from eventsvc.app import create_app
+from eventsvc.auth import public_route
 from eventsvc.services import build_services
 from eventsvc.settings import Settings
 from eventsvc.store import connect
@@ -113,6 +114,7 @@ def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
 
 def test_unexpected_error_is_500_without_internals(app: Flask) -> None:
     @app.get("/api/v1/boom")
+    @public_route("test: reaches the view so that it can fail")
     def boom() -> None:
         raise RuntimeError("internal detail: mongodb://user:hunter2@db")
 

@@ -13,9 +13,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, json, send_from_directory
 from werkzeug.exceptions import NotFound
 
+from eventsvc.auth import public_route
 from eventsvc.domain import ATTRIBUTE_KEY_PATTERN
 
 blueprint = Blueprint("docs", __name__)
+# The API's description holds no data: anyone may read it.
+PUBLIC_DOCS = "the OpenAPI document and Swagger UI describe the API and hold no data"
 
 _HERE = files("eventsvc.api") / "static"
 _SWAGGER_ASSETS = Path(str(files("flask_openapi3_swagger") / "templates" / "swagger"))
@@ -48,16 +51,19 @@ def openapi_document() -> dict[str, Any]:
 
 
 @blueprint.get("/openapi.json")
+@public_route(PUBLIC_DOCS)
 def openapi_json() -> Response:
     return Response(json.dumps(openapi_document()), mimetype="application/json")
 
 
 @blueprint.get("/docs")
+@public_route(PUBLIC_DOCS)
 def docs_page() -> Response:
     return Response((_HERE / "docs.html").read_text(encoding="utf-8"), mimetype="text/html")
 
 
 @blueprint.get("/docs/init.js")
+@public_route(PUBLIC_DOCS)
 def docs_init() -> Response:
     return Response(
         (_HERE / "docs-init.js").read_text(encoding="utf-8"), mimetype="text/javascript"
@@ -65,6 +71,7 @@ def docs_init() -> Response:
 
 
 @blueprint.get("/docs/assets/<path:filename>")
+@public_route(PUBLIC_DOCS)
 def docs_assets(filename: str) -> Response:
     """Swagger UI's own files; send_from_directory refuses path traversal."""
     if not filename.startswith(("css/", "js/", "images/")):

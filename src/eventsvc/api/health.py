@@ -10,6 +10,7 @@ from flask_openapi3.models.tag import Tag
 
 from eventsvc.api.schemas import Health, Problem
 from eventsvc.api.services import certificates_expire_at, event_store
+from eventsvc.auth import public_route
 from eventsvc.store import StoreUnavailable
 
 health_tag = Tag(name="health", description="Probes")
@@ -18,12 +19,14 @@ blueprint = APIBlueprint("health", __name__, abp_tags=[health_tag], abp_response
 
 
 @blueprint.get("/healthz", responses={200: Health}, summary="Process is alive")
+@public_route("liveness probe for load balancers; says only that the process answers")
 def healthz() -> Response:
     """Alive means the process answers; it checks no dependency on purpose."""
     return Response(json.dumps({"status": "ok"}), mimetype="application/json")
 
 
 @blueprint.get("/readyz", responses={200: Health, 503: Health}, summary="Ready to serve")
+@public_route("readiness probe for orchestrators; dependency states, no data")
 def readyz() -> Response:
     """Ready means every dependency answers: out of rotation otherwise.
 
