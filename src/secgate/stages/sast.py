@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from secgate import bandit_levels
 from secgate.model import (
     Confidence,
     Finding,
@@ -69,13 +70,19 @@ def run_bandit(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         common += ["-c", str(config.absolute())]
     else:
         notes.append(f"bandit: no {config}, default configuration used")
+    # Raises where bandit's default level would hide a real class; a bad file is a
+    # ValueError, so the stage fails instead of running weaker.
+    raises = bandit_levels.load(ctx.security_dir / bandit_levels.FILE_NAME)
     json_out = ctx.report_dir / "bandit.json"
     sarif_out = ctx.report_dir / "bandit.sarif"
     # Exit 1 means "issues found"; anything else is a crash.
     run_tool(ctx, "bandit", [*common, "-f", "json", "-o", str(json_out)], ok_codes=(0, 1))
     run_tool(ctx, "bandit", [*common, "-f", "sarif", "-o", str(sarif_out)], ok_codes=(0, 1))
     report = json.loads(json_out.read_text(encoding="utf-8"))
-    findings = [bandit_finding(ctx.root, issue) for issue in report.get("results", [])]
+    findings = [
+        bandit_levels.apply(bandit_finding(ctx.root, issue), str(issue["test_id"]), raises)
+        for issue in report.get("results", [])
+    ]
     errors = [
         could_not_scan("bandit", _relative(str(error.get("filename", "?"))), error.get("reason"))
         for error in report.get("errors", [])
