@@ -86,7 +86,7 @@ def test_flawed_project_fails_and_says_how_to_fix_or_waive(
     out = done.stdout
     assert "gate FAILED" in out
     marks = {**flaw_lines(root / "src"), **flaw_lines(root / ".github")}
-    assert len(marks) == 9
+    assert len(marks) == 15
     for (path, line), rule in flaw_lines(root).items():
         assert f"{path}:{line}  " in out, (path, line)
         assert rule in out, rule

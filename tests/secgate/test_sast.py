@@ -43,6 +43,10 @@ def test_fixture_marks_every_flaw_we_promise() -> None:
         "pickle-load",
         "subprocess-shell-true",
         "hardcoded-credential",
+        "flask-route-without-auth",
+        "flask-path-traversal",
+        "flask-ssrf",
+        "insecure-randomness",
     }
 
 
