@@ -134,6 +134,7 @@ def test_a_worker_from_before_the_relogin_signs_and_anchors_with_the_new_token(
         5,
         "the old token's revocation",
     )
+    new_token = handoff.read_text(encoding="ascii").strip()
     old = hvac.Client(url=stack.bao.addr, token=old_token, verify=str(stack.bao.ca_file))
     with pytest.raises(hvac.exceptions.Forbidden):
         old.auth.token.lookup_self()
@@ -144,6 +145,7 @@ def test_a_worker_from_before_the_relogin_signs_and_anchors_with_the_new_token(
     log_text = stack.api.log_file.read_text(encoding="utf-8")
     assert "not anchored" not in log_text
     assert old_token not in log_text
+    assert new_token not in log_text
 
     database_name = api_settings(stack.api_env).mongodb_database
     with stack.mongod.admin_client() as admin:
