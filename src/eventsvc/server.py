@@ -71,7 +71,7 @@ AUDIT_CHECKPOINT_SECONDS = 30  # how much of a chain's tail can be cut unnoticed
 DENIAL_FLUSH_SECONDS = 5  # how late a closed window's denial count reaches the trail
 EXIT_CONFIG_ERROR = 2
 EXIT_VAULT_ERROR = 1
-EXIT_SCHEMA_ERROR = 3
+EXIT_SCHEMA_ERROR = 3  # = gunicorn's WORKER_BOOT_ERROR: also the status after a reload refused
 
 
 def connect_services(settings: Settings, credentials: Credentials) -> Services:
@@ -237,7 +237,11 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         A schema that differs always stops the worker, and with it the
         server: serving on a tampered audit collection is worse than not
         serving. The master has already checked once (:func:`main`), so this
-        catches a change made while the server ran, at the next reload.
+        catches a change made while the server ran, at the next reload (a
+        certificate rotation, or SIGHUP). The worker logs one line and exits
+        with gunicorn's "worker failed to boot" status, 3, on which the
+        master stops every worker, runs its exit hook (the lease keeper
+        revokes the token and certificates) and exits 3 itself.
 
         A MongoDB that does not answer stops the server at startup (fail
         closed: the operator sees it). After a reload it does not: gunicorn
@@ -248,6 +252,9 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         """
         try:
             services.check_schema()
+        except SchemaMismatch as exc:
+            log.error("schema error: worker %d refuses to serve: %s", os.getpid(), exc)
+            raise SystemExit(Arbiter.WORKER_BOOT_ERROR) from None
         except (StoreUnavailable, PyMongoError) as exc:
             if not self.reloaded:
                 raise

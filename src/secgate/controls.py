@@ -118,6 +118,8 @@ def _missing_test(root: Path, node_id: str) -> str | None:
         return None if file_part.startswith("tests/") and path.is_dir() else "no such test folder"
     if not file_part.startswith("tests/") or not path.is_file():
         return "no such test file"
+    if not path.name.startswith("test_"):
+        return "not a test module (pytest collects test_*.py only)"
     if not rest:
         return None
     names = [part.split("[", 1)[0] for part in rest.split("::")]

@@ -8,20 +8,28 @@ are requested with a 3 s TTL so re-issue happens within the test.
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import hvac
+import hvac.exceptions
 import pytest
-from vault_support import Stack, start_stack
+from vault_support import Stack, assert_no_secret_in, start_stack
 
 from devstack.openbao import deliver_wrapped_secret_id
+from eventsvc.audit.signing import public_keys_from_transit, signature_ok
 from eventsvc.vault.issued import MongoCredential, ServerTLS
 from eventsvc.vault.keeper import Backoff, LeaseKeeper
 from eventsvc.vault.session import VaultSession
+from eventsvc.vault.tokenfile import write_with_current_token
+from eventsvc.vault.transit import CHECKPOINT_KEY, TRANSIT_MOUNT
 
 SHORT_ROLE = "eventsvc-short"
+RELOGIN_ROLE = "eventsvc-relogin"
+"""6 s tokens capped at 8 s: the second login comes ~1 s before the first token would expire."""
 FAST_RETRY = Backoff(initial_s=0.2, max_s=0.5)
 
 
@@ -35,6 +43,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "token_no_default_policy": True,
             "token_ttl": "2s",
             "token_max_ttl": "4s",
+            "secret_id_num_uses": 1,
+            "secret_id_ttl": "5m",
+        },
+    )
+    running.root.write_data(
+        f"auth/approle/role/{RELOGIN_ROLE}",
+        data={
+            "token_policies": ["eventsvc-app"],
+            "token_no_default_policy": True,
+            "token_ttl": "6s",
+            "token_max_ttl": "8s",
             "secret_id_num_uses": 1,
             "secret_id_ttl": "5m",
         },
@@ -76,6 +95,86 @@ def test_token_is_renewed_then_replaced_by_a_new_login_at_max_ttl(
     finally:
         keeper.stop()
         session.shutdown()
+
+
+def test_a_signer_made_before_a_new_login_signs_and_anchors_with_the_new_token(
+    stack: Stack, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As a gunicorn worker forked before the lease keeper's re-login does.
+
+    The signer and the anchor are made first (as the master makes them for
+    the workers); the keeper then logs in again at the max TTL and revokes
+    the old token. Both still work: they read the token file before each request.
+    """
+    caplog.set_level(logging.DEBUG)
+    config = stack.config(tmp_path, approle_role=RELOGIN_ROLE)
+    session = VaultSession.open(config)
+    signer, anchor = session.checkpoint_signer(), session.checkpoint_anchor()
+    assert session.token is not None
+    first_accessor = session.token.accessor
+    assert session.token_file.stat().st_mode & 0o777 == 0o600
+    old_token = session.token_file.read_text(encoding="ascii").strip()
+    assert signer.sign(b"before the new login").startswith("vault:v1:")
+    assert config.wrapped_secret_id_file is not None
+    deliver_wrapped_secret_id(stack.root, config.wrapped_secret_id_file, role_name=RELOGIN_ROLE)
+    keeper = LeaseKeeper(session, backoff=FAST_RETRY)
+    keeper.start()
+    try:
+        assert wait_for(
+            lambda: session.token is not None and session.token.accessor != first_accessor, 15
+        ), "no second login after the max TTL"
+        keeper.stop()
+        new_token = session.token_file.read_text(encoding="ascii").strip()
+        assert new_token != old_token
+        # revoke-self succeeded: the old token was revoked, not left to expire.
+        assert "vault: replaced token revoked" in caplog.text
+        old = hvac.Client(url=stack.bao.addr, token=old_token, verify=str(stack.bao.ca_file))
+        with pytest.raises(hvac.exceptions.Forbidden):
+            old.auth.token.lookup_self()
+
+        signature = signer.sign(b"after the new login")
+        key = stack.root.read(f"{TRANSIT_MOUNT}/keys/{CHECKPOINT_KEY}")["data"]
+        assert signature_ok(b"after the new login", signature, public_keys_from_transit(key))
+        writer = f"relogin-{secrets.token_hex(8)}"
+        anchor.append({"writer_id": writer, "number": 1, "signature": signature})
+        stored = stack.root.read(f"audit-anchors/data/eventsvc/{writer}/1")["data"]["data"]
+        assert stored["signature"] == signature
+        assert_no_secret_in(caplog.text, [old_token, new_token])
+    finally:
+        keeper.stop()
+        session.shutdown()
+    assert not session.token_file.exists()
+
+
+def test_a_request_refused_on_a_replaced_token_is_retried_once_with_the_new_one(
+    stack: Stack,
+) -> None:
+    """The keeper revokes the old token right after writing the new one: a worker
+    that read the file just before gets a 403, and retries with the new token.
+    A 403 on a token that has not changed is a real refusal: no retry hides it."""
+    tokens = [stack.root.auth.token.create(policies=["eventsvc-app"], ttl="5m") for _ in (1, 2)]
+    old, new = (
+        hvac.Client(
+            url=stack.bao.addr,
+            token=created["auth"]["client_token"],
+            verify=str(stack.bao.ca_file),
+        )
+        for created in tokens
+    )
+    old.auth.token.revoke_self()
+    path = f"{TRANSIT_MOUNT}/sign/{CHECKPOINT_KEY}"
+    data = {"input": "cmV0cnk="}
+    handed: list[hvac.Client] = []
+
+    def keeper_replaced_it() -> hvac.Client:
+        handed.append(old if not handed else new)
+        return handed[-1]
+
+    signed = write_with_current_token(keeper_replaced_it, path, data)
+    assert signed["data"]["signature"].startswith("vault:v1:")
+    assert handed == [old, new]
+    with pytest.raises(hvac.exceptions.Forbidden):
+        write_with_current_token(lambda: old, path, data)
 
 
 def test_certificates_are_reissued_before_expiry_and_handed_over(

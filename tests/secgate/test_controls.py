@@ -43,6 +43,7 @@ def write_controls(root: Path, body: str) -> Path:
 
 def test_a_missing_test_or_rule_is_named(tmp_path: Path) -> None:
     (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "helpers.py").write_text("ATTACKS = []\n", encoding="utf-8")
     (tmp_path / "tests" / "test_a.py").write_text(
         "class TestGroup:\n    def test_inner(self):\n        pass\n\ndef test_real():\n    pass\n",
         encoding="utf-8",
@@ -61,6 +62,7 @@ def test_a_missing_test_or_rule_is_named(tmp_path: Path) -> None:
       - tests/test_a.py::TestGroup::test_inner
       - tests/test_a.py::test_gone
       - tests/test_b.py
+      - tests/helpers.py
       - tests/
     rules: [semgrep:real-rule, semgrep:gone-rule, bandit:B602]
 """,
@@ -68,6 +70,7 @@ def test_a_missing_test_or_rule_is_named(tmp_path: Path) -> None:
     assert missing_references(load_controls(path), tmp_path) == [
         "c1: test tests/test_a.py::test_gone: no test_gone in tests/test_a.py",
         "c1: test tests/test_b.py: no such test file",
+        "c1: test tests/helpers.py: not a test module (pytest collects test_*.py only)",
         "c1: rule semgrep:gone-rule: no such semgrep rule",
         "c1: rule bandit:B602: no such semgrep rule",
     ]

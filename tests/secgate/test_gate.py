@@ -145,6 +145,36 @@ def test_each_stage_verdict_says_whether_that_stage_passed() -> None:
     assert [stage.passed for stage in verdict.stages] == [False, True, False]
 
 
+def test_stale_advisory_data_fails_the_sca_stage_and_no_other() -> None:
+    """Stale advisory data is the SCA stage's failure, whatever stages ran beside it.
+
+    The other stages sort before and after "sca" (a stage-name comparison by
+    order would catch them), and the SCA stage's name is built at run time,
+    as one read from argv or a results file is: compared by value, not identity.
+    """
+    sca_name = "".join(["s", "ca"])
+    stale = StageResult(
+        sca_name,
+        True,
+        metadata={
+            "advisory_description": "a local copy",
+            "advisory_as_of": (TODAY - dt.timedelta(days=30)).isoformat(),
+            "advisory_data_date": (TODAY - dt.timedelta(days=30)).isoformat(),
+        },
+    )
+    others = [StageResult(name, True, []) for name in ("config", "dast", "sast", "secrets")]
+    verdict = evaluate([*others[:3], stale, others[3]], DEFAULT_POLICY, [], TODAY)
+    assert not verdict.passed
+    assert [reason[:24] for reason in verdict.reasons] == ["advisory data is 30 days"]
+    assert {stage.stage: stage.passed for stage in verdict.stages} == {
+        "config": True,
+        "dast": True,
+        "sast": True,
+        "sca": False,
+        "secrets": True,
+    }
+
+
 def test_waiver_reasons_name_the_waiver_by_its_fingerprint_prefix() -> None:
     fingerprint_expired, fingerprint_unused = "0123456789abcdef" * 4, "fedcba9876543210" * 4
     expired = waiver(fingerprint_expired, expires=TODAY - dt.timedelta(days=1))

@@ -12,6 +12,8 @@ What each module owns, in reading order:
   MongoDB credential, HTTPS certificate) and when each is due for a refresh.
 - :mod:`~eventsvc.vault.session`: :class:`VaultSession`: log in, renew,
   issue the MongoDB credential and the HTTPS certificate, revoke at shutdown.
+- :mod:`~eventsvc.vault.tokenfile`: the current token, handed to the workers
+  through one 0600 file (they sign and anchor checkpoints with it).
 - :mod:`~eventsvc.vault.keeper`: the lease keeper loop (renew, log in again,
   re-issue, with backoff) and the process that runs it beside gunicorn.
 

@@ -17,15 +17,13 @@ writer. What no anchor can cover: records after a writer's last checkpoint
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import hvac
-import hvac.exceptions
-import requests
 
 from eventsvc.audit.signing import CheckpointSigningFailed
+from eventsvc.vault.tokenfile import REQUEST_FAILURES, write_with_current_token
 
 ANCHOR_MOUNT = "audit-anchors"
 ANCHOR_PREFIX = "eventsvc"
@@ -39,23 +37,24 @@ class VaultCheckpointAnchor:
     ) -> None:
         self._client_factory = client_factory
         self._mount = mount
-        self._client: hvac.Client | None = None
-        self._pid = 0
 
     def __repr__(self) -> str:
         return f"VaultCheckpointAnchor({self._mount!r})"
 
     def append(self, checkpoint: Mapping[str, Any]) -> None:
-        """Write the checkpoint (wire form) once; CheckpointSigningFailed if Vault refuses."""
-        if self._client is None or self._pid != os.getpid():
-            self._client = self._client_factory()
-            self._pid = os.getpid()
+        """Write the checkpoint (wire form) once; CheckpointSigningFailed if Vault refuses.
+
+        A client is asked of the factory for every anchor (see
+        :mod:`eventsvc.vault.tokenfile`: the token may have changed since the last).
+        """
         path = (
             f"{self._mount}/data/{ANCHOR_PREFIX}/{checkpoint['writer_id']}/{checkpoint['number']}"
         )
         try:
-            self._client.write_data(path, data={"data": dict(checkpoint), "options": {"cas": 0}})
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as exc:
+            write_with_current_token(
+                self._client_factory, path, {"data": dict(checkpoint), "options": {"cas": 0}}
+            )
+        except REQUEST_FAILURES as exc:
             raise CheckpointSigningFailed(
                 f"vault refused the anchor at {path}: {type(exc).__name__}"
             ) from None

@@ -14,6 +14,10 @@ lost it). PKI certificates are not renewable leases: the session records when
 each is due for re-issue (:meth:`VaultSession.refresh_at`), and the keeper
 re-issues it then.
 
+Every login writes the new token to the runtime directory's token file,
+which gunicorn workers read before they sign or anchor a checkpoint (see
+:mod:`eventsvc.vault.tokenfile`), then revokes the token it replaced.
+
 Secrets (tokens, secret_ids, private keys, passwords) are never logged, put in
 exception messages or reprs: they live in local variables, ``SecretStr`` or
 0600 files in a 0700 runtime directory that :meth:`VaultSession.shutdown`
@@ -33,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import hvac
 from cryptography import x509
 from pydantic import SecretStr
 
@@ -59,6 +64,7 @@ from eventsvc.vault.login import (
     read_secret_file,
     unwrap_secret_id,
 )
+from eventsvc.vault.tokenfile import TOKEN_FILE_NAME, TokenFileClients
 from eventsvc.vault.transit import TransitCheckpointSigner
 
 log = logging.getLogger(__name__)
@@ -105,6 +111,8 @@ class VaultSession:
         self._client = new_client(settings, "")
         self.token: TokenState | None = None
         self.runtime_dir = _private_runtime_dir(runtime_parent or Path(tempfile.gettempdir()))
+        self.token_file = self.runtime_dir / TOKEN_FILE_NAME
+        """The current token, for workers forked before a re-login (0600)."""
         self.mongo_credential: MongoCredential | None = None
         self.server_tls: ServerTLS | None = None
         self._mongo_refresh_at: float | None = None
@@ -178,7 +186,11 @@ class VaultSession:
     # -- token --
 
     def log_in(self) -> None:
-        """Log in with the configured method and swap in the new token."""
+        """Log in with the configured method, swap in the new token, revoke the old one.
+
+        The new token is in the token file before the old one is revoked, so
+        a worker refused on the old token finds the new one at its retry.
+        """
         method = self.settings.auth_method
         if method == "token":
             self._use_given_token()
@@ -187,8 +199,11 @@ class VaultSession:
         with as_vault_errors(self.settings, "login", request.path, ()):
             response = new_client(self.settings, "").write_data(request.path, data=request.payload)
         auth: dict[str, Any] = response["auth"]
-        self._client = new_client(self.settings, str(auth["client_token"]))
+        previous = self._client if self.token is not None else None
+        token = str(auth["client_token"])
+        self._client = new_client(self.settings, token)
         self.token = TokenState.from_auth(auth)
+        write_private_file(self.token_file, f"{token}\n")
         log.info(
             "vault: logged in with %s at %s (policies %s, ttl %ss)",
             method,
@@ -197,6 +212,20 @@ class VaultSession:
             self.token.ttl_s,
         )
         set_vault_token_ttl(self.token.ttl_s)
+        if previous is not None:
+            self._revoke_replaced(previous)
+
+    def _revoke_replaced(self, previous: hvac.Client) -> None:
+        """Revoke the token a new login replaced: no live token is left that nobody renews."""
+        try:
+            with as_vault_errors(self.settings, "update", "auth/token/revoke-self", ()):
+                previous.write_data("auth/token/revoke-self", data={})
+        except VaultPermissionDenied:
+            log.info("vault: the replaced token had already expired or been revoked")
+        except VaultError as exc:
+            log.warning("vault: could not revoke the replaced token: %s", exc)
+        else:
+            log.info("vault: replaced token revoked")
 
     def _login_request(self) -> LoginRequest:
         if self.settings.auth_method == "approle":
@@ -212,6 +241,7 @@ class VaultSession:
             if not token:
                 raise VaultError("token auth needs a token file or VAULT_TOKEN")
         self._client = new_client(self.settings, token)
+        write_private_file(self.token_file, f"{token}\n")
         data = self.read("auth/token/lookup-self")["data"]
         self.token = TokenState(
             accessor=str(data["accessor"]),
@@ -321,21 +351,17 @@ class VaultSession:
         return data, time.monotonic() + REFRESH_FRACTION * lifetime_s
 
     def checkpoint_signer(self) -> TransitCheckpointSigner:
-        """A signer on this session's token for audit checkpoints (transit, sign only).
+        """A signer for audit checkpoints (transit, sign only) on the session's current token.
 
-        Each process that signs (every gunicorn worker) builds its own client.
-        The token is the one this session holds now: a periodic token keeps its
-        value across renewals; after a re-login, new workers get the new one.
+        The token is read from the token file before each signature, in
+        whichever process signs: a worker forked before the lease keeper's
+        re-login signs with the new token, not the revoked one.
         """
-        token = str(self._client.token or "")
-        settings = self.settings
-        return TransitCheckpointSigner(lambda: new_client(settings, token))
+        return TransitCheckpointSigner(TokenFileClients(self.settings, self.token_file))
 
     def checkpoint_anchor(self) -> VaultCheckpointAnchor:
-        """Anchors checkpoints in Vault KV (create-only) on this session's token."""
-        token = str(self._client.token or "")
-        settings = self.settings
-        return VaultCheckpointAnchor(lambda: new_client(settings, token))
+        """Anchors checkpoints in Vault KV (create-only) on the session's current token."""
+        return VaultCheckpointAnchor(TokenFileClients(self.settings, self.token_file))
 
     def read_app_secret(self, name: str) -> dict[str, str]:
         """Read ``<kv_mount>/data/<kv_path>/<name>`` (KV v2, latest version)."""

@@ -5,22 +5,22 @@ else on transit, so the service can sign but cannot read, export, back up or
 reconfigure the key. Whoever verifies needs only the public key
 (``transit/keys/<key>``, which the auditor's policy may read).
 
-A signer is made in the gunicorn master and inherited by the workers; each
-process builds its own hvac client on first use (connection pools are not
-shared across a fork).
+A signer is made in the gunicorn master and inherited by the workers. Its
+client factory is asked for a client before every signature: with the
+service's :class:`~eventsvc.vault.tokenfile.TokenFileClients`, that is a
+client of this process on the token the lease keeper holds now, so a worker
+forked before a re-login signs with the new token.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Callable
 
 import hvac
-import hvac.exceptions
-import requests
 
 from eventsvc.audit.signing import CheckpointSigningFailed
+from eventsvc.vault.tokenfile import REQUEST_FAILURES, write_with_current_token
 
 TRANSIT_MOUNT = "transit"
 CHECKPOINT_KEY = "eventsvc-audit-checkpoint"
@@ -38,22 +38,19 @@ class TransitCheckpointSigner:
     ) -> None:
         self._client_factory = client_factory
         self._path = f"{mount}/sign/{key}"
-        self._client: hvac.Client | None = None
-        self._pid = 0
 
     def __repr__(self) -> str:
         return f"TransitCheckpointSigner({self._path!r})"
 
     def sign(self, message: bytes) -> str:
         """The signature, or CheckpointSigningFailed naming the path (never the token)."""
-        if self._client is None or self._pid != os.getpid():
-            self._client = self._client_factory()
-            self._pid = os.getpid()
         try:
-            response = self._client.write_data(
-                self._path, data={"input": base64.b64encode(message).decode("ascii")}
+            response = write_with_current_token(
+                self._client_factory,
+                self._path,
+                {"input": base64.b64encode(message).decode("ascii")},
             )
-        except (hvac.exceptions.VaultError, requests.exceptions.RequestException) as exc:
+        except REQUEST_FAILURES as exc:
             raise CheckpointSigningFailed(
                 f"vault refused to sign at {self._path}: {type(exc).__name__}"
             ) from None
