@@ -33,7 +33,7 @@ from eventsvc.settings import VaultSettings
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.login import new_client, read_secret_file
 
-TOKEN_FILE_NAME = "vault-token"  # noqa: S105 - a file name, not a token
+TOKEN_FILE_NAME = "vault-token"  # a file name, not a token (S105 reviewed in pyproject.toml)
 REQUEST_FAILURES = (hvac.exceptions.VaultError, requests.exceptions.RequestException, VaultError)
 """What a worker's request may raise: Vault's refusal, the network, or no token file."""
 
