@@ -33,6 +33,8 @@ from secgate.waivers import load_waivers
 POLICY = "security/policy.yml"
 WAIVERS = "security/waivers.yml"
 BANDIT = "security/bandit.yml"
+BANDIT_LEVELS = "security/bandit-levels.yml"
+_LEVELS = {"low": 1, "medium": 2, "high": 3, "critical": 4}
 BASELINE = ".secrets.baseline"
 SEMGREP_DIR = "security/semgrep"
 WATCHED_DIRS = ("security", "src/secgate", ".github")
@@ -100,10 +102,11 @@ def review(root: Path, base_ref: str) -> ConfigReview:
         *_waiver_changes(root, base),
         *_semgrep_changes(root, base),
         *_bandit_changes(root, base),
+        *_bandit_level_changes(root, base),
         *_baseline_changes(root, base),
         *_codeowners_changes(root, base),
     ]
-    handled = {POLICY, WAIVERS, BANDIT, BASELINE, CODEOWNERS}
+    handled = {POLICY, WAIVERS, BANDIT, BANDIT_LEVELS, BASELINE, CODEOWNERS}
     changes += _other_changes(root, base, handled)
     return ConfigReview(base_ref, base_commit, changes)
 
@@ -304,6 +307,26 @@ def _bandit_changes(root: Path, base: _Snapshot) -> list[ConfigChange]:
     if not changes:
         changes.append(ConfigChange(BANDIT, "changed; check what bandit still reports", False))
     return changes
+
+
+def _bandit_level_changes(root: Path, base: _Snapshot) -> list[ConfigChange]:
+    """A raise of bandit's level removed or lowered lets that class through again."""
+    old = _yaml_mapping(base.text(BANDIT_LEVELS)).get("raise") or {}
+    new = _yaml_mapping(_head_text(root, BANDIT_LEVELS)).get("raise") or {}
+    if _canonical(old) == _canonical(new):
+        return []
+    changes = []
+    for test, levels in sorted(old.items()):
+        now = new.get(test)
+        if not isinstance(now, dict):
+            changes.append(ConfigChange(BANDIT_LEVELS, f"raise of {test} removed", True))
+            continue
+        for key in ("severity", "confidence"):
+            was, is_now = _LEVELS.get(str(levels.get(key)), 0), _LEVELS.get(str(now.get(key)), 0)
+            if is_now < was:
+                change = f"raise of {test} {key} lowered: {levels.get(key)} -> {now.get(key)}"
+                changes.append(ConfigChange(BANDIT_LEVELS, change, True))
+    return changes or [ConfigChange(BANDIT_LEVELS, "changed; check what it still raises", False)]
 
 
 def _yaml_mapping(text: str | None) -> dict[str, Any]:

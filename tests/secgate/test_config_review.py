@@ -202,6 +202,20 @@ def test_bandit_skips_and_codeowners_removal_are_relaxations(repo: Path) -> None
     assert lines(result, False) == ["review: security/schemathesis.toml: changed"]
 
 
+def test_a_bandit_raise_removed_or_lowered_is_a_relaxation(repo: Path) -> None:
+    levels = repo / "security" / "bandit-levels.yml"
+    text = levels.read_text(encoding="utf-8")
+    start = text.index("  B311:")
+    end = text.index("  B504:")
+    text = text[:start] + text[end:]
+    text = text.replace("  B608:\n    confidence: medium", "  B608:\n    confidence: low")
+    levels.write_text(text, encoding="utf-8")
+    assert lines(review(repo, "main"), True) == [
+        "RELAXED: security/bandit-levels.yml: raise of B311 removed",
+        "RELAXED: security/bandit-levels.yml: raise of B608 confidence lowered: medium -> low",
+    ]
+
+
 def test_an_unknown_base_is_said_not_guessed(repo: Path) -> None:
     result = review(repo, "origin/no-such-branch")
     assert result.problem is not None
