@@ -14,6 +14,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +37,17 @@ STAGE = "sast"
 
 
 def run(ctx: ScanContext) -> ScanOutput:
-    """Run bandit then semgrep; a tool that fails is an error (the stage did not run)."""
+    """Run bandit and semgrep side by side; a tool that fails is an error (the stage did not run).
+
+    They are separate processes reading the same files and writing their own
+    reports, so the stage takes as long as the slower of the two, not both.
+    """
     targets = scan_targets(ctx.root)
-    output = combine([_attempt(tool, ctx, targets) for tool in (run_bandit, run_semgrep)])
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outputs = list(
+            pool.map(lambda tool: _attempt(tool, ctx, targets), (run_bandit, run_semgrep))
+        )
+    output = combine(outputs)
     return dataclasses.replace(output, findings=unique_fingerprints(output.findings))
 
 
