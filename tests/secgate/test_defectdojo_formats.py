@@ -119,3 +119,62 @@ def test_sarif_check_can_fail() -> None:
         "s: no artifactLocation.uri",
         "s: region without startLine",
     ]
+
+
+def wapiti_scan_findings(path: Path) -> list[dict[str, Any]]:
+    """What dojo/tools/wapiti/parser.py ("Wapiti Scan") reads from an XML report."""
+    from defusedxml.ElementTree import parse
+
+    root = parse(path).getroot()
+    assert "report" in root.tag, "This doesn't seem to be a valid Wapiti XML file."
+    url = root.findtext('report_infos/info[@name="target"]')
+    found = []
+    for vulnerability in root.findall("vulnerabilities/vulnerability"):
+        category = vulnerability.attrib["name"]
+        titles = [r.findtext("title") or "" for r in vulnerability.findall("references/reference")]
+        cwes = [re.search(r"CWE-(\d+)", t) for t in titles if t.startswith("CWE")]
+        for entry in vulnerability.findall("entries/entry"):
+            found.append(
+                {
+                    "title": category + ": " + (entry.findtext("info") or ""),
+                    "level": entry.findtext("level"),
+                    "cwe": int(cwes[0].group(1)) if cwes and cwes[0] else None,
+                    "url": url,
+                    "description": vulnerability.findtext("description"),
+                    "request": entry.findtext("http_request"),
+                }
+            )
+    return found
+
+
+def test_wapiti_xml_is_what_defectdojos_wapiti_parser_reads(tmp_path: Path) -> None:
+    from secgate.stages.dast import wapiti_xml
+
+    token = "evt_" + "a" * 16 + "_" + "b" * 43  # the shape of an API token, made here
+    request = f"GET /api/v1/events?q=x HTTP/1.1\nhost: 127.0.0.1\nAuthorization: Bearer {token}"
+    report = {
+        "infos": {"target": "https://127.0.0.1:8443/", "version": "Wapiti 3.2.3"},
+        "classifications": {
+            "Cross Site Scripting": {
+                "desc": "XSS lets an attacker run script in a victim's browser.",
+                "sol": "Escape output.",
+                "ref": {"CWE-79: Improper Neutralization of Input": "https://cwe.mitre.org/data/definitions/79.html"},
+            }
+        },
+        "vulnerabilities": {
+            "Cross Site Scripting": [
+                {"method": "GET", "path": "/api/v1/events", "info": "XSS via q", "level": 2,
+                 "parameter": "q", "http_request": request, "curl_command": "curl ..."}
+            ],
+            "SQL Injection": [],
+        },
+        "anomalies": {"Internal Server Error": []},
+    }  # fmt: skip
+    path = wapiti_xml.write(report, tmp_path / "wapiti.xml")
+    (finding,) = wapiti_scan_findings(path)
+    assert finding["title"] == "Cross Site Scripting: XSS via q"
+    assert finding["level"] == "2"  # the parser maps "2" to Medium
+    assert finding["cwe"] == 79
+    assert finding["url"] == "https://127.0.0.1:8443/"
+    assert "Authorization: [redacted by secgate]" in finding["request"]
+    assert token not in path.read_text(encoding="utf-8")

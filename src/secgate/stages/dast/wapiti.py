@@ -31,6 +31,7 @@ from urllib.parse import urlsplit
 from packaging.version import InvalidVersion, Version
 
 from secgate.model import Confidence, Finding, ScanContext, ScanOutput, Severity, fingerprint
+from secgate.stages.dast import wapiti_xml
 from secgate.stages.dast.client import TargetUnreachable, openapi, operation_of, operations
 from secgate.stages.dast.target import STAGE, Target, origin
 from secgate.taxonomy import BROKEN_ACCESS_CONTROL, INJECTION, MISCONFIGURATION, SSRF
@@ -83,6 +84,7 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
         found = json.loads(report.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         return ScanOutput(errors=[f"wapiti exited 0 without a readable report: {exc}"])
+    xml_report = wapiti_xml.write(found, out / "wapiti.xml")  # for DefectDojo's wapiti parser
     reached = reached_operations(found, target.base_url, documented)
     versions = {"wapiti": str((found.get("infos") or {}).get("version", "unknown"))}
     if not reached:
@@ -90,7 +92,8 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
             f"wapiti ineffective: it reached none of the {len(documented)} documented "
             "operations (see dast/wapiti.log)"
         )
-        return ScanOutput(tool_versions=versions, artifacts=[report, log_file], errors=[reason])
+        artifacts = [report, xml_report, log_file]
+        return ScanOutput(tool_versions=versions, artifacts=artifacts, errors=[reason])
     requests = len((found.get("infos") or {}).get("crawled_pages") or [])
     authenticated = "yes" if target.auth else "no"
     summary = (
@@ -100,7 +103,7 @@ def scan(ctx: ScanContext, target: Target, out: Path) -> ScanOutput:
     return ScanOutput(
         findings=parse_wapiti(found, target.base_url),
         tool_versions=versions,
-        artifacts=[report, log_file],
+        artifacts=[report, xml_report, log_file],
         metadata={"wapiti": summary},
     )
 
