@@ -79,27 +79,32 @@ def start_run(root: Path, reports_base: Path, stages: list[str], now: dt.datetim
 def run_stages(
     ctx: ScanContext, stages: list[str], dast_target_command: Sequence[str] = ()
 ) -> list[StageResult]:
-    """Run the stages; each one's failure is contained in its result.
+    """Run the stages side by side; each one's failure is contained in its result.
 
-    The static stages (everything but dast) depend on nothing but the tree, so
-    they run side by side; their scanners are separate processes. DAST comes
-    after them: with ``dast_target_command`` it runs while that command's
-    target is up (:mod:`secgate.dast_target`), and a target that does not come
-    up fails the dast stage, not the run. Results come back in ``stages`` order.
+    No stage depends on another: the static ones read the tree, DAST attacks
+    its own throwaway target. Their scanners are separate processes, so the
+    run takes about as long as the slowest stage (DAST, time-bounded), not the
+    sum. With ``dast_target_command`` DAST runs while that command's target is
+    up (:mod:`secgate.dast_target`); a target that does not come up fails the
+    dast stage, not the run. Results come back in ``stages`` order.
     """
-    static = [name for name in stages if name != "dast"]
-    with ThreadPoolExecutor(max_workers=max(len(static), 1)) as pool:
-        running = {name: pool.submit(_run_with_progress, name, ctx) for name in static}
+    with ThreadPoolExecutor(max_workers=max(len(stages), 1)) as pool:
+        running = {
+            name: pool.submit(_run_dast, ctx, dast_target_command)
+            if name == "dast" and dast_target_command
+            else pool.submit(_run_with_progress, name, ctx)
+            for name in stages
+        }
         results = {name: future.result() for name, future in running.items()}
-    if "dast" in stages:
-        if dast_target_command:
-            progress.info("dast: starting the target and the scanners")
-            started = time.monotonic()
-            results["dast"] = _dast_against_started_target(ctx, dast_target_command)
-            _report_progress(results["dast"], time.monotonic() - started)
-        else:
-            results["dast"] = _run_with_progress("dast", ctx)
     return [results[name] for name in stages]
+
+
+def _run_dast(ctx: ScanContext, command: Sequence[str]) -> StageResult:
+    progress.info("dast: starting the target and the scanners")
+    started = time.monotonic()
+    result = _dast_against_started_target(ctx, command)
+    _report_progress(result, time.monotonic() - started)
+    return result
 
 
 def _run_with_progress(name: str, ctx: ScanContext) -> StageResult:
