@@ -16,11 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 import eventsvc.tokens
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AUDIT
 from eventsvc.clock import truncate_to_ms, utc_now
+from eventsvc.store import EventStore
 from eventsvc.tokens import (
     SCOPES,
     TokenRejected,
@@ -32,9 +34,9 @@ from eventsvc.tokens import (
 from support import TEST_CONTEXT
 
 
-def audit_records(tokens: TokenStore, action: str, token_id: str) -> list[dict[str, Any]]:
-    database = tokens._database  # the store's own database: the trail it writes to
-    return list(database[AUDIT].find({"action": action, "target": token_id}))
+def audit_records(store: EventStore, action: str, token_id: str) -> list[dict[str, Any]]:
+    """The audit trail's records of ``action`` on a token (tokens share the store's database)."""
+    return list(store.database[AUDIT].find({"action": action, "target": token_id}))
 
 
 def frozen_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
@@ -88,29 +90,31 @@ def test_empty_or_unknown_scopes_are_refused(tokens: TokenStore, scopes: list[st
         tokens.create("tests", scopes, timedelta(hours=1), TEST_CONTEXT)
 
 
-def test_the_pepper_must_have_at_least_32_bytes(tokens: TokenStore, audit_log: AuditLog) -> None:
-    database = tokens._database
+def test_the_pepper_must_have_at_least_32_bytes(store: EventStore, audit_log: AuditLog) -> None:
+    database = store.database
     for short in (b"", b"p" * 31):
         with pytest.raises(ValueError, match="pepper"):
             TokenStore(database, short, audit_log)
     TokenStore(database, b"p" * 32, audit_log)  # exactly 32 is enough
 
 
-def test_import_digest_registers_once_and_audits_once(tokens: TokenStore) -> None:
+def test_import_digest_registers_once_and_audits_once(
+    tokens: TokenStore, store: EventStore, token_pepper: SecretStr
+) -> None:
     token_id, token = mint()
-    pepper = tokens._pepper
+    pepper = token_pepper.get_secret_value().encode()
     expires_at = truncate_to_ms(utc_now() + timedelta(days=1))
     args = (token_id, token_digest(pepper, token), "bootstrap", ["tokens:admin"], expires_at)
 
     assert tokens.import_digest(*args) is True
     assert tokens.authenticate(token).owner == "bootstrap"
-    assert len(audit_records(tokens, "token.create", token_id)) == 1
+    assert len(audit_records(store, "token.create", token_id)) == 1
 
     _, other = mint()
     replaced = (token_id, token_digest(pepper, other), "intruder", sorted(SCOPES), expires_at)
     assert tokens.import_digest(*replaced) is False
     assert tokens.authenticate(token).owner == "bootstrap"  # the first record stands
-    assert len(audit_records(tokens, "token.create", token_id)) == 1
+    assert len(audit_records(store, "token.create", token_id)) == 1
 
 
 def test_the_listing_is_newest_first(tokens: TokenStore, make_token: Callable[..., str]) -> None:
@@ -123,13 +127,15 @@ def test_the_listing_is_newest_first(tokens: TokenStore, make_token: Callable[..
     assert created == sorted(created, reverse=True)
 
 
-def test_a_revocation_is_audited_once(tokens: TokenStore, make_token: Callable[..., str]) -> None:
+def test_a_revocation_is_audited_once(
+    tokens: TokenStore, store: EventStore, make_token: Callable[..., str]
+) -> None:
     token = make_token("events:read")
     token_id = parse_token_id(token)
 
     revoked = tokens.revoke(token_id, TEST_CONTEXT)
     assert revoked.revoked_at is not None
-    records = audit_records(tokens, "token.revoke", token_id)
+    records = audit_records(store, "token.revoke", token_id)
     assert len(records) == 1
     assert records[0]["actor"] == TEST_CONTEXT.actor
     with pytest.raises(TokenRejected):
@@ -137,7 +143,7 @@ def test_a_revocation_is_audited_once(tokens: TokenStore, make_token: Callable[.
 
     again = tokens.revoke(token_id, TEST_CONTEXT)  # idempotent: same instant, no new record
     assert again.revoked_at == revoked.revoked_at
-    assert len(audit_records(tokens, "token.revoke", token_id)) == 1
+    assert len(audit_records(store, "token.revoke", token_id)) == 1
 
 
 def test_token_records_cannot_be_changed_after_the_fact(
