@@ -223,7 +223,7 @@ class TokenStore:
         info = _to_info(document)
         if info.revoked_at is not None:
             raise TokenRejected("revoked token")
-        if info.expires_at <= datetime.now(UTC):
+        if info.expires_at <= utc_now():  # expires_at is the first instant it is refused
             raise TokenRejected("expired token")
         return info
 
