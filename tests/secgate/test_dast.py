@@ -453,7 +453,7 @@ def test_wapiti_reaches_every_operation_of_our_api_with_the_token(tmp_path: Path
     assert f"{len(operations)} of {len(operations)} operations reached" in result.metadata["wapiti"]
     # wapiti's session and configuration stores (they keep the header) are not in the reports.
     kept = [path for path in reports.rglob("*") if path.is_file()]
-    assert {path.name for path in kept} == {"wapiti.json", "wapiti.log"}
+    assert {path.name for path in kept} == {"wapiti.json", "wapiti.xml", "wapiti.log"}
     assert not [path for path in kept if b"wapiti-token-7" in path.read_bytes()]
 
 
