@@ -166,9 +166,9 @@ def _scan(
     root = root.absolute()
     security = security_dir or root / "security"
     try:
-        gate_policy = load_policy(policy or security / "policy.yml")
-        gate_waivers = load_waivers(waivers or security / "waivers.yml")
-        gate_acks = load_acknowledgements(waivers or security / "waivers.yml")
+        rules = GateRules.load(
+            policy or security / "policy.yml", waivers or security / "waivers.yml"
+        )
         stage_options = _options(options)
         dast_target = parse_command(dast_target_command) if dast_target_command else []
         controls_file = controls or security / "controls.yml"
@@ -196,7 +196,6 @@ def _scan(
     remember_token(ctx, stage_options.get("auth_header_file"))  # a target given with -o
     results = run_stages(ctx, names, dast_target)
     info.finished_at = dt.datetime.now(dt.UTC)
-    rules = GateRules(gate_policy, gate_waivers, gate_acks)
     verdict = _judge_and_report(info, ctx, results, rules, previous_dir)
     update_latest(base, info.report_dir)
     _finish(console, info, results, verdict, step_summary)
@@ -210,6 +209,15 @@ class GateRules:
     policy: Policy
     waivers: list[Waiver]
     acks: list[Acknowledgement]
+
+    @classmethod
+    def load(cls, policy_file: Path, waivers_file: Path) -> GateRules:
+        """Read policy.yml and waivers.yml (waivers and acknowledgements); errors name the entry."""
+        return cls(
+            load_policy(policy_file),
+            load_waivers(waivers_file),
+            load_acknowledgements(waivers_file),
+        )
 
 
 def _judge_and_report(
@@ -306,11 +314,7 @@ def combine_command(
     root = root.absolute()
     security = root / "security"
     try:
-        rules = GateRules(
-            load_policy(security / "policy.yml"),
-            load_waivers(security / "waivers.yml"),
-            load_acknowledgements(security / "waivers.yml"),
-        )
+        rules = GateRules.load(security / "policy.yml", security / "waivers.yml")
         controls_file = security / "controls.yml"
         gate_controls = load_controls(controls_file) if controls_file.exists() else []
         tests_run = testresults.load(test_results) if test_results else None

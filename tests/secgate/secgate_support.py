@@ -8,6 +8,7 @@ report files out of the source tree.
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 from secgate.model import ScanContext
@@ -41,3 +42,23 @@ def flaw_lines(root: Path) -> dict[tuple[str, int], str]:
                 rule = line.split("# FLAW: ", 1)[1].strip()
                 marks[(path.relative_to(root).as_posix(), number)] = rule
     return marks
+
+
+# git for the tests' throwaway repositories: a fixed identity, no user or system config.
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "t",
+    "GIT_AUTHOR_EMAIL": "t@example.invalid",
+    "GIT_COMMITTER_NAME": "t",
+    "GIT_COMMITTER_EMAIL": "t@example.invalid",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "PATH": "/usr/bin:/bin",
+}
+
+
+def git(root: Path, *args: str) -> str:
+    """Run git in ``root`` (a test repository) and return its stdout."""
+    done = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True, env=GIT_ENV
+    )
+    return done.stdout

@@ -16,30 +16,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from secgate_support import FIXTURES, REPO, TOOLS_BIN
+from secgate_support import FIXTURES, REPO, TOOLS_BIN, git
 
 from secgate.configreview import ConfigReview, review
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "PATH": "/usr/bin:/bin",
-}
-
-
-def git(root: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=GIT_ENV,
-    )
-    return done.stdout
 
 
 @pytest.fixture

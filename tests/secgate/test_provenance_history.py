@@ -10,27 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from secgate_support import FIXTURES, REPO, TOOLS_BIN, copy_fixture
+from secgate_support import FIXTURES, REPO, TOOLS_BIN, copy_fixture, git
 
 from secgate import changes as run_changes
 from secgate import provenance
 from secgate.gate import evaluate
 from secgate.model import Confidence, Finding, Severity, StageResult, fingerprint
 from secgate.policy import DEFAULT_POLICY
-
-GIT_ENV = {
-    "GIT_AUTHOR_NAME": "t",
-    "GIT_AUTHOR_EMAIL": "t@example.invalid",
-    "GIT_COMMITTER_NAME": "t",
-    "GIT_COMMITTER_EMAIL": "t@example.invalid",
-    "GIT_CONFIG_GLOBAL": "/dev/null",
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "PATH": "/usr/bin:/bin",
-}
-
-
-def git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(root), *args], check=True, env=GIT_ENV, capture_output=True)
 
 
 def test_provenance_names_the_tree_state_and_hashes_the_configuration(tmp_path: Path) -> None:

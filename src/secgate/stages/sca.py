@@ -286,7 +286,7 @@ validator = JsonStrictValidator(SchemaVersion.from_version(sys.argv[2]))
 with open(sys.argv[1], encoding="utf-8") as sbom:
     errors = list(validator.validate_str(sbom.read(), all_errors=True) or ())
 for error in errors[:5]:
-    print(error)
+    sys.stdout.write(f"{error}\\n")
 sys.exit(1 if errors else 0)
 """
 
