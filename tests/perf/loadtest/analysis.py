@@ -1,0 +1,210 @@
+"""From raw samples to figures: per stage throughput, latency percentiles, errors, CPU; the knee.
+
+Every figure comes from the samples both sides wrote (one row per request or
+insert, with its wall-clock start), never from locust's rounded statistics.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from perf.loadtest.cpu import CpuSampler
+from perf.loadtest.plan import Stage
+
+SETUP = "setup"
+
+
+@dataclass(frozen=True)
+class Sample:
+    start: float
+    name: str
+    ms: float
+    status: int
+    ok: bool
+    events: int
+
+
+@dataclass
+class StageStats:
+    """One stage's measured window (after its warm-up)."""
+
+    name: str
+    phase: str
+    users: int
+    seconds: float
+    requests: int
+    events: int
+    errors: int
+    rate: float  # requests/s
+    event_rate: float  # events written/s
+    p50: float
+    p95: float
+    p99: float
+    max: float
+    offered_rate: float | None = None
+    statuses: dict[str, int] = field(default_factory=dict)
+    by_name: dict[str, int] = field(default_factory=dict)
+    cpu: dict[str, float] = field(default_factory=dict)
+    window: tuple[float, float] = (0.0, 0.0)
+
+
+def read_samples(path: Path) -> list[Sample]:
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as handle:
+        return [
+            Sample(
+                float(r["start"]),
+                r["name"],
+                float(r["ms"]),
+                int(r["status"]),
+                r["ok"] == "1",
+                int(r["events"]),
+            )
+            for r in csv.DictReader(handle)
+        ]
+
+
+def read_stage_starts(samples_file: Path) -> dict[int, float]:
+    path = samples_file.with_suffix(".stages.json")
+    if not path.exists():
+        return {}
+    return {int(row["index"]): float(row["started"]) for row in json.loads(path.read_text())}
+
+
+def percentile(ordered: list[float], percent: float) -> float:
+    """Nearest-rank percentile of an ascending list (nan when empty)."""
+    if not ordered:
+        return math.nan
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def stage_stats(
+    stage: Stage, samples: list[Sample], start: float, end: float, cpu: CpuSampler | None
+) -> StageStats:
+    """Figures of the requests that started in [start, end)."""
+    window = [s for s in samples if start <= s.start < end and s.name != SETUP]
+    seconds = max(end - start, 1e-9)
+    latencies = sorted(s.ms for s in window)
+    errors = sum(not s.ok for s in window)
+    stats = StageStats(
+        name=stage.name,
+        phase=stage.phase,
+        users=stage.users,
+        seconds=round(seconds, 2),
+        requests=len(window),
+        events=sum(s.events for s in window),
+        errors=errors,
+        rate=len(window) / seconds,
+        event_rate=sum(s.events for s in window) / seconds,
+        p50=percentile(latencies, 50),
+        p95=percentile(latencies, 95),
+        p99=percentile(latencies, 99),
+        max=latencies[-1] if latencies else math.nan,
+        offered_rate=stage.offered_rate,
+        statuses={str(k): v for k, v in sorted(Counter(s.status for s in window).items())},
+        by_name=dict(Counter(s.name for s in window)),
+        window=(start, end),
+    )
+    if cpu is not None:
+        for group in [*cpu.groups, "machine"]:
+            value = cpu.mean(group, start, end)
+            if value is not None:
+                stats.cpu[group] = round(value, 1)
+    return stats
+
+
+def stages_of_run(
+    stages: list[Stage],
+    samples: list[Sample],
+    starts: dict[int, float],
+    warmup_s: float,
+    cpu: CpuSampler | None,
+) -> list[StageStats]:
+    """Each stage's window: from its start (plus warm-up) to the next stage's start."""
+    result = []
+    for index, stage in enumerate(stages):
+        if index not in starts:
+            continue
+        start = starts[index]
+        end = starts.get(index + 1, start + stage.seconds)
+        measured_from = start + min(warmup_s, stage.seconds / 2) if stage.seconds > 1 else start
+        result.append(stage_stats(stage, samples, measured_from, end, cpu))
+    return result
+
+
+def per_second(samples: list[Sample], origin: float) -> list[dict[str, float]]:
+    """Time series for the plots: per second since ``origin``, requests, p50, p99, errors."""
+    buckets: dict[int, list[Sample]] = {}
+    for sample in samples:
+        if sample.name != SETUP:
+            buckets.setdefault(int(sample.start - origin), []).append(sample)
+    rows = []
+    for second in sorted(buckets):
+        bucket = buckets[second]
+        latencies = sorted(s.ms for s in bucket)
+        rows.append(
+            {
+                "t": second,
+                "rate": len(bucket),
+                "events": sum(s.events for s in bucket),
+                "p50": percentile(latencies, 50),
+                "p99": percentile(latencies, 99),
+                "errors": sum(not s.ok for s in bucket),
+            }
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Knee:
+    """Where adding users stops paying: throughput grows < 10 % or p99 more than doubles."""
+
+    users: int
+    rate: float
+    p99: float
+    max_rate: float
+    reason: str
+
+
+def find_knee(steps: list[StageStats]) -> Knee | None:
+    good = [s for s in steps if s.requests]
+    if not good:
+        return None
+    max_rate = max(s.rate for s in good)
+    for before, after in itertools.pairwise(good):
+        if after.rate < before.rate * 1.10:
+            reason = (
+                f"throughput grew {after.rate / before.rate - 1:+.0%} from {before.users} to "
+                f"{after.users} users"
+            )
+            return Knee(before.users, before.rate, before.p99, max_rate, reason)
+        if after.p99 > 2 * before.p99 and after.rate < before.rate * 1.5:
+            reason = (
+                f"p99 {before.p99:.1f} -> {after.p99:.1f} ms from {before.users} to "
+                f"{after.users} users"
+            )
+            return Knee(before.users, before.rate, before.p99, max_rate, reason)
+    last = good[-1]
+    return Knee(last.users, last.rate, last.p99, max_rate, "no bend up to the largest step")
+
+
+def to_json(value: Any) -> Any:
+    """Dataclasses and nan made JSON-safe (nan -> None)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return to_json(asdict(value))
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
