@@ -159,7 +159,7 @@ bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
 loadtest-venv: $(LOADTEST_VENV)/.installed ## Create .venv-loadtest (locust, matplotlib)
 
 # Reports in loadtest/reports/<run>/ (latest: the last one). LOADTEST_ARGS=--quick: about 2 minutes.
-loadtest: venv loadtest-venv ## locust against a throwaway full stack, two baselines, report + plots (~8 min)
+loadtest: venv loadtest-venv ## locust against a throwaway full stack, two baselines, report + plots (~7 min)
 	PYTHONPATH=tests $(PY) -m perf.loadtest $(LOADTEST_ARGS)
 
 loadtest-smoke: venv loadtest-venv ## The load test in seconds per stage; fails on any error (CI runs it in make test)

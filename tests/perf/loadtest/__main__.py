@@ -1,6 +1,6 @@
 """``python -m perf.loadtest [--quick | --smoke] [--sizing docs/sizing.md] [--render DIR]``.
 
-    make loadtest                          # about 8 minutes: every phase
+    make loadtest                          # about 7 minutes: every phase
     make loadtest LOADTEST_ARGS=--quick    # about 2 minutes
     make loadtest-smoke                    # under a minute; fails on any error (CI)
     make sizing                            # a full run that also writes docs/sizing.md

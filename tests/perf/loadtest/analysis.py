@@ -33,7 +33,7 @@ class Sample:
 
 @dataclass
 class StageStats:
-    """One stage's measured window (after its warm-up)."""
+    """One stage's measured windows (after each one's warm-up; several when it ran in rounds)."""
 
     name: str
     phase: str
@@ -52,7 +52,7 @@ class StageStats:
     statuses: dict[str, int] = field(default_factory=dict)
     by_name: dict[str, int] = field(default_factory=dict)
     cpu: dict[str, float] = field(default_factory=dict)
-    window: tuple[float, float] = (0.0, 0.0)
+    windows: list[tuple[float, float]] = field(default_factory=list)
 
 
 def read_samples(path: Path) -> list[Sample]:
@@ -88,11 +88,14 @@ def percentile(ordered: list[float], percent: float) -> float:
 
 
 def stage_stats(
-    stage: Stage, samples: list[Sample], start: float, end: float, cpu: CpuSampler | None
+    stage: Stage,
+    samples: list[Sample],
+    windows: list[tuple[float, float]],
+    cpu: CpuSampler | None,
 ) -> StageStats:
-    """Figures of the requests that started in [start, end)."""
-    window = [s for s in samples if start <= s.start < end and s.name != SETUP]
-    seconds = max(end - start, 1e-9)
+    """Figures of the requests that started in one of the [start, end) windows."""
+    window = [s for s in samples if s.name != SETUP and any(a <= s.start < b for a, b in windows)]
+    seconds = max(sum(b - a for a, b in windows), 1e-9)
     latencies = sorted(s.ms for s in window)
     errors = sum(not s.ok for s in window)
     stats = StageStats(
@@ -112,11 +115,11 @@ def stage_stats(
         offered_rate=stage.offered_rate,
         statuses={str(k): v for k, v in sorted(Counter(s.status for s in window).items())},
         by_name=dict(Counter(s.name for s in window)),
-        window=(start, end),
+        windows=windows,
     )
     if cpu is not None:
         for group in [*cpu.groups, "machine"]:
-            value = cpu.mean(group, start, end)
+            value = cpu.mean(group, windows)
             if value is not None:
                 stats.cpu[group] = round(value, 1)
     return stats
@@ -129,16 +132,21 @@ def stages_of_run(
     warmup_s: float,
     cpu: CpuSampler | None,
 ) -> list[StageStats]:
-    """Each stage's window: from its start (plus warm-up) to the next stage's start."""
-    result = []
+    """Each stage's window: from its start (plus warm-up) to the next stage's start.
+
+    Stages of the same name (rounds) are one stage measured over all their windows.
+    """
+    windows: dict[str, list[tuple[float, float]]] = {}
+    first: dict[str, Stage] = {}
     for index, stage in enumerate(stages):
         if index not in starts:
             continue
         start = starts[index]
         end = starts.get(index + 1, start + stage.seconds)
         measured_from = start + min(warmup_s, stage.seconds / 2) if stage.seconds > 1 else start
-        result.append(stage_stats(stage, samples, measured_from, end, cpu))
-    return result
+        windows.setdefault(stage.name, []).append((measured_from, end))
+        first.setdefault(stage.name, stage)
+    return [stage_stats(first[name], samples, spans, cpu) for name, spans in windows.items()]
 
 
 def per_second(samples: list[Sample], origin: float) -> list[dict[str, float]]:
@@ -183,7 +191,7 @@ def find_knee(steps: list[StageStats]) -> Knee | None:
     for before, after in itertools.pairwise(good):
         if after.rate < before.rate * 1.10:
             reason = (
-                f"throughput grew {after.rate / before.rate - 1:+.0%} from {before.users} to "
+                f"throughput changed {after.rate / before.rate - 1:+.0%} from {before.users} to "
                 f"{after.users} users"
             )
             return Knee(before.users, before.rate, before.p99, max_rate, reason)

@@ -81,31 +81,35 @@ class CpuSampler:
         if self._thread is not None:
             self._thread.join()
 
-    def _snapshot(self) -> dict[str, float]:
+    def _snapshot(self) -> tuple[dict[str, tuple[int, float]], tuple[float, float]]:
+        """(group -> (root pid, CPU seconds of its tree)), (machine busy, machine total)."""
         tree = _children()
-        snapshot = {
-            name: _cpu_seconds(_descendants(pid, tree)) for name, pid in self.groups.items()
-        }
-        snapshot["machine_busy"], snapshot["machine_total"] = _machine_busy()
-        return snapshot
+        groups = list(self.groups.items())  # watch() may add or replace one meanwhile
+        cpu = {name: (pid, _cpu_seconds(_descendants(pid, tree))) for name, pid in groups}
+        return cpu, _machine_busy()
 
     def _run(self) -> None:
-        previous, previous_at = self._snapshot(), time.time()
+        (previous, machine_before), previous_at = self._snapshot(), time.time()
         while not self._stop.wait(self.interval_s):
-            current, now = self._snapshot(), time.time()
+            (current, machine_now), now = self._snapshot(), time.time()
             elapsed = now - previous_at
             row = {"t": now}
-            for name in self.groups:
-                if name in previous and name in current:
-                    row[name] = max(0.0, (current[name] - previous[name]) / elapsed * 100)
-            total = current["machine_total"] - previous["machine_total"]
+            for name, (pid, seconds) in current.items():
+                before = previous.get(name)
+                if before is not None and before[0] == pid:  # not across a new process
+                    row[name] = max(0.0, (seconds - before[1]) / elapsed * 100)
+            total = machine_now[1] - machine_before[1]
             if total > 0:
-                busy = current["machine_busy"] - previous["machine_busy"]
+                busy = machine_now[0] - machine_before[0]
                 row["machine"] = busy / total * 100 * (os.cpu_count() or 1)
             self.rows.append(row)
-            previous, previous_at = current, now
+            previous, machine_before, previous_at = current, machine_now, now
 
-    def mean(self, name: str, start: float, end: float) -> float | None:
-        """Mean % of one core of ``name`` between two wall-clock times (None: no sample)."""
-        values = [row[name] for row in self.rows if start <= row["t"] <= end and name in row]
+    def mean(self, name: str, windows: list[tuple[float, float]]) -> float | None:
+        """Mean % of one core of ``name`` within wall-clock windows (None: no sample)."""
+        values = [
+            row[name]
+            for row in self.rows
+            if name in row and any(start <= row["t"] <= end for start, end in windows)
+        ]
         return sum(values) / len(values) if values else None

@@ -72,6 +72,9 @@ class Run:
     timeline: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     locust_runs: list[dict[str, Any]] = field(default_factory=list)
     knee: analysis.Knee | None = None
+    raw_rounds: list[tuple[list[analysis.Sample], tuple[float, float]]] = field(
+        default_factory=list
+    )
 
 
 def workers() -> int:
@@ -274,14 +277,12 @@ def run_locust(run: Run, label: str, stages: list[plan.Stage], rate_per_user: fl
         raise HarnessError(f"locust ({label}) raised an exception; see {log_file}")
 
 
-def run_raw_pymongo(run: Run) -> None:
-    """The raw pymongo baseline at the comparisons' concurrency, in its own process."""
+def run_raw_pymongo(run: Run, seconds: float) -> tuple[list[analysis.Sample], tuple[float, float]]:
+    """One round of the raw pymongo baseline at the comparisons' concurrency, in its own process."""
     config = json.loads(run.baseline_config.read_text(encoding="utf-8"))
-    samples_file = run.directory / "samples-raw-pymongo.csv"
-    seconds = run.mode.compare_s
+    samples_file = run.directory / f"samples-raw-pymongo-{len(run.raw_rounds) + 1}.csv"
     config |= {"threads": run.mode.users, "seconds": seconds, "output": str(samples_file)}
     env = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO / "tests")}
-    started = time.time()
     process = subprocess.Popen(
         [sys.executable, "-m", "perf.loadtest.rawmongo"],
         env=env,
@@ -297,15 +298,24 @@ def run_raw_pymongo(run: Run) -> None:
     if not samples:
         raise HarnessError("raw pymongo baseline wrote no sample")
     first = min(s.start for s in samples)
-    stage = plan.Stage("raw-pymongo", "compare", run.mode.users, seconds, "raw-pymongo")
-    warm = min(run.mode.warmup_s, seconds / 2)
-    run.stages.append(analysis.stage_stats(stage, samples, first + warm, first + seconds, run.cpu))
-    run.timeline["raw-pymongo"] = analysis.per_second(samples, started)
+    window = (first + min(run.mode.warmup_s, seconds / 2), first + seconds)
+    run.raw_rounds.append((samples, window))
+    return samples, window
+
+
+def raw_pymongo_stage(run: Run) -> None:
+    """The raw pymongo rounds as one stage (and one timeline, from the first round)."""
+    samples = [sample for round_samples, _ in run.raw_rounds for sample in round_samples]
+    windows = [window for _, window in run.raw_rounds]
+    stage = plan.Stage("raw-pymongo", "compare", run.mode.users, run.mode.compare_s, "raw-pymongo")
+    run.stages.append(analysis.stage_stats(stage, samples, windows, run.cpu))
+    origin = min(s.start for s in samples)
+    run.timeline["raw-pymongo"] = analysis.per_second(run.raw_rounds[0][0], origin)
     run.locust_runs.append(
         {
             "label": "raw-pymongo",
-            "origin": started,
-            "seconds": round(time.time() - started, 1),
+            "origin": origin,
+            "seconds": round(sum(b - a for a, b in windows), 1),
             "stages": ["raw-pymongo"],
         }
     )
@@ -450,10 +460,15 @@ def measure_phases(run: Run) -> None:
         *plan.knee_stages(mode),
         *plan.read_heavy_stages(mode),
     ]
+    raw_s = mode.compare_s / mode.rounds
+    log.info("raw pymongo baseline, round 1 (%.0f s)", raw_s)
+    run_raw_pymongo(run, raw_s)
     log.info("locust run 1: comparisons, knee, read-heavy (%.0f s)", sum(s.seconds for s in first))
     run_locust(run, "closed-loop", first, 1.0)
-    log.info("raw pymongo baseline (%.0f s)", mode.compare_s)
-    run_raw_pymongo(run)
+    if mode.rounds > 1:
+        log.info("raw pymongo baseline, round 2 (%.0f s)", raw_s)
+        run_raw_pymongo(run, raw_s)
+    raw_pymongo_stage(run)
     knee = run.knee = analysis.find_knee([s for s in run.stages if s.phase == "knee"])
     max_rate = knee.max_rate if knee else 1.0
     rate = plan.per_user_rate(mode, max_rate)

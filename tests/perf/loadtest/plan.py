@@ -9,8 +9,8 @@ Phases, in order:
 
 1. ``compare`` (closed loop, ``users`` each, no think time): /healthz over HTTPS,
    authenticated list, secure single create, the bare Flask insert, the batch
-   endpoint when it exists; then the raw pymongo baseline (not locust) at the
-   same concurrency.
+   endpoint when it exists, in ``rounds`` alternating rounds; the raw pymongo
+   baseline (not locust) at the same concurrency runs before and after them.
 2. ``knee`` (closed loop, steady mix): the user count doubles each step; the
    steps' throughput and p99 give the knee and the maximum sustained rate.
 3. ``ladder`` (paced steady mix): fixed fractions of that maximum rate; p99 at
@@ -52,50 +52,73 @@ class Mode:
     peak_side_s: float
     read_heavy_s: float
     warmup_s: float
+    rounds: int = 2  # the comparisons alternate, so background load hits each alike
     batch_size: int = 50
 
 
 MODES = {
     "full": Mode(
-        "full",
-        8,
-        20,
-        (1, 2, 4, 8, 16, 32),
-        12,
-        (0.1, 0.25, 0.5, 0.75, 1.0),
-        15,
-        32,
-        0.2,
-        60,
-        10,
-        15,
-        20,
-        2.0,
+        name="full",
+        users=8,
+        compare_s=24,
+        knee_users=(1, 2, 4, 8, 16, 32),
+        knee_s=12,
+        ladder=(0.1, 0.25, 0.5, 0.75, 1.0),
+        ladder_s=15,
+        paced_users=32,
+        peak_base=0.2,
+        peak_hold_s=60,
+        peak_ramp_s=10,
+        peak_side_s=15,
+        read_heavy_s=20,
+        warmup_s=2.0,
     ),
     "quick": Mode(
-        "quick",
-        8,
-        6,
-        (1, 4, 16),
-        6,
-        (0.25, 0.5, 1.0),
-        6,
-        16,
-        0.2,
-        15,
-        4,
-        5,
-        6,
-        1.0,
+        name="quick",
+        users=8,
+        compare_s=8,
+        knee_users=(1, 4, 16),
+        knee_s=6,
+        ladder=(0.25, 0.5, 1.0),
+        ladder_s=6,
+        paced_users=16,
+        peak_base=0.2,
+        peak_hold_s=15,
+        peak_ramp_s=4,
+        peak_side_s=5,
+        read_heavy_s=6,
+        warmup_s=1.0,
     ),
-    "smoke": Mode("smoke", 2, 2, (2,), 2, (0.5,), 2, 4, 0.2, 0, 0, 0, 2, 0.5, 10),
+    "smoke": Mode(
+        name="smoke",
+        users=2,
+        compare_s=2,
+        knee_users=(2,),
+        knee_s=2,
+        ladder=(0.5,),
+        ladder_s=2,
+        paced_users=4,
+        peak_base=0.2,
+        peak_hold_s=0,
+        peak_ramp_s=0,
+        peak_side_s=0,
+        read_heavy_s=2,
+        warmup_s=0.5,
+        rounds=1,
+        batch_size=10,
+    ),
 }
 PEAK_FACTOR = 5
 
 
 def compare_stages(mode: Mode, batch_available: bool) -> list[Stage]:
     names = ["healthz", "list", "create", "bare-insert"] + (["batch"] if batch_available else [])
-    return [Stage(name, "compare", mode.users, mode.compare_s, name) for name in names]
+    seconds = mode.compare_s / mode.rounds
+    return [
+        Stage(name, "compare", mode.users, seconds, name)
+        for _ in range(mode.rounds)
+        for name in names
+    ]
 
 
 def knee_stages(mode: Mode) -> list[Stage]:

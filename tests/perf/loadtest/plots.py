@@ -25,8 +25,10 @@ def new_figure(width: float, height: float, rows: int) -> tuple[Figure, Any]:
 def stage_marks(axis: Any, report: dict[str, Any], run: dict[str, Any]) -> None:
     """A dotted line and the stage's name where each stage of ``run`` starts."""
     for stage in report["stages"]:
-        if stage["name"] in run["stages"] and not stage["name"].startswith("peak-ramp-"):
-            x = stage["window"][0] - run["origin"]
+        if stage["name"] not in run["stages"] or stage["name"].startswith("peak-ramp-"):
+            continue
+        for start, _ in stage["windows"]:
+            x = start - run["origin"]
             axis.axvline(x, color="grey", linestyle=":", linewidth=0.7)
             axis.annotate(
                 stage["name"],

@@ -181,6 +181,21 @@ def knee_lines(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def contention(report: dict[str, Any]) -> str:
+    """How many stages ran on a saturated machine (every core busy, by any process)."""
+    cpus = report["machine"]["cpus"] or 1
+    measured = [s for s in report["stages"] if "machine" in s["cpu"]]
+    saturated = [s for s in measured if s["cpu"]["machine"] >= 95 * cpus]
+    if not measured:
+        return ""
+    return (
+        f"The machine was saturated (all {cpus} cores at least 95 % busy, counting every "
+        f"process on it) during {len(saturated)} of {len(measured)} stages; load average "
+        f"{report['machine']['load_average_at_start']} at the start, "
+        f"{report['machine'].get('load_average_at_end', '?')} at the end."
+    )
+
+
 def render(report: dict[str, Any]) -> str:
     m = report["machine"]
     versions = ", ".join(f"{k} {v}" for k, v in m["versions"].items())
@@ -196,6 +211,7 @@ def render(report: dict[str, Any]) -> str:
         "OpenBao for its secrets; the load generator (locust, one process) and both baselines "
         "share the machine with it. Run time "
         f"{report['seconds']:.0f} s.",
+        contention(report),
         "",
         "## Goals (benchmark figures, not assertions)",
         "",

@@ -10,6 +10,7 @@ from typing import Any
 
 from perf.loadtest.report import (
     P99_OBJECTIVE_MS,
+    contention,
     fmt,
     goals,
     max_sustained,
@@ -70,7 +71,9 @@ def machine_lines(report: dict[str, Any]) -> list[str]:
         "- **Shared machine**: the 2 cores were shared with other developers' builds and tests "
         "during the run, and the load generator (locust) and both baselines ran on the same "
         "cores as the API, mongod and OpenBao. Absolute rates are therefore low and noisy; "
-        "the ratios to the baselines of the same run are the figures to trust.",
+        "the ratios to the baselines of the same run are more telling, though a CPU-starved run "
+        "also hurts the API (more CPU per request) more than the bare baselines. "
+        + contention(report),
     ]
 
 
@@ -241,6 +244,15 @@ def disk_lines(report: dict[str, Any], disk: dict[str, Any]) -> list[str]:
         "journal, the rate limiter's counters (expired by a TTL index) and free space WiredTiger "
         "keeps after deletes. A small run's files carry fixed overhead, so this errs high.",
     ]
+    db = report["storage"]["db"]
+    if db.get("storageSize") is not None:
+        lines += [
+            "",
+            f"`dbStats` of the whole database after the run: {db['objects']:,} documents, "
+            f"{db['dataSize'] / MIB:,.1f} MiB of data, {db['storageSize'] / MIB:,.1f} MiB on "
+            f"disk and {db['indexSize'] / MIB:,.1f} MiB of indexes (including the rate "
+            "limiter's counters and the tokens).",
+        ]
     return lines
 
 
