@@ -73,6 +73,7 @@ def draw_plots(run_dir: Path) -> list[str]:
 def finish(run_dir: Path, data: dict[str, Any], sizing_file: Path | None) -> str:
     report_json = run_dir / "report.json"
     report_json.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    logging.getLogger("loadtest").info("drawing the plots")
     data["plots"] = draw_plots(run_dir)
     report_json.write_text(json.dumps(data, indent=1), encoding="utf-8")
     text = report.render(data)

@@ -424,6 +424,7 @@ def measure(mode: plan.Mode, directory: Path) -> dict[str, Any]:
                     measure_phases(run)
                 finally:
                     cpu.stop()
+            log.info("collStats, then stopping the stack")
             stored = storage(run)
             described["versions"]["mongod"] = stored["mongod_version"]
             described["versions"]["openbao"] = openbao_version(stack)
