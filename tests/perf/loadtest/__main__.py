@@ -20,6 +20,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from perf.loadtest import analysis, harness, plan, report, sizing
@@ -111,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.render is not None:
             data = json.loads((args.render / "report.json").read_text(encoding="utf-8"))
+            steps = [SimpleNamespace(**s) for s in data["stages"] if s["phase"] == "knee"]
+            data["knee"] = analysis.to_json(analysis.find_knee(steps))
             print(finish(args.render, data, args.sizing))
             return 0
         mode = plan.MODES["smoke" if args.smoke else "quick" if args.quick else "full"]

@@ -7,7 +7,6 @@ insert, with its wall-clock start), never from locust's rounded statistics.
 from __future__ import annotations
 
 import csv
-import itertools
 import json
 import math
 from collections import Counter
@@ -174,7 +173,11 @@ def per_second(samples: list[Sample], origin: float) -> list[dict[str, float]]:
 
 @dataclass(frozen=True)
 class Knee:
-    """Where adding users stops paying: throughput grows < 10 % or p99 more than doubles."""
+    """Where adding users stops paying: the first step at >= 90 % of the best throughput.
+
+    Beyond it more users add queueing (latency), not throughput. Taken over the
+    whole curve rather than step to step, so one noisy step does not move it.
+    """
 
     users: int
     rate: float
@@ -183,26 +186,25 @@ class Knee:
     reason: str
 
 
-def find_knee(steps: list[StageStats]) -> Knee | None:
+KNEE_SHARE = 0.9
+
+
+def find_knee(steps: list[Any]) -> Knee | None:
+    """``steps``: the knee stages in order (StageStats, or their JSON with attribute access)."""
     good = [s for s in steps if s.requests]
     if not good:
         return None
-    max_rate = max(s.rate for s in good)
-    for before, after in itertools.pairwise(good):
-        if after.rate < before.rate * 1.10:
-            reason = (
-                f"throughput changed {after.rate / before.rate - 1:+.0%} from {before.users} to "
-                f"{after.users} users"
-            )
-            return Knee(before.users, before.rate, before.p99, max_rate, reason)
-        if after.p99 > 2 * before.p99 and after.rate < before.rate * 1.5:
-            reason = (
-                f"p99 {before.p99:.1f} -> {after.p99:.1f} ms from {before.users} to "
-                f"{after.users} users"
-            )
-            return Knee(before.users, before.rate, before.p99, max_rate, reason)
-    last = good[-1]
-    return Knee(last.users, last.rate, last.p99, max_rate, "no bend up to the largest step")
+    best = max(good, key=lambda s: s.rate)
+    knee = next(s for s in good if s.rate >= KNEE_SHARE * best.rate)
+    beyond = [s for s in good if s.users > knee.users]
+    reason = f"the first step with {KNEE_SHARE:.0%} of the best step's throughput"
+    if beyond:
+        last = beyond[-1]
+        reason += (
+            f"; {last.users} users got {last.rate:,.1f} req/s at p99 {last.p99:,.1f} ms, "
+            f"{last.p99 / knee.p99:.1f}x the knee's p99"
+        )
+    return Knee(knee.users, knee.rate, knee.p99, best.rate, reason)
 
 
 def to_json(value: Any) -> Any:

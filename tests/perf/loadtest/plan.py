@@ -12,7 +12,8 @@ Phases, in order:
    endpoint when it exists, in ``rounds`` alternating rounds; the raw pymongo
    baseline (not locust) at the same concurrency runs before and after them.
 2. ``knee`` (closed loop, steady mix): the user count doubles each step; the
-   steps' throughput and p99 give the knee and the maximum sustained rate.
+   knee is the first step at 90 % of the best step's throughput (more users add
+   latency, not throughput), the best step is the maximum sustained rate.
 3. ``ladder`` (paced steady mix): fixed fractions of that maximum rate; p99 at
    each, the objective (p99 < 25 ms) judged at half of the maximum.
 4. ``peak`` (paced steady mix): a base rate, a ramp to 5x it, one minute there,

@@ -88,31 +88,64 @@ def latency(report: dict[str, Any], out: Path) -> None:
 
 
 def latency_vs_load(report: dict[str, Any], out: Path) -> None:
-    figure, axes = new_figure(8, 5, 1)
-    axis = axes[0, 0]
-    for phase, marker in (("knee", "o"), ("ladder", "s")):
-        stages = [s for s in report["stages"] if s["phase"] == phase and s["requests"]]
-        if not stages:
-            continue
-        x = [s["rate"] for s in stages]
+    """Left: users doubling (closed loop), latency and throughput. Right: latency vs paced rate."""
+    figure = Figure(figsize=(12, 4.8))
+    knee_axis, ladder_axis = figure.subplots(1, 2)
+    steps = [s for s in report["stages"] if s["phase"] == "knee" and s["requests"]]
+    if steps:
+        users = [s["users"] for s in steps]
         for key, style in (("p50", "-"), ("p95", "--"), ("p99", "-.")):
-            axis.plot(x, [s[key] for s in stages], style, marker=marker, label=f"{phase} {key}")
-        for s in stages:
-            label = f"{s['users']}u" if phase == "knee" else s["name"].removeprefix("ladder-")
-            axis.annotate(
-                label, (s["rate"], s["p99"]), fontsize=7, textcoords="offset points", xytext=(3, 3)
-            )
-    axis.axhline(OBJECTIVE_MS, color="red", linestyle="--", linewidth=0.8, label="p99 objective")
-    knee = report.get("knee")
-    if knee:
-        axis.axvline(
-            knee["rate"], color="grey", linestyle=":", label=f"knee ({knee['users']} users)"
+            knee_axis.plot(users, [s[key] for s in steps], style, marker="o", label=key)
+        knee_axis.set_xscale("log", base=2)
+        knee_axis.set_xticks(users, [str(u) for u in users])
+        knee_axis.minorticks_off()
+        knee_axis.set_yscale("log")
+        knee_axis.set_xlabel("concurrent users (closed loop, no think time)")
+        knee_axis.set_ylabel("latency ms (log)")
+        rate_axis = knee_axis.twinx()
+        rate_axis.plot(
+            users,
+            [s["rate"] for s in steps],
+            color="black",
+            marker="s",
+            linewidth=1.5,
+            label="requests/s",
         )
-    axis.set_yscale("log")
-    axis.set_xlabel("steady mix throughput, requests/s")
-    axis.set_ylabel("latency ms (log)")
-    axis.set_title("latency vs load: steady mix (knee: closed loop; ladder: paced)", fontsize=9)
-    axis.legend(fontsize=7)
+        rate_axis.set_ylabel("requests/s")
+        rate_axis.set_ylim(bottom=0)
+        rate_axis.legend(fontsize=7, loc="lower right")
+        knee = report.get("knee")
+        if knee:
+            knee_axis.axvline(
+                knee["users"], color="grey", linestyle=":", label=f"knee ({knee['users']} users)"
+            )
+    knee_axis.axhline(
+        OBJECTIVE_MS, color="red", linestyle="--", linewidth=0.8, label="p99 objective"
+    )
+    knee_axis.set_title("steady mix, users doubling: latency and throughput", fontsize=9)
+    knee_axis.legend(fontsize=7, loc="upper left")
+
+    rungs = [s for s in report["stages"] if s["phase"] == "ladder" and s["requests"]]
+    if rungs:
+        x = [s["rate"] for s in rungs]
+        for key, style in (("p50", "-"), ("p95", "--"), ("p99", "-.")):
+            ladder_axis.plot(x, [s[key] for s in rungs], style, marker="s", label=key)
+        for s in rungs:
+            ladder_axis.annotate(
+                s["name"].removeprefix("ladder-"),
+                (s["rate"], s["p99"]),
+                fontsize=7,
+                textcoords="offset points",
+                xytext=(3, 3),
+            )
+        ladder_axis.set_yscale("log")
+    ladder_axis.axhline(
+        OBJECTIVE_MS, color="red", linestyle="--", linewidth=0.8, label="p99 objective"
+    )
+    ladder_axis.set_xlabel("steady mix requests/s achieved (paced; label: % of the maximum)")
+    ladder_axis.set_ylabel("latency ms (log)")
+    ladder_axis.set_title("steady mix, paced: latency vs rate", fontsize=9)
+    ladder_axis.legend(fontsize=7, loc="upper left")
     figure.tight_layout()
     figure.savefig(out / "latency-vs-load.png", dpi=110)
 

@@ -116,7 +116,7 @@ def instance_lines(
     knee = report.get("knee")
     if knee:
         lines.append(
-            f"The knee of the latency curve: {knee['users']} concurrent users, "
+            f"The knee of the latency curve: {knee['users']} concurrent user(s), "
             f"{fmt(knee['rate'])} requests/s, p99 {fmt(knee['p99'])} ms ({knee['reason']})."
         )
     peak = stage(report, "peak-5x")
