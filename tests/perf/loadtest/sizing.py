@@ -293,7 +293,8 @@ def render(report: dict[str, Any]) -> str:
         *machine_lines(report),
         f"- **What**: the full stack as `make up` starts it (OpenBao, mongod with TLS and auth, "
         f"the API under gunicorn, {report['config']['api_workers']} gthread workers x "
-        f"{report['config']['threads_per_worker']} threads, HTTPS), rate limits lifted; locust "
+        f"{report['config']['threads_per_worker']} threads, HTTPS, one access log line per "
+        "request), rate limits lifted (still counted in MongoDB); locust "
         "(FastHttpUser, one process) on loopback; two baselines on the same mongod in the same "
         "run: a bare Flask insert endpoint under gunicorn (no TLS, no auth, no audit) and raw "
         "pymongo `insert_one` with majority write concern, both at the same concurrency.",
