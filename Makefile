@@ -30,7 +30,7 @@ CONFIG_BASE ?= main
 # of security/controls.yml by them (run `make test` first for a complete report).
 TEST_RESULTS := $(if $(wildcard build/junit-tests.xml),--test-results build/junit-tests.xml)
 
-.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest clean
+.PHONY: help venv scan-venv run run-ha test-faults up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ scan-venv: $(SCAN_VENV)/.installed ## Create .venv-scan (security scanners)
 
 run: venv ## Start the whole local stack and the API in the foreground (Ctrl-C stops it)
 	$(PY) -m devstack run
+
+run-ha: venv ## A 3-member replica set and 2 API instances in the foreground (state in .run/ha/)
+	$(PY) -m devstack run-ha $(HA_ARGS)
 
 up: venv ## Start the local stack in the background (state in .run/)
 	$(PY) -m devstack up

@@ -159,6 +159,14 @@ class RunningStack:
     def root_client(self) -> hvac.Client:
         return self.bao.root_client()
 
+    def components(self) -> list[tuple[str, bool, Path]]:
+        """(name, running, log) of each process, for the runner's watch loop."""
+        return [
+            ("eventsvc API", self.api.is_running, self.api.log_file),
+            ("mongod", self.mongod.is_running, self.mongod.logpath),
+            ("openbao", self.bao.process.poll() is None, self.bao.server_log),
+        ]
+
     def stop(self) -> None:
         """API first (it revokes its token and certificates), then mongod, then OpenBao."""
         self.api.stop()
@@ -220,7 +228,7 @@ def start_stack(
     new mongod root password makes old data unusable anyway. The CLI token in
     ``cli.toml`` gets ``cli_token_scopes`` (DAST asks for all of them).
     """
-    _reset_run_dir(paths)
+    reset_run_dir(paths)
     timings: dict[str, float] = {}
     started: list[Callable[[], object]] = []
     begin = time.monotonic()
@@ -352,7 +360,7 @@ _COMPONENT_FILES = (
 )
 
 
-def _reset_run_dir(paths: StackPaths) -> None:
+def reset_run_dir(paths: StackPaths) -> None:
     """Remove what a previous stack left; keep the runner's own pid, state and log."""
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.root.chmod(0o700)
