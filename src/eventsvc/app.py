@@ -13,7 +13,11 @@ from eventsvc import __version__
 from eventsvc.api import audit as api_audit
 from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
-from eventsvc.api.middleware import register_middleware, register_request_checks
+from eventsvc.api.middleware import (
+    DatabaseDeadline,
+    register_middleware,
+    register_request_checks,
+)
 from eventsvc.api.problems import register_error_handlers, validation_problem
 from eventsvc.api.services import install_services
 from eventsvc.observability import init_observability
@@ -66,6 +70,9 @@ def create_app(
     app.register_api(api_audit.blueprint)
     app.register_blueprint(docs.blueprint)
     docs.finish_document(app.api_doc)  # generated once, cached by flask-openapi3
+    app.wsgi_app = DatabaseDeadline(  # type: ignore[method-assign]
+        app.wsgi_app, settings.mongodb_timeout_ms / 1000
+    )
     return app
 
 

@@ -13,10 +13,12 @@ been verified.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask, Response, request
 from flask_limiter import Limiter
+from limits.errors import StorageError
 from limits.storage import MongoDBStorage
 from pymongo import MongoClient
 from pymongo.database import Database
@@ -99,7 +101,32 @@ def create_limiter(app: Flask, settings: Settings, client: MongoClient[Any]) -> 
         swallow_errors=False,
         on_breach=_log_breach,
     )
+    _headers_never_fail_a_response(app, limiter)
     return limiter
+
+
+def _headers_never_fail_a_response(app: Flask, limiter: Limiter) -> None:
+    """A storage outage while adding the rate-limit headers leaves them out, nothing more.
+
+    flask-limiter adds ``X-RateLimit-*`` in an after_request hook that reads the
+    counters again. When MongoDB goes away between the check and that read,
+    it would raise and turn the response (a 201 for a write already committed,
+    or the 503 already decided) into a 500. The check itself still fails
+    closed (``swallow_errors=False`` above): only the headers are optional.
+    """
+    hooks = app.after_request_funcs.setdefault(None, [])
+    for position, hook in enumerate(hooks):
+        if isinstance(hook, partial) and hook.args[:1] == (limiter,):
+            hooks[position] = partial(_inject_or_skip, hook)
+
+
+def _inject_or_skip(inject: Any, response: Response) -> Response:
+    try:
+        injected: Response = inject(response)
+    except StorageError as error:
+        log.warning("rate-limit headers left out: storage unavailable: %s", error)
+        return response
+    return injected
 
 
 def _log_breach(limit: Any) -> None:

@@ -139,6 +139,8 @@ class Settings(BaseSettings):
     audit_hmac_key: SecretStr | None = None
     # dev/test only: seed of a local Ed25519 checkpoint key; prod signs with Vault transit.
     audit_checkpoint_seed: SecretStr | None = None
+    # Server selection, connect, each operation (timeoutMS), and all the MongoDB work of
+    # one HTTP request together: then 503 (docs/reliability.md, "Durability settings").
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
     mongodb_max_pool_size: int = Field(default=50, ge=1, le=1000)
 

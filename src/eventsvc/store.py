@@ -14,8 +14,11 @@ from those typed values only, so a request can never smuggle an operator
 (``$where``, ``$regex``...) into a filter.
 
 Writes use ``w: majority`` with journaling and retryable writes; reads use
-majority read concern. Every operation has a deadline (``timeoutMS``), so a
-dead database surfaces as :class:`StoreUnavailable` within seconds.
+majority read concern. Every operation has a deadline (``timeoutMS``), and
+all the operations of one HTTP request share one more
+(:func:`request_deadline`), so a dead database, or a replica set without a
+primary, surfaces as :class:`StoreUnavailable` (HTTP 503) within seconds;
+docs/reliability.md lists the settings and what each failure costs.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import binascii
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from pydantic import SecretStr
@@ -169,8 +174,18 @@ class CreateResult:
     replayed: bool
 
 
+# Server errors that say "not now" rather than "not this": no primary (stepped down,
+# not writable, shutting down, interrupted by a state change), unreachable hosts, and
+# KeyNotFound (211), which a client meets after every member restarted and lost the
+# keys that signed the cluster time it still carries. A retry later succeeds.
+UNAVAILABLE_CODES = frozenset(
+    {6, 7, 89, 91, 189, 211, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+)
+UNAVAILABLE_LABELS = ("RetryableWriteError", "TransientTransactionError")
+
+
 def unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
-    """Run ``operation``; turn "database down or slow" into StoreUnavailable."""
+    """Run ``operation``; turn "database down, slow or without a primary" into StoreUnavailable."""
     try:
         return operation()
     except ConnectionFailure as error:  # includes timeouts and server selection
@@ -178,7 +193,31 @@ def unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
     except OperationFailure as error:
         if error.timeout:
             raise StoreUnavailable("MongoDB did not answer in time") from error
+        if means_unavailable(error):
+            raise StoreUnavailable(f"MongoDB is unavailable (code {error.code})") from error
         raise
+
+
+def means_unavailable(error: OperationFailure) -> bool:
+    """True for a server error that a later retry may not meet (see UNAVAILABLE_CODES)."""
+    return error.code in UNAVAILABLE_CODES or any(
+        error.has_error_label(label) for label in UNAVAILABLE_LABELS
+    )
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[None]:
+    """Every MongoDB operation inside shares one deadline (pymongo's client-side timeout).
+
+    Without it each operation of a request (token lookup, rate-limit counters,
+    the transaction, the rate-limit headers) waits up to ``timeoutMS`` on its
+    own, and a transaction may retry transient errors for up to 120 s: a
+    request without a primary could take many times ``timeoutMS``. Inside,
+    the remaining time bounds every operation, server selection and every
+    transaction retry (it replaces the client's ``timeoutMS``).
+    """
+    with pymongo.timeout(seconds):
+        yield
 
 
 def encode_cursor(start_event: datetime, event_id: str) -> str:
