@@ -57,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the stack in the background"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--port", type=int, default=None, help="API port (default 8443)")
+        command.add_argument(
+            "--port", type=int, default=None, help="the API's port at the gateway (default 8443)"
+        )
     commands.add_parser("down", help="stop the background stack")
     commands.add_parser("status", help="show whether the stack runs, and where")
     token = commands.add_parser("token", help="mint an API token on the running stack")
@@ -135,6 +137,7 @@ def banner(state: dict[str, Any]) -> str:
             "",
             f"eventsvc API   {state['api_url']}",
             f"API docs       {state['docs_url']}",
+            *_behind_the_gateway(state),
             f"CA file        {_shown(state['ca_file'])}  (curl --cacert, EVENTSVC_CA_FILE)",
             f"OpenBao        {state['vault_addr']}  (CA {_shown(state['vault_ca_file'])})",
             f"MongoDB        {state['mongodb_hosts']}  (TLS, X.509 {state['mongodb_app_user']})",
@@ -147,6 +150,15 @@ def banner(state: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def _behind_the_gateway(state: dict[str, Any]) -> list[str]:
+    """Where the API instances are (loopback, reached through the gateway only)."""
+    if "gateway_url" not in state:
+        return []
+    backends = ", ".join(state.get("backend_urls", []))
+    logs = _shown(state["logs"]["gateway_access"])
+    return [f"behind it      {backends}  (Traefik gateway in front; access log {logs})"]
 
 
 def _shown(path: str) -> str:

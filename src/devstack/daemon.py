@@ -23,6 +23,7 @@ from typing import Any
 
 from devstack.api import API_STOP_TIMEOUT_S
 from devstack.errors import StackError, last_line
+from devstack.gateway import GATEWAY_STOP_TIMEOUT_S, gateway_config_from_env
 from devstack.paths import StackPaths, read_pid, write_pid
 from devstack.stack import RunningStack, start_stack
 
@@ -36,6 +37,7 @@ UP_TIMEOUT_S = 120.0
 # What each pid file's process must be running, so a recycled pid is never signalled.
 _EXPECTED_COMMAND = {
     "stack": "devstack",
+    "gateway": "traefik",
     "eventsvc": "eventsvc",
     "mongod": "mongod",
     "openbao": "bao",
@@ -119,6 +121,9 @@ def run(
 ) -> int:
     """Foreground: start everything, call ``on_ready``, wait for a signal, stop everything.
 
+    The API is behind the gateway, which listens on ``api_port`` (default 8443
+    if free): that is the URL clients get.
+
     SIGINT (Ctrl-C), SIGTERM (``down``) and SIGHUP stop the stack cleanly.
     Returns 0 after a requested stop, 1 if a component died on its own.
     Raises :class:`AlreadyUp` or :class:`StackError` (nothing left running).
@@ -131,7 +136,9 @@ def run(
     write_pid(paths, "stack", os.getpid())
     _write_state(paths, {"status": "starting", "runner_pid": os.getpid()})
     try:
-        stack = start_stack(paths, api_port=api_port)
+        stack = start_stack(
+            paths, gateway=gateway_config_from_env(os.environ), gateway_port=api_port
+        )
     except KeyboardInterrupt:
         _clear_state(paths)
         return 0
@@ -154,7 +161,10 @@ def run(
 def _wait_for_stop_or_death(stack: RunningStack) -> int:
     """Sleep until interrupted (KeyboardInterrupt) or a component dies (return 1)."""
     while True:
+        gateway = stack.gateway
+        watched = [] if gateway is None else [("gateway", gateway.is_running, gateway.log_file)]
         for component, alive, log_file in (
+            *watched,
             ("eventsvc API", stack.api.is_running, stack.api.log_file),
             ("mongod", stack.mongod.is_running, stack.mongod.logpath),
             ("openbao", stack.bao.process.poll() is None, stack.bao.server_log),
@@ -210,9 +220,10 @@ def down(paths: StackPaths) -> bool:
     state = read_state(paths) or {}
     runner_pid = state.get("runner_pid")
     was_up = _stop_process(runner_pid, "stack", STOP_TIMEOUT_S)
-    for component in ("eventsvc", "mongod", "openbao"):
+    for component in ("gateway", "eventsvc", "mongod", "openbao"):
         pid = read_pid(paths.pid_file(component))
-        was_up = _stop_process(pid, component, API_STOP_TIMEOUT_S) or was_up
+        timeout_s = GATEWAY_STOP_TIMEOUT_S if component == "gateway" else API_STOP_TIMEOUT_S
+        was_up = _stop_process(pid, component, timeout_s) or was_up
         paths.pid_file(component).unlink(missing_ok=True)
     _clear_state(paths)
     return was_up
