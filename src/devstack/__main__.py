@@ -43,6 +43,7 @@ from devstack.daemon import run as stack_run
 from devstack.daemon import up as stack_up
 from devstack.devtoken import mint_dev_token
 from devstack.errors import StackError
+from devstack.gateway import gateway_config_from_env
 from devstack.ha import DEFAULT_INSTANCES, DEFAULT_MEMBERS, start_ha_stack
 from devstack.paths import REPO_ROOT, StackPaths
 from devstack.reports import REPORT_KEY, sign_report, write_report_public_key
@@ -62,10 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the stack in the background"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--port", type=int, default=None, help="API port (default 8443)")
+        command.add_argument(
+            "--port", type=int, default=None, help="the API's port at the gateway (default 8443)"
+        )
     ha = commands.add_parser("run-ha", help="replica set + several API instances, foreground")
     ha.add_argument("--members", type=int, default=DEFAULT_MEMBERS, help="mongod members (3)")
     ha.add_argument("--instances", type=int, default=DEFAULT_INSTANCES, help="API instances (2)")
+    ha.add_argument(
+        "--port", type=int, default=None, help="the API's port at the gateway (default 8443)"
+    )
     commands.add_parser("down", help="stop the background stack")
     commands.add_parser("status", help="show whether the stack runs, and where")
     token = commands.add_parser("token", help="mint an API token on the running stack")
@@ -109,7 +115,11 @@ def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
             paths,
             on_ready=lambda state: _out(banner(state)),
             start=lambda where: start_ha_stack(
-                where, members=args.members, instances=args.instances
+                where,
+                members=args.members,
+                instances=args.instances,
+                gateway=gateway_config_from_env(os.environ),
+                gateway_port=args.port,
             ),
         )
     if command == "up":
@@ -151,8 +161,8 @@ def banner(state: dict[str, Any]) -> str:
         [
             "",
             f"eventsvc API   {state['api_url']}",
-            *(f"  instance {i}   {url}" for i, url in enumerate(state.get("api_instances", []))),
             f"API docs       {state['docs_url']}",
+            *_behind_the_gateway(state),
             f"CA file        {_shown(state['ca_file'])}  (curl --cacert, EVENTSVC_CA_FILE)",
             f"OpenBao        {state['vault_addr']}  (CA {_shown(state['vault_ca_file'])})",
             f"MongoDB        {state['mongodb_hosts']}  (TLS, X.509 {state['mongodb_app_user']})",
@@ -165,6 +175,15 @@ def banner(state: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def _behind_the_gateway(state: dict[str, Any]) -> list[str]:
+    """Where the API instances are (loopback, reached through the gateway only)."""
+    if "gateway_url" not in state:
+        return []
+    backends = ", ".join(state.get("backend_urls", []))
+    logs = _shown(state["logs"]["gateway_access"])
+    return [f"behind it      {backends}  (Traefik gateway in front; access log {logs})"]
 
 
 def _shown(path: str) -> str:

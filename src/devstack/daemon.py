@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from devstack.api import API_STOP_TIMEOUT_S
 from devstack.errors import StackError, last_line
+from devstack.gateway import GATEWAY_STOP_TIMEOUT_S, gateway_config_from_env
 from devstack.paths import StackPaths, read_pid, write_pid
 from devstack.stack import start_stack
 
@@ -36,6 +37,7 @@ UP_TIMEOUT_S = 120.0
 # What each pid file's process must be running, so a recycled pid is never signalled.
 _EXPECTED_COMMAND = {
     "stack": "devstack",
+    "gateway": "traefik",
     "eventsvc": "eventsvc",
     "mongod": "mongod",
     "openbao": "bao",
@@ -131,6 +133,9 @@ def run(
 ) -> int:
     """Foreground: start everything, call ``on_ready``, wait for a signal, stop everything.
 
+    The API is behind the gateway, which listens on ``api_port`` (default 8443
+    if free): that is the URL clients get.
+
     ``start`` starts the stack (default: :func:`~devstack.stack.start_stack` on
     ``api_port``; ``make run-ha`` passes :func:`~devstack.ha.start_ha_stack`).
 
@@ -146,7 +151,13 @@ def run(
     write_pid(paths, "stack", os.getpid())
     _write_state(paths, {"status": "starting", "runner_pid": os.getpid()})
     try:
-        stack = start(paths) if start is not None else start_stack(paths, api_port=api_port)
+        stack = (
+            start(paths)
+            if start is not None
+            else start_stack(
+                paths, gateway=gateway_config_from_env(os.environ), gateway_port=api_port
+            )
+        )
     except KeyboardInterrupt:
         _clear_state(paths)
         return 0
@@ -221,10 +232,11 @@ def down(paths: StackPaths) -> bool:
     state = read_state(paths) or {}
     runner_pid = state.get("runner_pid")
     was_up = _stop_process(runner_pid, "stack", STOP_TIMEOUT_S)
-    for component in ("eventsvc", "mongod", "openbao"):
+    for component in ("gateway", "eventsvc", "mongod", "openbao"):
+        timeout_s = GATEWAY_STOP_TIMEOUT_S if component == "gateway" else API_STOP_TIMEOUT_S
         # eventsvc.pid, or eventsvc-0.pid, eventsvc-1.pid... for the HA stack's instances
         for pid_file in _pid_files(paths, component):
-            was_up = _stop_process(read_pid(pid_file), component, API_STOP_TIMEOUT_S) or was_up
+            was_up = _stop_process(read_pid(pid_file), component, timeout_s) or was_up
             pid_file.unlink(missing_ok=True)
     _clear_state(paths)
     return was_up

@@ -2,8 +2,8 @@
 
 Reading order::
 
-    stack = start_ha_stack(StackPaths(repo / ".run" / "ha"), members=3, instances=2)
-    ...                       # stack.url: the API (behind the gateway once it is in front)
+    stack = start_ha_stack(StackPaths(repo / ".run" / "ha"), gateway=GatewayConfig())
+    ...                       # stack.url: the gateway, in front of every API instance
     stack.stop()
 
 The same steps as :mod:`devstack.stack`, composed differently: one OpenBao
@@ -12,7 +12,9 @@ mongod with X.509 member authentication, each member with its own PKI
 certificate (:mod:`devstack.replicaset`), then ``instances`` API processes
 (:func:`~devstack.api.start_api`), each on its own loopback port, each logging
 in to OpenBao with its own single-use wrapped secret_id, with its own runtime
-directory and log (:meth:`~devstack.paths.StackPaths.for_api_instance`).
+directory and log (:meth:`~devstack.paths.StackPaths.for_api_instance`), then
+the gateway (:func:`~devstack.gateway.start_gateway`) in front of them all,
+which sends requests only to instances whose ``/readyz`` answers 200.
 
 How this maps to production is in README.md ("High availability").
 """
@@ -35,6 +37,7 @@ from pymongo.errors import PyMongoError
 from devstack.api import RunningApi, api_environment, api_settings, pick_api_port, start_api
 from devstack.database import PreparedTokens, prepare_database
 from devstack.errors import StackError
+from devstack.gateway import GatewayConfig, RunningGateway, gateway_vault_client, start_gateway
 from devstack.mongod import MongodError, MongodTLS
 from devstack.openbao import BootstrapResult, RunningOpenBao, issue_mongod_server_cert
 from devstack.paths import BOOTSTRAP_FILE, StackPaths, write_pid
@@ -67,11 +70,12 @@ class RunningHaStack:
     tokens: PreparedTokens = field(repr=False)
     app_subject: str = ""
     timings_s: dict[str, float] = field(default_factory=dict)
+    gateway: RunningGateway | None = None
 
     @property
     def url(self) -> str:
-        """Where clients call the API: the first instance, until a gateway is in front."""
-        return self.apis[0].url
+        """Where clients call the API: the gateway, or the first instance without one."""
+        return self.gateway.url if self.gateway is not None else self.apis[0].url
 
     def root_client(self) -> hvac.Client:
         return self.bao.root_client()
@@ -88,8 +92,14 @@ class RunningHaStack:
         return self.apis[instance]
 
     def components(self) -> list[tuple[str, bool, Path]]:
-        """(name, running, log) of each process, for the runner's watch loop."""
-        listed = [
+        """(name, running, log) of each process, for the runner's watch loop.
+
+        An API instance that stops is a death (the gateway routes around it, but
+        the runner says so); the replica set only when it loses its majority.
+        """
+        gateway = self.gateway
+        listed = [] if gateway is None else [("gateway", gateway.is_running, gateway.log_file)]
+        listed += [
             (f"eventsvc API {index}", api.is_running, api.log_file)
             for index, api in enumerate(self.apis)
         ]
@@ -100,7 +110,9 @@ class RunningHaStack:
         return listed
 
     def stop(self) -> None:
-        """API instances first (each revokes its token and certificates), then mongod, OpenBao."""
+        """Gateway, API instances (each revokes its token and certificates), mongod, OpenBao."""
+        if self.gateway is not None:
+            self.gateway.stop()
         for api in self.apis:
             api.stop()
         self.replica_set.stop()
@@ -112,12 +124,12 @@ class RunningHaStack:
 
     def state(self) -> dict[str, Any]:
         """What the banner shows: addresses, files, pids. No secret."""
-        return {
+        state: dict[str, Any] = {
             "status": "ready",
             "runner_pid": os.getpid(),
             "api_url": self.url,
             "docs_url": f"{self.url}/docs",
-            "api_instances": [api.url for api in self.apis],
+            "backend_urls": [api.url for api in self.apis],
             "ca_file": str(self.paths.ca_file),
             "cli_config": str(self.paths.cli_config),
             "operator_config": str(self.paths.operator_config),
@@ -140,6 +152,12 @@ class RunningHaStack:
             },
             "timings_s": self.timings_s,
         }
+        if self.gateway is not None:
+            state["gateway_url"] = self.gateway.url
+            state["pids"]["gateway"] = self.gateway.process.pid
+            state["logs"]["gateway"] = str(self.gateway.log_file)
+            state["logs"]["gateway_access"] = str(self.gateway.access_log)
+        return state
 
 
 def start_replica_set_database(
@@ -182,11 +200,16 @@ def start_ha_stack(
     definition: Path = BOOTSTRAP_FILE,
     on_step: Callable[[str], None] | None = None,
     cli_token_scopes: Sequence[str] = ("events:read", "events:write"),
+    gateway: GatewayConfig | None = None,
+    gateway_port: int | None = None,
 ) -> RunningHaStack:
     """Start OpenBao, a ``members`` replica set and ``instances`` APIs under ``paths.root``.
 
-    ``paths.root`` is reset first, as for :func:`devstack.stack.start_stack`.
-    What started is stopped again if a later step fails.
+    With ``gateway``, Traefik is started in front of every instance (on
+    ``gateway_port``, default 8443 if free), health-checking them on
+    ``/readyz``; the instances trust exactly one proxy. ``paths.root`` is reset
+    first, as for :func:`devstack.stack.start_stack`. What started is stopped
+    again if a later step fails.
     """
     if members < 1 or instances < 1:
         raise StackError("ha stack", "needs at least one member and one API instance", None)
@@ -214,6 +237,9 @@ def start_ha_stack(
         mark = time.monotonic()
         root = bao.root_client()
         ports = [pick_api_port(0) for _ in range(instances)]
+        if gateway is not None:
+            # Behind the gateway, X-Forwarded-For set by it (and only it) is the client address.
+            api_env = {"EVENTSVC_TRUSTED_PROXY_COUNT": "1", **(api_env or {})}
         planned = api_settings(api_environment(paths, bao, boot, ports[0], extra=api_env))
         subject = app_client_subject(definition, planned.vault)
         replica_set = start_replica_set_database(
@@ -239,6 +265,23 @@ def start_ha_stack(
             write_pid(paths, f"eventsvc-{index}", api.process.pid)
             paths.for_api_instance(index).wrapped_secret_id_file.unlink(missing_ok=True)  # spent
         timings["api"] = time.monotonic() - mark
+
+        running_gateway = None
+        if gateway is not None:
+            step("starting the gateway")
+            mark = time.monotonic()
+            running_gateway = start_gateway(
+                paths,
+                [api.url for api in apis],
+                gateway_vault_client(root),
+                ca_file=paths.ca_file,
+                port=gateway_port,
+                config=gateway,
+                pki_mount=boot.pki_mount,
+            )
+            started.append(running_gateway.stop)
+            write_pid(paths, "gateway", running_gateway.process.pid)
+            timings["gateway"] = time.monotonic() - mark
     except BaseException:
         for stop in reversed(started):
             stop()
@@ -254,6 +297,7 @@ def start_ha_stack(
         tokens,
         subject,
         {key: round(value, 2) for key, value in timings.items()},
+        running_gateway,
     )
     write_cli_config(paths, stack.url, tokens.cli)
     write_cli_config(paths, stack.url, tokens.operator, paths.operator_config)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP_FILE = REPO_ROOT / "vault" / "bootstrap.yaml"
+GATEWAY_CONFIG_DIR = REPO_ROOT / "gateway"
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,20 @@ class StackPaths:
     @property
     def api_log(self) -> Path:
         return self.root / (self._instance_name("eventsvc") + ".log")
+
+    @property
+    def gateway_dir(self) -> Path:
+        """The gateway's rendered configuration and its TLS files."""
+        return self.root / "gateway"
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.root / "gateway.log"
+
+    @property
+    def gateway_access_log(self) -> Path:
+        """Traefik's access log, one JSON object per request (no headers)."""
+        return self.root / "gateway-access.log"
 
     @property
     def stack_log(self) -> Path:

@@ -1,4 +1,5 @@
-"""One highly available stack for the fault tests: OpenBao, a 3-member replica set, 2 API instances.
+"""One highly available stack for the fault tests: OpenBao, a 3-member replica set, 2 API
+instances and the gateway in front of them (health-checking them on /readyz).
 
 Every test breaks something, measures, and repairs it; the ``healthy``
 fixture checks (and, if a test failed half-way, restores) the whole stack
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator, Sequence
 import pytest
 import requests
 
+from devstack.gateway import GatewayConfig
 from devstack.ha import RunningHaStack, start_ha_stack
 from devstack.paths import StackPaths
 
@@ -34,6 +36,7 @@ def ha_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHaStac
         members=3,
         instances=2,
         api_env=FAULT_API_ENV,
+        gateway=GatewayConfig(),
     )
     try:
         yield stack
@@ -73,9 +76,12 @@ def healthy(ha_stack: RunningHaStack) -> RunningHaStack:
         HEAL_TIMEOUT_S,
         "every API instance to be ready",
     )
+    assert ha_stack.gateway is not None
+    assert ha_stack.gateway.is_running
+    wait_until(lambda: ready(ha_stack.url, ca_file), HEAL_TIMEOUT_S, "the gateway to be ready")
     return ha_stack
 
 
 def client_urls(stack: RunningHaStack) -> Callable[[], Sequence[str]]:
-    """Where the writers send requests: every instance in turn (no gateway in front yet)."""
-    return lambda: [api.url for api in stack.apis]
+    """Where the writers send requests: the gateway, as every client would."""
+    return lambda: [stack.url]

@@ -34,6 +34,8 @@ WRITE_DEADLINE_S = 90.0
 """How long one logical write is retried before the writer gives up on it (unacknowledged)."""
 RETRY_PAUSE_S = 0.2
 MAX_WRITES_PER_THREAD = 5000
+GATEWAY_NO_BACKEND = "no available server"
+"""Traefik's 503 body when no server of the service passes its health check."""
 
 
 @dataclass
@@ -57,11 +59,17 @@ class LoadStats:
     max_error_latency_s: float = 0.0
     """The slowest answer that was not a success: how long a client waited to be told 'no'."""
     non_problem_503: int = 0
-    """503 answers from the API that were not application/problem+json."""
+    """503 answers that were neither the API's problem+json nor the gateway's "no healthy
+    instance" answer."""
+    gateway_no_backend: int = 0
+    """503 from the gateway itself: every instance was out of rotation (/readyz not 200)."""
     unexpected: list[str] = field(default_factory=list)
     failed_in_flight: list[tuple[float, str]] = field(default_factory=list)
     """Requests that failed after they were sent (reset, read timeout), with when they started."""
     replay_mismatches: int = 0
+    replayed: int = 0
+    """201s with ``Idempotent-Replayed: true``: an earlier attempt had committed, but its
+    answer never reached the client (lost in flight, or a 5xx after the commit)."""
 
 
 class WriteLoad:
@@ -179,6 +187,8 @@ class WriteLoad:
         if response.status_code == 201:
             event_id = str(response.json()["id"])
             with self._lock:
+                if response.headers.get("Idempotent-Replayed") == "true":
+                    self.stats.replayed += 1
                 if outcome.event_id is not None and outcome.event_id != event_id:
                     self.stats.replay_mismatches += 1
                 outcome.event_id = event_id
@@ -187,15 +197,21 @@ class WriteLoad:
             return True
         with self._lock:
             self.stats.max_error_latency_s = max(self.stats.max_error_latency_s, latency)
-            if response.status_code == 503 and "problem+json" not in response.headers.get(
-                "Content-Type", ""
-            ):
-                self.stats.non_problem_503 += 1
+            if response.status_code == 503:
+                self._classify_503(response)
         if response.status_code in RETRYABLE_STATUS:
             return False
         with self._lock:
             self.stats.unexpected.append(f"{response.status_code} {response.text[:200]}")
         return True  # not retryable: the write stays unacknowledged
+
+    def _classify_503(self, response: requests.Response) -> None:
+        if "problem+json" in response.headers.get("Content-Type", ""):
+            return
+        if response.text.strip() == GATEWAY_NO_BACKEND:
+            self.stats.gateway_no_backend += 1
+        else:
+            self.stats.non_problem_503 += 1
 
     def _record_error(self, started: float, kind: str, *, in_flight: bool) -> None:
         latency = time.monotonic() - started

@@ -34,6 +34,8 @@ class FaultResult:
     max_latency_s: float
     max_error_latency_s: float
     answers: dict[str, int]
+    replayed: int = 0
+    """Writes whose first commit's answer was lost (the retry got the replay)."""
     notes: str = ""
     measured_at: str = field(
         default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -62,13 +64,23 @@ def record(
         recovery_s=None if recovery_s is None else round(recovery_s, 2),
         max_latency_s=round(load.stats.max_latency_s, 2),
         max_error_latency_s=round(load.stats.max_error_latency_s, 2),
-        answers=dict(sorted(load.stats.statuses.items())),
+        answers=_answers(load),
+        replayed=load.stats.replayed,
         notes=notes,
     )
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     target = RESULTS_DIR / f"{fault}.json"
     target.write_text(json.dumps(asdict(result), indent=2) + "\n", encoding="utf-8")
     return result
+
+
+def _answers(load: WriteLoad) -> dict[str, int]:
+    """Answers by status (or client error), the gateway's own 503s apart from the API's."""
+    answers = dict(load.stats.statuses)
+    if load.stats.gateway_no_backend:
+        answers["503"] -= load.stats.gateway_no_backend
+        answers["503 gateway"] = load.stats.gateway_no_backend
+    return {key: value for key, value in sorted(answers.items()) if value}
 
 
 def load_results(directory: Path = RESULTS_DIR) -> list[dict[str, Any]]:
