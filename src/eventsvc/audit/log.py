@@ -19,7 +19,10 @@ records can never claim the same place in a chain.
 **Checkpoints** sign every chain head of one writer (``audit_checkpoints``):
 every ``checkpoint_every`` records, and whenever :meth:`AuditLog.checkpoint`
 is called, which the thread :func:`start_checkpoints` does periodically and
-the server does when a worker exits (also at every reload). They make a
+the server does when a worker exits (also at every reload). Once that thread
+runs, it also makes the ``checkpoint_every`` checkpoints, woken by the append
+that reaches the count: signing goes through Vault, and a request must not
+wait for Vault (an unreachable Vault held requests for its 10 s timeout). They make a
 cut-off tail visible: records deleted from the end of a chain are detected
 up to the last checkpoint. Each checkpoint is signed with Ed25519 (through
 Vault transit in production: the service can sign, never read the key, see
@@ -36,7 +39,6 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -121,6 +123,8 @@ class AuditLog:
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_number = 0
         self._last_checkpoint = GENESIS.hash
+        # Set by start_checkpoints: count checkpoints are then made by its thread.
+        self._checkpoint_wanted: threading.Event | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog(writer_id={self.writer_id!r})"
@@ -241,7 +245,9 @@ class AuditLog:
             due = self._appends_since_checkpoint >= self._checkpoint_every
             if due:
                 self._appends_since_checkpoint = 0
-        if due:
+        if due and self._checkpoint_wanted is not None:
+            self._checkpoint_wanted.set()
+        elif due:
             try:
                 self.checkpoint("count")
             except (PyMongoError, CheckpointSigningFailed):
@@ -363,18 +369,24 @@ def _entry(
 
 
 def start_checkpoints(audit: AuditLog, interval_seconds: float) -> threading.Thread:
-    """Sign this writer's chain heads every ``interval_seconds`` in a daemon thread.
+    """Sign this writer's chain heads every ``interval_seconds`` in a daemon thread,
+    and every ``checkpoint_every`` records (the appending thread only wakes it).
 
     A tail cut after the last checkpoint goes unnoticed, so the interval is
     the window an attacker with database access has; failures are logged
-    and retried at the next tick, never fatal to the service.
+    and retried at the next tick, never fatal to the service. Requests never
+    sign: a slow or unreachable Vault delays checkpoints, not requests.
     """
+
+    wanted = threading.Event()
+    audit._checkpoint_wanted = wanted  # from now on, appends wake this thread
 
     def run() -> None:
         while True:
-            time.sleep(interval_seconds)
+            reason = "count" if wanted.wait(interval_seconds) else "interval"
+            wanted.clear()
             try:
-                audit.checkpoint("interval")
+                audit.checkpoint(reason)
             except Exception:
                 log.exception("audit checkpoint failed; retrying in %.0f s", interval_seconds)
 
