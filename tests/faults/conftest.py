@@ -29,7 +29,7 @@ FAULT_API_ENV = {
 HEAL_TIMEOUT_S = 60.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # stopped once tests/faults is done, not at the session's end
 def ha_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHaStack]:
     stack = start_ha_stack(
         StackPaths(tmp_path_factory.mktemp("faults") / ".run"),
