@@ -441,6 +441,9 @@ def test_slow_bodies_are_capped_and_cut_and_the_legit_client_keeps_succeeding(
     capped = sum(n for how, n in slow.responses.items() if " 429 " in f"{how} ")
     assert capped >= slow.opened - EDGE.in_flight, slow.responses  # beyond the in-flight cap
     assert slow.closed_by_server == slow.opened
+    cut = [e for e in access_log(stack) if e.get("DownstreamStatus") in (429, 499)]
+    assert cut
+    assert all(not e.get("OriginStatus") for e in cut), "a slow body reached the app"
     assert legit.total > 0
     assert legit.success_rate == 1.0, legit.statuses
     settle()
