@@ -31,6 +31,7 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from devstack.api import pick_api_port
+from devstack.errors import StackError
 from devstack.gateway import GatewayConfig, RunningGateway, pick_gateway_port
 from devstack.paths import StackPaths
 from devstack.stack import RunningStack, start_stack
@@ -140,6 +141,7 @@ def test_clients_get_the_gateway_certificate_from_our_pki(stack: RunningStack) -
     assert [unit.value for unit in units] == ["eventsvc-gateway"]
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion:DeprecationWarning")
 def test_tls_below_1_2_is_refused_at_the_gateway(stack: RunningStack) -> None:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.load_verify_locations(cafile=str(stack.paths.ca_file))
@@ -474,3 +476,15 @@ def test_the_certificate_is_renewed_before_it_expires_without_a_restart(
     assert gateway.process.pid == pid
     assert gateway.is_running
     assert datetime.now(UTC) < gateway.cert.not_after
+
+
+def test_a_renewal_that_vault_refuses_is_one_line_and_the_gateway_keeps_serving(
+    stack: RunningStack,
+) -> None:
+    """After the renewal test: the gateway's token is revoked, as if its lease were lost."""
+    gateway = gateway_of(stack)
+    stack.root_client().auth.token.revoke(gateway._vault.token)
+    with pytest.raises(StackError, match=r"^gateway certificate failed: .*; log: .*gateway\.log$"):
+        gateway.renew_certificate()
+    answer = requests.get(f"{stack.url}/readyz", verify=str(stack.paths.ca_file), timeout=10)
+    assert answer.status_code == 200

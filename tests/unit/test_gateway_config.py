@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import hvac
 import pytest
 import yaml
 
@@ -19,6 +20,7 @@ from devstack.gateway import (
     GatewayConfig,
     gateway_config_from_env,
     render_gateway_config,
+    start_gateway,
     traefik_binary,
 )
 from devstack.paths import GATEWAY_CONFIG_DIR, StackPaths
@@ -34,6 +36,11 @@ def test_the_traefik_wheel_ships_a_working_3_7_binary() -> None:
 def test_a_traefik_override_that_is_not_executable_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(StackError, match=r"EVENTSVC_TRAEFIK_BIN=.* is not an executable"):
         traefik_binary({"EVENTSVC_TRAEFIK_BIN": str(tmp_path / "missing")})
+
+
+def test_a_gateway_needs_at_least_one_backend(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="no API instance to put behind the gateway"):
+        start_gateway(StackPaths(tmp_path), [], hvac.Client(), ca_file=tmp_path / "ca.pem")
 
 
 def test_the_admin_allow_list_defaults_to_loopback() -> None:
