@@ -27,7 +27,9 @@ from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.api.schemas import EventCreate
+from eventsvc.app import create_app
 from eventsvc.ratelimit import SharedClientMongoDBStorage
+from eventsvc.services import Services
 from eventsvc.store import EVENTS, EventFilter, EventStore, NewEvent
 from eventsvc.tokens import SCOPES, TOKENS, parse_token_id
 from perf.audit_bench import BenchmarkResult, benchmark
@@ -214,6 +216,44 @@ def bench_create(stack: PerfStack, seconds: float) -> list[Row]:
     ]
 
 
+def bench_app(stack: PerfStack, seconds: float) -> list[Row]:
+    """Whole requests through the Flask app (no TLS, no gunicorn), next to ``/healthz``.
+
+    What every API request pays in the app itself: middleware, the rate
+    limiter, the token check, validation, JSON, and the route's own work.
+    """
+    services = Services(events=stack.store, tokens=stack.tokens, audit=stack.store.audit)
+    client = create_app(stack.settings, services).test_client()
+    token = stack.tokens.create("bench", sorted(SCOPES), timedelta(hours=1), PERF_CONTEXT).token
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def expect(status: int, response: object) -> None:
+        code = getattr(response, "status_code", None)
+        if code != status:
+            raise RuntimeError(f"expected {status}, got {code}")
+
+    rates = interleaved_rates(
+        {
+            "list": lambda: expect(200, client.get("/api/v1/events?limit=20", headers=headers)),
+            "create": lambda: expect(
+                201,
+                client.post(
+                    "/api/v1/events",
+                    data=CREATE_BODY,
+                    headers={**headers, "Content-Type": "application/json"},
+                ),
+            ),
+            "healthz": lambda: expect(200, client.get("/healthz")),
+        },
+        seconds,
+    )
+    baseline = "GET /healthz (whole app)"
+    return [
+        Row("GET /api/v1/events?limit=20 (app)", rates["list"], baseline, rates["healthz"]),
+        Row("POST /api/v1/events (app)", rates["create"], baseline, rates["healthz"]),
+    ]
+
+
 def combined(results: list[BenchmarkResult]) -> BenchmarkResult:
     """Several audit benchmark runs as one (rates from summed counts and summed times)."""
 
@@ -284,6 +324,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="0.6 s per side, 200 audit records")
     parser.add_argument("--seconds", type=float, default=3.0, help="per operation and case")
     parser.add_argument("--audit-records", type=int, default=1000, help="per audit benchmark run")
+    parser.add_argument(
+        "--only", choices=["guards", "list", "create", "app", "audit"], help="run one group only"
+    )
     args = parser.parse_args(argv)
     seconds, records = (0.6, 200) if args.quick else (args.seconds, args.audit_records)
 
@@ -294,11 +337,20 @@ def main(argv: list[str] | None = None) -> None:
         with stack.mongod.admin_client() as admin:
             version = admin.server_info()["version"]
         print(f"mongod {version} (single-node replica set, auth on, w:majority j:true)\n")
-        rows = bench_request_guards(stack, seconds)
-        rows += bench_list(stack, seconds)
-        rows += bench_create(stack, seconds)
-        audit_rows, notes = bench_audit(stack, records)
-        rows += audit_rows
+        groups: dict[str, Callable[[], list[Row]]] = {
+            "guards": lambda: bench_request_guards(stack, seconds),
+            "list": lambda: bench_list(stack, seconds),
+            "create": lambda: bench_create(stack, seconds),
+            "app": lambda: bench_app(stack, seconds),
+        }
+        rows: list[Row] = []
+        notes: list[str] = []
+        for name, group in groups.items():
+            if args.only in (None, name):
+                rows += group()
+        if args.only in (None, "audit"):
+            audit_rows, notes = bench_audit(stack, records)
+            rows += audit_rows
     print(table(rows))
     print("\nratio = case ops/s / baseline ops/s (same run); +ms/op = 1000/ops - 1000/baseline ops")
     for note in notes:
