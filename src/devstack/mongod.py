@@ -170,9 +170,9 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
         on("api_tokens", "find", "insert", "update"),
         on("audit", "find", "insert"),
         on("audit_checkpoints", "find", "insert"),
-        # flask-limiter counters (expired by a TTL index, never deleted by the app).
+        # Rate-limit counters (eventsvc.ratelimit): upserted, expired by a TTL index,
+        # never deleted by the app.
         on("rate_limit_counters", "find", "insert", "update"),
-        on("rate_limit_windows", "find", "insert", "update"),
         # The start-up schema check reads metadata of this database only.
         on("", "listCollections", "listIndexes"),
     ]

@@ -28,12 +28,13 @@ from pymongo.write_concern import WriteConcern
 
 from eventsvc.api.schemas import EventCreate
 from eventsvc.app import create_app
-from eventsvc.ratelimit import SharedClientMongoDBStorage
+from eventsvc.ratelimit import RateCounter
 from eventsvc.services import Services
+from eventsvc.settings import Rate
 from eventsvc.store import EVENTS, EventFilter, EventStore, NewEvent
 from eventsvc.tokens import SCOPES, TOKENS, parse_token_id
 from perf.audit_bench import BenchmarkResult, benchmark
-from perf.stack import APP_DATABASE, PERF_CONTEXT, PerfStack, perf_stack
+from perf.stack import PERF_CONTEXT, PerfStack, perf_stack
 
 Operation = Callable[[], object]
 Document = dict[str, object]
@@ -138,14 +139,13 @@ def bench_request_guards(stack: PerfStack, seconds: float) -> list[Row]:
     token = stack.tokens.create("bench", sorted(SCOPES), timedelta(hours=1), PERF_CONTEXT).token
     token_id = parse_token_id(token)
     tokens = stack.store.database[TOKENS]
-    # The limiter's storage exactly as the app builds it (one counter hit per limit per request).
-    counters = SharedClientMongoDBStorage(
-        "eventsvc+mongodb://", client=stack.store.client, database_name=APP_DATABASE
-    )
+    # The counter exactly as the app builds it (one hit per request).
+    counters = RateCounter(stack.store.database)
+    rate = Rate(count=1_000_000_000, seconds=60)
     rates = interleaved_rates(
         {
             "auth": lambda: stack.tokens.authenticate(token),
-            "limit": lambda: counters.incr(f"bench/{token_id}", 60),
+            "limit": lambda: counters.hit(f"bench/{token_id}", rate),
             "find": lambda: tokens.find_one({"_id": token_id}),
         },
         seconds,

@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json, request
-from limits.errors import StorageError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from eventsvc.api.ratelimits import RateLimited
 from eventsvc.api.services import denial_recorder
 from eventsvc.audit.denials import DenialKey
 from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
@@ -147,7 +147,17 @@ def register_error_handlers(app: Flask) -> None:
             headers={"WWW-Authenticate": www_authenticate(error)},
         )
 
-    @app.errorhandler(StorageError)
+    @app.errorhandler(RateLimited)
+    def rate_limited(error: RateLimited) -> Response:
+        record_rate_limited()
+        record_denied("429 rate limit exceeded")
+        return problem(
+            429,
+            "Too Many Requests",
+            str(error),
+            headers={"Retry-After": str(error.retry_after)},
+        )
+
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(error: Exception) -> Response:
         log.warning("database unavailable: %s", error)
@@ -162,9 +172,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if status == 429:
-            record_rate_limited()
-            record_denied("429 rate limit exceeded")
         headers: dict[str, str] = {}
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(sorted(error.valid_methods))
