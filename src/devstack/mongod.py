@@ -167,7 +167,9 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
         on("events", "find", "insert", "update", "remove"),
         on("idempotency_keys", "find", "insert", "update", "remove"),
         # Tokens are revoked (update), never deleted: revoked ones stay for the audit trail.
-        on("api_tokens", "find", "insert", "update"),
+        # changeStream: each worker follows token changes to drop revoked ones from its
+        # cache at once (eventsvc.tokencache).
+        on("api_tokens", "find", "insert", "update", "changeStream"),
         on("audit", "find", "insert"),
         on("audit_checkpoints", "find", "insert"),
         # Rate-limit counters (eventsvc.ratelimit): upserted, expired by a TTL index,

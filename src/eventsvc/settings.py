@@ -152,6 +152,11 @@ class Settings(BaseSettings):
     # are the gateway's. COUNT/PERIOD, PERIOD one of second, minute, hour, day.
     rate_limit_per_address: RateText = "300/minute"
     rate_limit_per_token: RateText = "600/minute"  # a rate, not a secret
+    # Verified tokens kept per worker (eventsvc.tokencache): seconds (0 = off) and how many.
+    # A revocation drops a token at once through a change stream; without a live
+    # stream, every request reads its token from MongoDB.
+    token_cache_seconds: float = Field(default=15.0, ge=0, le=300)
+    token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
     # How many reverse proxies in front set X-Forwarded-For; 0 = trust none.
     trusted_proxy_count: int = Field(default=0, ge=0, le=5)
     # Browser origins allowed to call the API (CORS); empty = no CORS at all.

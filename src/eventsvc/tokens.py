@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
@@ -29,6 +29,9 @@ from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext
 from eventsvc.schema import CollectionSchema
 from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
+
+if TYPE_CHECKING:
+    from eventsvc.tokencache import TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +121,43 @@ def _to_info(document: Document) -> TokenInfo:
     )
 
 
+def _unexpired(info: TokenInfo) -> TokenInfo:
+    """``expires_at`` is the first instant a token is refused, cached or not."""
+    if info.expires_at <= utc_now():
+        raise TokenRejected("expired token")
+    return info
+
+
 class TokenStore:
     """Token records in MongoDB, keyed by token id."""
 
-    def __init__(self, database: Database[Document], pepper: bytes, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        database: Database[Document],
+        pepper: bytes,
+        audit: AuditLog,
+        cache: TokenCache | None = None,
+    ) -> None:
+        """``cache``: verified tokens kept in this process (:mod:`eventsvc.tokencache`).
+
+        It is used only once :meth:`watch_revocations` runs (in each worker).
+        """
         if len(pepper) < 32:
             raise ValueError("the token pepper must be at least 32 bytes")
         self._database = database
         self._pepper = pepper
         self._audit = audit
+        self._cache = cache
+
+    def watch_revocations(self) -> None:
+        """Start following token changes, which lets the cache answer (no-op without one)."""
+        if self._cache is not None:
+            self._cache.watch(self._database.get_collection(TOKENS))
+
+    def stop_watching(self) -> None:
+        """Stop following token changes; every token is read from MongoDB again."""
+        if self._cache is not None:
+            self._cache.stop()
 
     @property
     def _tokens(self) -> Collection[Document]:
@@ -213,18 +244,25 @@ class TokenStore:
         wrong.
         """
         token_id = parse_token_id(token)
+        presented = token_digest(self._pepper, token)
+        generation = 0
+        if self._cache is not None:
+            cached = self._cache.get(token_id, presented)
+            if cached is not None:
+                return _unexpired(cached)
+            generation = self._cache.generation()
         document = unavailable_on_connection_errors(
             lambda: self._tokens.find_one({"_id": token_id})
         )
         expected = document["digest"] if document else token_digest(self._pepper, "evt_dummy")
-        presented = token_digest(self._pepper, token)
         if not hmac.compare_digest(expected, presented) or document is None:
             raise TokenRejected("unknown token")
         info = _to_info(document)
         if info.revoked_at is not None:
             raise TokenRejected("revoked token")
-        if info.expires_at <= utc_now():  # expires_at is the first instant it is refused
-            raise TokenRejected("expired token")
+        _unexpired(info)
+        if self._cache is not None:
+            self._cache.put(presented, info, generation)
         return info
 
     def get(self, token_id: str) -> TokenInfo:
@@ -251,5 +289,7 @@ class TokenStore:
 
         self.get(token_id)  # 404 for an unknown id
         self._in_transaction(revoke_and_audit)
+        if self._cache is not None:
+            self._cache.drop(token_id)  # this worker at once; the others through their watch
         log.info("token %s revoked by %s", token_id, context.actor)
         return self.get(token_id)
