@@ -265,6 +265,8 @@ def write_client_cert(pki_dir: Path, common_name: str) -> Path:
     return pem_file
 
 
+APP_DATABASE = "eventsvc"  # the session mongod's app database (tests/conftest.py)
+APP_USERNAME = "eventsvc-test"  # its least-privilege app user (role eventsvcApp)
 GENEROUS_RATE_LIMIT = "100000/minute"  # test suites and benchmarks: 429s would distort them
 
 

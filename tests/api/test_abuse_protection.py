@@ -12,7 +12,6 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 from pymongo import MongoClient, monitoring
 
-from conftest import APP_USERNAME
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
 from eventsvc.ratelimit import COUNTERS
@@ -20,7 +19,7 @@ from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
-from support import CHECKPOINT_SIGNER, problem_of
+from support import APP_USERNAME, CHECKPOINT_SIGNER, problem_of
 
 
 def instance(

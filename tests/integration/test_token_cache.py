@@ -19,7 +19,6 @@ from flask.testing import FlaskClient
 from pydantic import SecretStr
 from pymongo import MongoClient, monitoring
 
-from conftest import APP_DATABASE, APP_USERNAME
 from devstack.mongod import RunningMongod
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
@@ -36,7 +35,7 @@ from eventsvc.tokens import (
     parse_token_id,
     token_digest,
 )
-from support import CHECKPOINT_SIGNER, TEST_CONTEXT
+from support import APP_DATABASE, APP_USERNAME, CHECKPOINT_SIGNER, TEST_CONTEXT
 
 WATCH_SECONDS = 10.0  # how long a test waits for the watch to open or to deliver a change
 
