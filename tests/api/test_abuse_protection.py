@@ -6,11 +6,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from flask.testing import FlaskClient
 from pydantic import SecretStr
-from pymongo import MongoClient, monitoring
 
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
@@ -19,7 +17,7 @@ from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
-from support import APP_USERNAME, CHECKPOINT_SIGNER, problem_of
+from support import CHECKPOINT_SIGNER, CommandLog, app_user_client, problem_of
 
 
 def instance(
@@ -37,36 +35,12 @@ def fresh_address() -> str:
     return "2001:db8::" + ":".join(groups[i : i + 4] for i in range(0, 16, 4))
 
 
-class CommandCounter(monitoring.CommandListener):
-    """The commands a client sends, as (name, collection), while a test listens."""
-
-    def __init__(self) -> None:
-        self.commands: list[tuple[str, object]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.commands.append((event.command_name, event.command.get(event.command_name)))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @contextmanager
 def listening_store(
-    settings: Settings, password: SecretStr, pepper: SecretStr, listener: CommandCounter
+    settings: Settings, password: SecretStr, pepper: SecretStr, listener: CommandLog
 ) -> Iterator[tuple[EventStore, TokenStore]]:
     """The app's stores on a second client of the same app user, whose commands are seen."""
-    client: MongoClient[dict[str, Any]] = MongoClient(
-        settings.mongodb_hosts.split(","),
-        replicaset=settings.mongodb_replica_set,
-        username=APP_USERNAME,
-        password=password.get_secret_value(),
-        authSource=settings.mongodb_database,
-        authMechanism="SCRAM-SHA-256",
-        event_listeners=[listener],
-    )
+    client = app_user_client(settings, password, listener)
     audit = AuditLog(client[settings.mongodb_database], b"k" * 32, CHECKPOINT_SIGNER)
     try:
         yield (
@@ -197,7 +171,7 @@ def test_a_request_costs_one_counter_round_trip(
     clean_db: None,
 ) -> None:
     """Counted and its headers filled with one findAndModify, for a token and for an address."""
-    listener = CommandCounter()
+    listener = CommandLog()
     with listening_store(settings, app_password, token_pepper, listener) as (
         listened_store,
         listened_tokens,
@@ -208,10 +182,7 @@ def test_a_request_costs_one_counter_round_trip(
             listener.commands.clear()
             response = client.get("/api/v1/events", headers=request_headers)
             assert "X-RateLimit-Remaining" in response.headers
-            counter_commands = [
-                name for name, collection in listener.commands if collection == COUNTERS
-            ]
-            assert counter_commands == ["findAndModify"]
+            assert listener.on(COUNTERS) == ["findAndModify"]
 
 
 def test_cors_is_closed_by_default(client: FlaskClient) -> None:

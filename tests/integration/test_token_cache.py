@@ -12,12 +12,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
-from pymongo import MongoClient, monitoring
 
 from devstack.mongod import RunningMongod
 from eventsvc.app import create_app
@@ -35,26 +33,9 @@ from eventsvc.tokens import (
     parse_token_id,
     token_digest,
 )
-from support import APP_DATABASE, APP_USERNAME, CHECKPOINT_SIGNER, TEST_CONTEXT
+from support import APP_DATABASE, CHECKPOINT_SIGNER, TEST_CONTEXT, CommandLog, app_user_client
 
 WATCH_SECONDS = 10.0  # how long a test waits for the watch to open or to deliver a change
-
-
-class TokenReads(monitoring.CommandListener):
-    """Counts the reads of the token collection a client sends."""
-
-    def __init__(self) -> None:
-        self.reads = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == TOKENS:
-            self.reads += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 def wait_for(condition: Callable[[], bool], what: str) -> float:
@@ -71,18 +52,8 @@ class Worker:
     """One app instance as a gunicorn worker runs it: its own client, cache and watch."""
 
     def __init__(self, settings: Settings, password: SecretStr, pepper: SecretStr) -> None:
-        self.reads = TokenReads()
-        self.client: MongoClient[dict[str, Any]] = MongoClient(
-            settings.mongodb_hosts.split(","),
-            replicaset=settings.mongodb_replica_set,
-            username=APP_USERNAME,
-            password=password.get_secret_value(),
-            authSource=APP_DATABASE,
-            authMechanism="SCRAM-SHA-256",
-            readConcernLevel="majority",
-            w="majority",
-            event_listeners=[self.reads],
-        )
+        self.commands = CommandLog()
+        self.client = app_user_client(settings, password, self.commands)
         database = self.client[APP_DATABASE]
         audit = AuditLog(database, b"k" * 32, CHECKPOINT_SIGNER)
         cache = token_cache(settings)
@@ -118,7 +89,7 @@ def test_a_token_just_verified_is_not_read_again(
 ) -> None:
     token = make_token("events:read")
     assert [worker.get(token) for _ in range(5)] == [200] * 5
-    assert worker.reads.reads == 1
+    assert worker.commands.on(TOKENS).count("find") == 1
     assert worker.cache.holds(parse_token_id(token))
 
 
@@ -199,7 +170,7 @@ def test_without_a_live_watch_every_request_reads_the_token(
     worker.tokens.stop_watching()
     assert not worker.cache.live
     assert [worker.get(token) for _ in range(3)] == [200] * 3
-    assert worker.reads.reads == 4
+    assert worker.commands.on(TOKENS).count("find") == 4
     assert not worker.cache.holds(parse_token_id(token))
 
 

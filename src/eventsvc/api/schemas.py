@@ -32,6 +32,7 @@ from eventsvc.domain import (
     check_name,
     check_timestamp,
 )
+from eventsvc.store import MAX_BATCH_EVENTS
 
 EVENT_ID_PATTERN = r"^[0-9a-f]{24}$"
 # Timestamps as the OpenAPI document describes them, and exactly what the
@@ -147,6 +148,25 @@ class EventCreate(StrictModel):
     attributes: Attributes = Field(default_factory=dict, description="At most 32 string pairs.")
 
 
+class EventBatchItem(StrictModel):
+    """One event of ``POST /api/v1/events:batch``: a create, with its own idempotency key."""
+
+    name: Name
+    start_event: Timestamp | None = Field(default=None, description="Defaults to now.")
+    attributes: Attributes = Field(default_factory=dict, description="At most 32 string pairs.")
+    idempotency_key: str | None = Field(
+        default=None,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Sending this item again with the same key returns its first result.",
+    )
+
+
+class EventBatch(StrictModel):
+    """Body of ``POST /api/v1/events:batch``: 1 to ``maxItems`` events, created together."""
+
+    events: list[EventBatchItem] = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
+
+
 class EventStop(StrictModel):
     """Body of ``PATCH /api/v1/events/{event_id}``: sets stop_event."""
 
@@ -209,6 +229,15 @@ class EventOut(ResponseModel):
     created_at: datetime
     updated_at: datetime
     version: int
+
+
+class BatchItemOut(ResponseModel):
+    status: Literal[200, 201] = Field(description="201 created; 200 replayed (key used before).")
+    event: EventOut
+
+
+class BatchOut(ResponseModel):
+    items: list[BatchItemOut] = Field(description="One result per event, in request order.")
 
 
 class EventPageOut(ResponseModel):
