@@ -8,8 +8,10 @@ different secret with the same id never matches) for ``ttl_seconds`` at most,
 
 **Revocation.** A thread in each worker watches the ``api_tokens``
 collection through a MongoDB change stream; any update, replace or delete
-of a token record drops that token from the cache at once, and the worker
-that revokes drops it itself before answering. The cache is trusted only
+of a token record drops that token from the cache at once. The worker that
+revokes drops it itself, and answers only once its own stream has reported
+the revocation (at most ``STALE_AFTER_SECONDS``): by then the same change
+has been sent to every other worker's stream. The cache is trusted only
 while the stream is open and has answered within ``STALE_AFTER_SECONDS``
 (a getMore returns at least every ``AWAIT_SECONDS``, events or not):
 otherwise every request reads the database again (fail safe). When the
@@ -84,6 +86,7 @@ class TokenCache:
         self._generation = 0
         self._heard_at: float | None = None  # None: the watch is not live
         self._watcher: _Watcher | None = None
+        self._waiters: dict[str, list[threading.Event]] = {}
 
     # --- used by TokenStore.authenticate -------------------------------------------------
 
@@ -125,6 +128,41 @@ class TokenCache:
         with self._lock:
             self._generation += 1
             self._entries.pop(token_id, None)
+
+    def changed(self, token_id: str) -> None:
+        """(Watcher) The token's record changed: drop it and wake whoever waits for this news."""
+        with self._lock:
+            self._generation += 1
+            self._entries.pop(token_id, None)
+            waiters = self._waiters.pop(token_id, [])
+        for waiter in waiters:
+            waiter.set()
+
+    def expect_change(self, token_id: str) -> threading.Event:
+        """Register before changing a token; :meth:`wait_for_change` then waits for the watch."""
+        waiter = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(token_id, []).append(waiter)
+        return waiter
+
+    def wait_for_change(self, waiter: threading.Event) -> bool:
+        """Wait (at most STALE_AFTER_SECONDS) until the watch reports the change.
+
+        The revoking worker waits so that its answer means the change stream
+        has carried the revocation: every other worker's stream was sent the
+        same change. True when reported, or when this worker's watch is not
+        live (its cache is not used; the other workers' watches still report it).
+        """
+        return not self.live or waiter.wait(STALE_AFTER_SECONDS)
+
+    def forget(self, token_id: str, waiter: threading.Event) -> None:
+        """Unregister a waiter from :meth:`expect_change` (reported or not)."""
+        with self._lock:
+            pending = self._waiters.get(token_id, [])
+            if waiter in pending:
+                pending.remove(waiter)
+            if not pending:
+                self._waiters.pop(token_id, None)
 
     def holds(self, token_id: str) -> bool:
         """Whether ``token_id`` is cached (for tests and diagnostics)."""
@@ -217,6 +255,6 @@ class _Watcher(threading.Thread):
     def _apply(self, change: Document) -> None:
         token_id = change.get("documentKey", {}).get("_id")
         if isinstance(token_id, str):
-            self._cache.drop(token_id)
+            self._cache.changed(token_id)
         else:  # drop, rename, invalidate: the whole collection changed
             self._cache.lost_watch()

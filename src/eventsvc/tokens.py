@@ -265,6 +265,19 @@ class TokenStore:
             self._cache.put(presented, info, generation)
         return info
 
+    def _revoke_cached(
+        self, token_id: str, cache: TokenCache, revoke: Callable[[ClientSession], bool]
+    ) -> None:
+        """Revoke, drop the token here, and answer once the change stream has carried it."""
+        waiter = cache.expect_change(token_id)
+        try:
+            changed = self._in_transaction(revoke)
+            cache.drop(token_id)
+            if changed and not cache.wait_for_change(waiter):
+                log.warning("token %s revoked; the revocation watch has not reported it", token_id)
+        finally:
+            cache.forget(token_id, waiter)
+
     def get(self, token_id: str) -> TokenInfo:
         document = self._tokens.find_one({"_id": token_id})
         if document is None:
@@ -277,19 +290,22 @@ class TokenStore:
     def revoke(self, token_id: str, context: RequestContext) -> TokenInfo:
         """Mark a token revoked (kept for the audit trail, never deleted). Idempotent."""
 
-        def revoke_and_audit(session: ClientSession) -> None:
+        def revoke_and_audit(session: ClientSession) -> bool:
             before = self._tokens.find_one_and_update(
                 {"_id": token_id, "revoked_at": None},
                 {"$set": {"revoked_at": truncate_to_ms(utc_now())}},
                 session=session,
             )
-            if before is not None:  # already revoked: nothing changes, nothing to audit
-                after = self._tokens.find_one({"_id": token_id}, session=session)
-                self._audit.append_change(context, "token.revoke", before, after, session=session)
+            if before is None:  # already revoked: nothing changes, nothing to audit
+                return False
+            after = self._tokens.find_one({"_id": token_id}, session=session)
+            self._audit.append_change(context, "token.revoke", before, after, session=session)
+            return True
 
         self.get(token_id)  # 404 for an unknown id
-        self._in_transaction(revoke_and_audit)
-        if self._cache is not None:
-            self._cache.drop(token_id)  # this worker at once; the others through their watch
+        if self._cache is None:
+            self._in_transaction(revoke_and_audit)
+        else:
+            self._revoke_cached(token_id, self._cache, revoke_and_audit)
         log.info("token %s revoked by %s", token_id, context.actor)
         return self.get(token_id)
