@@ -16,7 +16,7 @@ from pymongo.errors import BulkWriteError
 
 from devstack.mongod import RunningMongod
 from eventsvc.audit.log import AuditLog
-from eventsvc.audit.record import AUDIT
+from eventsvc.audit.record import AUDIT, AuditRecord
 from eventsvc.domain import IdempotencyKeyReused, IdempotentResultGone
 from eventsvc.settings import Settings
 from eventsvc.store import (
@@ -171,3 +171,39 @@ def test_a_replay_of_a_deleted_event_refuses_the_batch(
     with pytest.raises(IdempotentResultGone, match=r"events\[1\].*deleted"):
         store.create_many([item("new"), item("to delete", "gone-key-0001")], TEST_CONTEXT)
     assert store.create_many([item("new")], TEST_CONTEXT)[0].replayed is False
+
+
+def test_append_changes_writes_only_inside_a_transaction(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    store, _ = listened
+    with store.client.start_session() as session, pytest.raises(ValueError, match="transaction"):
+        store.audit.append_changes(
+            TEST_CONTEXT, "event.create", [(None, {"_id": "x"})], session=session
+        )
+
+    def nothing(session: ClientSession) -> None:
+        store.audit.append_changes(TEST_CONTEXT, "event.create", [], session=session)
+
+    with pytest.raises(ValueError, match="one or more"):
+        run_in_transaction(store.client, nothing)
+
+
+def test_committed_ignores_a_record_of_another_writer(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """Only the calling thread's own pending record of this writer is promoted."""
+    store, commands = listened
+    other_chain = AuditLog(store.database, b"q" * 32, CHECKPOINT_SIGNER)
+
+    def append(session: ClientSession) -> AuditRecord:
+        return other_chain.append_change(
+            TEST_CONTEXT, "event.create", None, {"_id": "y"}, session=session
+        )
+
+    foreign = run_in_transaction(store.client, append)
+    store.audit.committed(foreign)  # not this writer's chain: nothing changes
+    store.create(NewEvent("here", None, {}), TEST_CONTEXT)
+    commands.commands.clear()
+    store.create(NewEvent("here again", None, {}), TEST_CONTEXT)
+    assert commands.on(AUDIT) == ["insert"]

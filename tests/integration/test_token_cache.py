@@ -87,6 +87,7 @@ def worker(
 def test_a_token_just_verified_is_not_read_again(
     worker: Worker, make_token: Callable[..., str]
 ) -> None:
+    worker.tokens.watch_revocations()  # a second call starts no second watch
     token = make_token("events:read")
     assert [worker.get(token) for _ in range(5)] == [200] * 5
     assert worker.commands.on(TOKENS).count("find") == 1
@@ -203,12 +204,14 @@ def test_entries_last_their_ttl_and_the_cache_holds_at_most_max_entries() -> Non
     for token_id in ("a", "b", "c"):
         cache.put("d-" + token_id, info(token_id), cache.generation())
     assert [cache.holds(token_id) for token_id in ("a", "b", "c")] == [False, True, True]
-    clock.now += 1
-    cache.heard()
+    for _ in range(4):  # the watch answers every second; 4 s later the entry is still fresh
+        clock.now += 1
+        cache.heard()
     assert cache.get("b", "d-b") is not None
-    clock.now += 4.5
+    clock.now += 1.5
     cache.heard()
     assert cache.get("b", "d-b") is None  # 5.5 s after it was cached
+    assert not cache.holds("b")
     assert cache.get("c", "d-x") is None  # not this token's digest
 
 
@@ -276,3 +279,17 @@ def test_a_watch_the_role_refuses_leaves_the_cache_unused(
             assert not cache.holds(parse_token_id(token))
         finally:
             store.stop_watching()
+
+
+def test_a_waiter_is_woken_by_the_change_and_forgotten_after() -> None:
+    cache = TokenCache(ttl_seconds=60, max_entries=10, clock=Clock())
+    assert cache.wait_for_change(cache.expect_change("a"))  # no live watch: nothing to wait for
+    cache.opened_watch()
+    waiter = cache.expect_change("a")
+    other = cache.expect_change("a")
+    cache.forget("a", other)
+    cache.changed("a")
+    assert waiter.is_set()
+    assert not other.is_set()
+    assert cache.wait_for_change(waiter)
+    cache.forget("a", waiter)  # already woken and removed: nothing left to forget

@@ -201,8 +201,8 @@ class AuditLog:
         go to MongoDB in one ``insert_many``. Call it once per transaction.
         Failures are counted and raised, aborting the transaction.
         """
-        if not session.in_transaction:
-            raise ValueError("append_changes writes inside the caller's transaction only")
+        if not session.in_transaction or not changes:
+            raise ValueError("append_changes writes one or more records in a transaction")
         chain = self._thread_chain()
         with count_audit_failures():
             tip = self._tip(chain, session)
@@ -215,8 +215,6 @@ class AuditLog:
                 record = next_record(chain, head, entry, now, self._hmac_key)
                 records.append(record)
                 head = _head_of(record)
-            if not records:
-                return records
             self._set_state(chain, _ChainState(tip, pending=head))
             self._collection(AUDIT).insert_many(
                 [record.document() for record in records], ordered=True, session=session
