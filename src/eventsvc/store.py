@@ -52,6 +52,7 @@ from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AuditRecord
 from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import (
+    MAX_BATCH_EVENTS,
     Event,
     EventNotFound,
     IdempotencyKeyReused,
@@ -72,7 +73,6 @@ T = TypeVar("T")
 EVENTS = "events"
 IDEMPOTENCY_KEYS = "idempotency_keys"
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
-MAX_BATCH_EVENTS = 100  # events in one POST /api/v1/events:batch, one transaction
 START_EVENT_INDEX = "start_event_desc_id_desc"
 # The list order, and the key of the index that serves it: one definition for both.
 NEWEST_FIRST = [("start_event", DESCENDING), ("_id", DESCENDING)]

@@ -11,9 +11,10 @@ from flask.testing import FlaskClient
 from eventsvc.app import create_app
 from eventsvc.audit.log import AuditLog
 from eventsvc.cli.audit_file import verify_export
+from eventsvc.domain import MAX_BATCH_EVENTS
 from eventsvc.services import Services
 from eventsvc.settings import Settings
-from eventsvc.store import MAX_BATCH_EVENTS, EventStore
+from eventsvc.store import EventStore
 from eventsvc.tokens import TokenStore
 from support import APP_DATABASE, CHECKPOINT_KEYS, CHECKPOINT_SIGNER, problem_of
 

@@ -17,12 +17,11 @@ from pymongo.errors import BulkWriteError
 from devstack.mongod import RunningMongod
 from eventsvc.audit.log import AuditLog
 from eventsvc.audit.record import AUDIT, AuditRecord
-from eventsvc.domain import IdempotencyKeyReused, IdempotentResultGone
+from eventsvc.domain import MAX_BATCH_EVENTS, IdempotencyKeyReused, IdempotentResultGone
 from eventsvc.settings import Settings
 from eventsvc.store import (
     EVENTS,
     IDEMPOTENCY_KEYS,
-    MAX_BATCH_EVENTS,
     BatchItem,
     EventStore,
     NewEvent,

@@ -28,10 +28,11 @@ from pymongo.write_concern import WriteConcern
 
 from eventsvc.api.schemas import EventCreate
 from eventsvc.app import create_app
+from eventsvc.domain import MAX_BATCH_EVENTS
 from eventsvc.ratelimit import RateCounter
 from eventsvc.services import Services
 from eventsvc.settings import Rate
-from eventsvc.store import EVENTS, MAX_BATCH_EVENTS, EventFilter, EventStore, NewEvent
+from eventsvc.store import EVENTS, EventFilter, EventStore, NewEvent
 from eventsvc.tokencache import token_cache
 from eventsvc.tokens import SCOPES, TOKENS, TokenStore, parse_token_id
 from perf.audit_bench import BenchmarkResult, benchmark

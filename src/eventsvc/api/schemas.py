@@ -26,13 +26,13 @@ from eventsvc.domain import (
     ATTRIBUTE_VALUE_MAX_LENGTH,
     ATTRIBUTE_VALUE_PATTERN,
     ATTRIBUTES_MAX_COUNT,
+    MAX_BATCH_EVENTS,
     NAME_PATTERN,
     Event,
     check_attributes,
     check_name,
     check_timestamp,
 )
-from eventsvc.store import MAX_BATCH_EVENTS
 
 EVENT_ID_PATTERN = r"^[0-9a-f]{24}$"
 # Timestamps as the OpenAPI document describes them, and exactly what the
