@@ -163,7 +163,7 @@ def start_api_server(
     It talks to the MongoDB of ``settings`` with the given SCRAM user and uses
     its rate limits; returns once ``/healthz`` answers. With ``client_ca`` it
     also accepts client certificates signed by its CA (see write_client_cert). Used by the
-    ``api_server`` fixture and by tests/perf/loadtest.py. Call ``stop()``.
+    ``api_server`` fixture. Call ``stop()``.
     """
     ca_file, cert_file, key_file = write_test_pki(workdir / "pki")
     port = free_port()
