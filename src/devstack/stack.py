@@ -167,6 +167,17 @@ class RunningStack:
     def root_client(self) -> hvac.Client:
         return self.bao.root_client()
 
+    def components(self) -> list[tuple[str, bool, Path]]:
+        """(name, running, log) of each process, for the runner's watch loop."""
+        gateway = self.gateway
+        watched = [] if gateway is None else [("gateway", gateway.is_running, gateway.log_file)]
+        return [
+            *watched,
+            ("eventsvc API", self.api.is_running, self.api.log_file),
+            ("mongod", self.mongod.is_running, self.mongod.logpath),
+            ("openbao", self.bao.process.poll() is None, self.bao.server_log),
+        ]
+
     def stop(self) -> None:
         """Gateway, API (it revokes its token and certificates), mongod, then OpenBao."""
         if self.gateway is not None:
@@ -243,7 +254,7 @@ def start_stack(
     new mongod root password makes old data unusable anyway. The CLI token in
     ``cli.toml`` gets ``cli_token_scopes`` (DAST asks for all of them).
     """
-    _reset_run_dir(paths)
+    reset_run_dir(paths)
     timings: dict[str, float] = {}
     started: list[Callable[[], object]] = []
     begin = time.monotonic()
@@ -415,7 +426,7 @@ _COMPONENT_FILES = (
 )
 
 
-def _reset_run_dir(paths: StackPaths) -> None:
+def reset_run_dir(paths: StackPaths) -> None:
     """Remove what a previous stack left; keep the runner's own pid, state and log."""
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.root.chmod(0o700)
