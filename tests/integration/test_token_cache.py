@@ -9,7 +9,9 @@ same id, and while the revocation watch is down.
 
 from __future__ import annotations
 
+import secrets
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -248,7 +250,8 @@ def test_a_watch_the_role_refuses_leaves_the_cache_unused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A role without ``changeStream``: the watch fails, and tokens are read every time."""
-    password = "no-watch-" + token_pepper.get_secret_value()[:12]
+    username = f"no-watch-{uuid.uuid4().hex[:8]}"
+    credential = secrets.token_urlsafe(24)
     with mongod.admin_client() as admin:
         database = admin[APP_DATABASE]
         if not database.command("rolesInfo", "tokensReadOnly")["roles"]:
@@ -260,8 +263,8 @@ def test_a_watch_the_role_refuses_leaves_the_cache_unused(
                 ],
                 roles=[],
             )
-            database.command("createUser", "no-watch", pwd=password, roles=["tokensReadOnly"])
-    with mongod.user_client("no-watch", password, APP_DATABASE) as client:
+        database.command("createUser", username, pwd=credential, roles=["tokensReadOnly"])
+    with mongod.user_client(username, credential, APP_DATABASE) as client:
         cache = TokenCache(ttl_seconds=60, max_entries=10)
         store = TokenStore(
             client[APP_DATABASE],
