@@ -12,6 +12,7 @@ VENV := .venv
 SCAN_VENV := .venv-scan
 WAPITI_VENV := .venv-wapiti
 MUTATION_VENV := .venv-mutation
+LOADTEST_VENV := .venv-loadtest
 PY := $(VENV)/bin/python
 SCAN_BIN := $(SCAN_VENV)/bin
 SECGATE := $(PY) -m secgate
@@ -30,7 +31,7 @@ CONFIG_BASE ?= main
 # of security/controls.yml by them (run `make test` first for a complete report).
 TEST_RESULTS := $(if $(wildcard build/junit-tests.xml),--test-results build/junit-tests.xml)
 
-.PHONY: help venv scan-venv run run-ha test-faults faults-doc up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest clean
+.PHONY: help venv scan-venv run run-ha test-faults faults-doc up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest-venv loadtest loadtest-smoke sizing clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,6 +63,14 @@ $(MUTATION_VENV)/.installed: requirements/pip.txt requirements/mutation.txt
 	$(MUTATION_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/mutation.txt
 	touch $@
 
+# locust (and matplotlib for the report's plots) in its own venv: locust pins its own flask and
+# gevent. The harness runs in .venv and starts locust and the plotting step from this one.
+$(LOADTEST_VENV)/.installed: requirements/pip.txt requirements/loadtest.txt
+	$(PYTHON) -m venv $(LOADTEST_VENV)
+	$(LOADTEST_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/pip.txt
+	$(LOADTEST_VENV)/bin/python -m pip install $(PIP_INSTALL) -r requirements/loadtest.txt
+	touch $@
+
 venv: $(VENV)/.installed ## Create .venv from the locked requirements
 scan-venv: $(SCAN_VENV)/.installed ## Create .venv-scan (security scanners)
 
@@ -81,7 +90,8 @@ SCOPES ?= tokens:admin,audit:read
 dev-token: venv ## On the running local stack: a token with SCOPES in .run/dev-token.toml (0600)
 	$(PY) -m devstack token --scopes "$(SCOPES)"
 
-test: venv scan-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
+# .venv-loadtest: tests/perf/test_loadtest_smoke.py runs the load test's smoke (make loadtest-smoke).
+test: venv scan-venv loadtest-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
 	mkdir -p build
 	$(VENV)/bin/pytest -p no:cacheprovider --cov --cov-branch \
 		--cov-report=term --cov-report=xml:build/coverage.xml \
@@ -157,10 +167,19 @@ mutation: venv mutation-venv ## Mutation tests of the security modules (security
 bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)
 	PYTHONPATH=tests $(PY) -m perf.bench $(BENCH_ARGS)
 
-loadtest: venv ## Load test against a local stack (ratios against a baseline in the same run)
+loadtest-venv: $(LOADTEST_VENV)/.installed ## Create .venv-loadtest (locust, matplotlib)
+
+# Reports in loadtest/reports/<run>/ (latest: the last one). LOADTEST_ARGS=--quick: about 2 minutes.
+loadtest: venv loadtest-venv ## locust against a throwaway full stack, two baselines, report + plots (~7 min)
 	PYTHONPATH=tests $(PY) -m perf.loadtest $(LOADTEST_ARGS)
+
+loadtest-smoke: venv loadtest-venv ## The load test in seconds per stage; fails on any error (CI runs it in make test)
+	PYTHONPATH=tests $(PY) -m perf.loadtest --smoke $(LOADTEST_ARGS)
+
+sizing: venv loadtest-venv ## A full load test that also writes docs/sizing.md from its figures
+	PYTHONPATH=tests $(PY) -m perf.loadtest --sizing docs/sizing.md $(LOADTEST_ARGS)
 
 clean: ## Remove build output, caches and local stack state (not the venvs)
 	-$(PY) -m devstack down 2>/dev/null
-	rm -rf build .run .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis security/reports
+	rm -rf build .run .coverage .coverage.* .pytest_cache .mypy_cache .ruff_cache .hypothesis security/reports loadtest/reports
 	find . -name __pycache__ -type d -prune -not -path './.venv*' -exec rm -rf {} +

@@ -167,12 +167,14 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
         on("events", "find", "insert", "update", "remove"),
         on("idempotency_keys", "find", "insert", "update", "remove"),
         # Tokens are revoked (update), never deleted: revoked ones stay for the audit trail.
-        on("api_tokens", "find", "insert", "update"),
+        # changeStream: each worker follows token changes to drop revoked ones from its
+        # cache at once (eventsvc.tokencache).
+        on("api_tokens", "find", "insert", "update", "changeStream"),
         on("audit", "find", "insert"),
         on("audit_checkpoints", "find", "insert"),
-        # flask-limiter counters (expired by a TTL index, never deleted by the app).
+        # Rate-limit counters (eventsvc.ratelimit): upserted, expired by a TTL index,
+        # never deleted by the app.
         on("rate_limit_counters", "find", "insert", "update"),
-        on("rate_limit_windows", "find", "insert", "update"),
         # The start-up schema check reads metadata of this database only.
         on("", "listCollections", "listIndexes"),
     ]

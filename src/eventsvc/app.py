@@ -19,9 +19,9 @@ from eventsvc.api.middleware import (
     register_request_checks,
 )
 from eventsvc.api.problems import register_error_handlers, validation_problem
+from eventsvc.api.ratelimits import install_rate_limits
 from eventsvc.api.services import install_services
 from eventsvc.observability import init_observability
-from eventsvc.ratelimit import create_limiter, token_key
 from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
@@ -63,7 +63,7 @@ def create_app(
     register_middleware(app)
     register_error_handlers(app)
     protect_edges(app, settings, services.events)
-    register_request_checks(app)  # after the limiter: count, then authorise, then parse
+    register_request_checks(app)  # after the rate limits: count, then authorise, then parse
     app.register_api(health.blueprint)
     app.register_api(events.blueprint)
     app.register_api(api_tokens.blueprint)
@@ -93,9 +93,5 @@ def protect_edges(app: OpenAPI, settings: Settings, store: EventStore) -> None:
             supports_credentials=False,
             max_age=600,
         )
-    limiter = create_limiter(app, settings, store.client)
-    limiter.exempt(health.blueprint)
-    per_token = limiter.shared_limit(settings.rate_limit_per_token, "per-token", key_func=token_key)
-    per_token(events.blueprint)
-    per_token(api_tokens.blueprint)
-    per_token(api_audit.blueprint)
+    # The probes are not counted (orchestrators poll them); every other request is.
+    install_rate_limits(app, settings, store.database, exempt_blueprints=[health.blueprint.name])

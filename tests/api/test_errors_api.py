@@ -160,8 +160,8 @@ def test_dead_database_is_503_within_seconds() -> None:
 def test_one_deadline_bounds_all_the_database_work_of_a_request() -> None:
     """The 503 comes after one timeout, not one per operation.
 
-    A POST touches MongoDB several times (rate-limit counters, the token, the
-    transaction, the rate-limit headers); without a shared deadline each would
+    A POST touches MongoDB several times (the rate-limit counter, the token,
+    the transaction); without a shared deadline each would
     wait its own timeout for a server that does not answer.
     """
     settings = Settings(

@@ -230,6 +230,35 @@ def test_a_backend_with_a_certificate_from_another_ca_gets_no_request(
     wait_until_ready(stack)
 
 
+def test_an_instance_that_fails_its_health_check_gets_no_traffic(stack: RunningStack) -> None:
+    """Two backends, one of them dead: after a health check, every request lands on the live one."""
+    gateway = gateway_of(stack)
+    real = gateway.backends
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        dead = f"https://127.0.0.1:{probe.getsockname()[1]}"
+    try:
+        gateway.set_backends([*real, dead])
+        deadline = time.monotonic() + 30
+        while dead not in gateway.log_file.read_text(encoding="utf-8"):  # "Health check failed"
+            assert time.monotonic() < deadline, "the gateway never checked the new instance"
+            time.sleep(0.5)
+        while not all_ok(stack, 20):
+            assert time.monotonic() < deadline, "requests still go to the dead instance"
+            time.sleep(0.5)
+        entries = access_log(stack)[-20:]
+        assert {e.get("ServiceURL") for e in entries} == set(real)
+    finally:
+        gateway.set_backends(real)
+
+
+def all_ok(stack: RunningStack, count: int) -> bool:
+    with session_from(LEGIT, stack.paths.ca_file) as session:
+        return all(
+            session.get(f"{stack.url}/healthz", timeout=10).status_code == 200 for _ in range(count)
+        )
+
+
 def wait_until_ready(stack: RunningStack) -> None:
     deadline = time.monotonic() + 30
     while True:

@@ -1,4 +1,4 @@
-"""The real services both performance harnesses measure: one mongod, the app user, the stores.
+"""The real services `make bench` measures: one mongod, the app user, the stores.
 
 Built like tests/conftest.py's session fixtures (same helpers, same least-privilege
 SCRAM user, same generous rate limits), but as a context manager for a script.

@@ -133,9 +133,10 @@ def register_middleware(app: Flask) -> None:
 
 
 def register_request_checks(app: Flask) -> None:
-    """Authorise, then look at the body: register after the rate limiter.
+    """Authorise, then look at the body: register after the rate limits.
 
-    The order is the control: the limiter counts the caller first (cheap),
+    The order is the control: the rate limits verify the token and count the
+    caller first (:mod:`eventsvc.api.ratelimits`; one counter hit),
     :func:`~eventsvc.auth.authorize_request` refuses unauthenticated or
     under-scoped callers, and only then is the body parsed (here) and
     validated (by flask-openapi3, inside the view).
