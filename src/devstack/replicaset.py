@@ -6,7 +6,8 @@ members authenticate to each other with those certificates
 not with a shared keyFile. Elections are tuned for tests
 (``electionTimeoutMillis`` 2000, ``heartbeatIntervalMillis`` 500): a new
 primary about 2 s after the old one is killed, where production keeps
-MongoDB's defaults (10 s, 2 s).
+MongoDB's defaults (10 s, 2 s). ``transactionLifetimeLimitSeconds`` is 10
+(default 60): see :data:`TRANSACTION_LIFETIME_LIMIT_S`.
 
 :class:`RunningReplicaSet` is a :class:`~devstack.mongod.RunningMongod`
 whose seed list names every member, so everything the single-member stack does
@@ -53,6 +54,10 @@ log = logging.getLogger(__name__)
 
 ELECTION_TIMEOUT_MS = 2000
 HEARTBEAT_INTERVAL_MS = 500
+TRANSACTION_LIFETIME_LIMIT_S = 10
+"""MongoDB's default is 60 s. A transaction left open by a crashed API instance keeps its
+documents locked until then, and a client's retry of that very write (same
+Idempotency-Key) meets a write conflict and gets 503s meanwhile. Ours last milliseconds."""
 MEMBER_START_TIMEOUT_S = 20.0
 
 
@@ -205,7 +210,12 @@ def _start_member(
     dbpath = member_dir / "db"
     logpath = member_dir / "mongod.log"
     prepare_dbpath(dbpath)
-    arguments = partial(mongod_args, binary, dbpath, X509_MEMBER_AUTH, logpath, tls, replica_set)
+    base = partial(mongod_args, binary, dbpath, X509_MEMBER_AUTH, logpath, tls, replica_set)
+
+    def arguments(port: int) -> list[str]:
+        limit = f"transactionLifetimeLimitSeconds={TRANSACTION_LIFETIME_LIMIT_S}"
+        return [*base(port), "--setParameter", limit]
+
     process, port = launch_on_free_port(arguments, logpath, None, deadline)
     return Member(index, port, dbpath, logpath, arguments(port), process)
 

@@ -56,6 +56,8 @@ def test_members_authenticate_with_x509_not_a_keyfile(healthy: RunningHaStack) -
                 options = direct.admin.command("getCmdLineOpts")["parsed"]
                 assert options["security"]["clusterAuthMode"] == "x509"
                 assert "keyFile" not in options["security"]
+                # A transaction orphaned by a crashed instance is aborted after 10 s, not 60.
+                assert options["setParameter"]["transactionLifetimeLimitSeconds"] == "10"
         members = admin.admin.command("replSetGetStatus")["members"]
     assert len(members) == 3
 
