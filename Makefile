@@ -31,7 +31,7 @@ CONFIG_BASE ?= main
 # of security/controls.yml by them (run `make test` first for a complete report).
 TEST_RESULTS := $(if $(wildcard build/junit-tests.xml),--test-results build/junit-tests.xml)
 
-.PHONY: help venv scan-venv run up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest-venv loadtest loadtest-smoke sizing clean
+.PHONY: help venv scan-venv run run-ha test-faults faults-doc up down dev-token test lint fmt openapi advisories scan scan-static sast sca secrets config config-review controls sign-report verify-report dast bench loadtest-venv loadtest loadtest-smoke sizing clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ scan-venv: $(SCAN_VENV)/.installed ## Create .venv-scan (security scanners)
 run: venv ## Start the whole local stack and the API in the foreground (Ctrl-C stops it)
 	$(PY) -m devstack run
 
+run-ha: venv ## A 3-member replica set and 2 API instances in the foreground (state in .run/ha/)
+	$(PY) -m devstack run-ha $(HA_ARGS)
+
 up: venv ## Start the local stack in the background (state in .run/)
 	$(PY) -m devstack up
 
@@ -93,6 +96,14 @@ test: venv scan-venv loadtest-venv ## Run the whole test suite with branch cover
 	$(VENV)/bin/pytest -p no:cacheprovider --cov --cov-branch \
 		--cov-report=term --cov-report=xml:build/coverage.xml \
 		--junitxml=build/junit-tests.xml $(PYTEST_ARGS)
+
+test-faults: venv ## Fault tests on the HA stack (tests/faults, also in make test); results in build/faults/
+	mkdir -p build
+	$(VENV)/bin/pytest -p no:cacheprovider tests/faults $(PYTEST_ARGS)
+	PYTHONPATH=tests $(PY) -m faults.report
+
+faults-doc: venv ## Write build/faults/*.json (from make test-faults) into docs/reliability.md
+	PYTHONPATH=tests $(PY) -m faults.report --write docs/reliability.md
 
 lint: venv ## ruff (incl. bandit rules), formatting, mypy --strict
 	$(VENV)/bin/ruff check src tests

@@ -26,6 +26,8 @@ from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
 from eventsvc.tokens import SCOPES, TokenStore
 from support import (
+    APP_DATABASE,
+    APP_USERNAME,
     CHECKPOINT_SIGNER,
     TEST_CONTEXT,
     ApiServer,
@@ -33,8 +35,6 @@ from support import (
     start_api_server,
 )
 
-APP_DATABASE = "eventsvc"
-APP_USERNAME = "eventsvc-test"
 MIGRATION_USERNAME = "eventsvc-test-migration"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import requests
 from pydantic import SecretStr
+from pymongo import MongoClient, monitoring
 
 from devstack.mongod import RunningMongod
 from eventsvc.audit.signing import LocalCheckpointSigner
@@ -265,6 +266,8 @@ def write_client_cert(pki_dir: Path, common_name: str) -> Path:
     return pem_file
 
 
+APP_DATABASE = "eventsvc"  # the session mongod's app database (tests/conftest.py)
+APP_USERNAME = "eventsvc-test"  # its least-privilege app user (role eventsvcApp)
 GENEROUS_RATE_LIMIT = "100000/minute"  # test suites and benchmarks: 429s would distort them
 
 
@@ -294,3 +297,46 @@ def alive(pid: int) -> bool:
         return False
     state = stat.rpartition(")")[2].split()[0]  # after "pid (comm)", which may hold spaces
     return state != "Z"
+
+
+class CommandLog(monitoring.CommandListener):
+    """The commands a client sends, as (command name, collection), in order."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, object]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.commands.append((event.command_name, event.command.get(event.command_name)))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+    def on(self, collection: str) -> list[str]:
+        """The names of the commands sent to ``collection``."""
+        return [name for name, target in self.commands if target == collection]
+
+
+def app_user_client(
+    settings: Settings, password: SecretStr, listener: monitoring.CommandListener
+) -> MongoClient[dict[str, Any]]:
+    """A second client of the session's app user whose commands ``listener`` sees.
+
+    The same options that matter as :func:`eventsvc.store.connect` (majority
+    reads and writes, SCRAM), plus the listener, which ``connect`` has no
+    place for. The caller closes it.
+    """
+    return MongoClient(
+        settings.mongodb_hosts.split(","),
+        replicaset=settings.mongodb_replica_set,
+        username=APP_USERNAME,
+        password=password.get_secret_value(),
+        authSource=APP_DATABASE,
+        authMechanism="SCRAM-SHA-256",
+        readConcernLevel="majority",
+        w="majority",
+        journal=True,
+        event_listeners=[listener],
+    )

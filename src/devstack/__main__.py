@@ -1,11 +1,15 @@
-"""``python -m devstack COMMAND``: the local stack for ``make`` (run, up, down, status, token,
-sign-report, report-key, dast-target).
+"""``python -m devstack COMMAND``: the local stack for ``make`` (run, run-ha, up, down, status,
+token, sign-report, report-key, dast-target).
 
 ``run`` stays in the foreground (Ctrl-C stops everything); ``up`` starts the
 same runner in the background and returns once the API is ready; ``down``
 stops it; ``status`` says whether it runs. State lives in ``.run/`` at the
 repo root (``--run-dir`` to change it): pid files, ``state.json`` (no
 secret) and the logs.
+
+``run-ha`` is ``run`` for the highly available stack (:mod:`devstack.ha`: a
+replica set and several API instances) under ``.run/ha/``, so it can run beside
+``make up``; ``down --run-dir .run/ha`` stops one left behind.
 
 ``token --scopes tokens:admin,audit:read`` mints an API token with those
 scopes on the running stack and writes it 0600 to ``.run/dev-token.toml``
@@ -39,6 +43,8 @@ from devstack.daemon import run as stack_run
 from devstack.daemon import up as stack_up
 from devstack.devtoken import mint_dev_token
 from devstack.errors import StackError
+from devstack.gateway import gateway_config_from_env
+from devstack.ha import DEFAULT_INSTANCES, DEFAULT_MEMBERS, start_ha_stack
 from devstack.paths import REPO_ROOT, StackPaths
 from devstack.reports import REPORT_KEY, sign_report, write_report_public_key
 
@@ -57,7 +63,15 @@ def main(argv: list[str] | None = None) -> int:
         ("up", "start the stack in the background"),
     ):
         command = commands.add_parser(name, help=help_text)
-        command.add_argument("--port", type=int, default=None, help="API port (default 8443)")
+        command.add_argument(
+            "--port", type=int, default=None, help="the API's port at the gateway (default 8443)"
+        )
+    ha = commands.add_parser("run-ha", help="replica set + several API instances, foreground")
+    ha.add_argument("--members", type=int, default=DEFAULT_MEMBERS, help="mongod members (3)")
+    ha.add_argument("--instances", type=int, default=DEFAULT_INSTANCES, help="API instances (2)")
+    ha.add_argument(
+        "--port", type=int, default=None, help="the API's port at the gateway (default 8443)"
+    )
     commands.add_parser("down", help="stop the background stack")
     commands.add_parser("status", help="show whether the stack runs, and where")
     token = commands.add_parser("token", help="mint an API token on the running stack")
@@ -87,7 +101,8 @@ def _run_dir(given: Path | None, command: str) -> Path:
     """``.run/`` for make's stack; ``.run/dast/`` for DAST, so ``make up`` and a scan coexist."""
     if given is not None:
         return given
-    return REPO_ROOT / ".run" / "dast" if command == "dast-target" else REPO_ROOT / ".run"
+    own_dirs = {"dast-target": "dast", "run-ha": "ha"}
+    return REPO_ROOT / ".run" / own_dirs[command] if command in own_dirs else REPO_ROOT / ".run"
 
 
 def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
@@ -95,6 +110,18 @@ def _dispatch(command: str, paths: StackPaths, args: argparse.Namespace) -> int:
         return dast_target.serve(paths, announce=_out, wait_for_stop=sys.stdin.buffer.read)
     if command == "run":
         return stack_run(paths, api_port=args.port, on_ready=lambda state: _out(banner(state)))
+    if command == "run-ha":
+        return stack_run(
+            paths,
+            on_ready=lambda state: _out(banner(state)),
+            start=lambda where: start_ha_stack(
+                where,
+                members=args.members,
+                instances=args.instances,
+                gateway=gateway_config_from_env(os.environ),
+                gateway_port=args.port,
+            ),
+        )
     if command == "up":
         _out(banner(stack_up(paths, api_port=args.port)))
         _out("stop it with: make down\n")
@@ -135,10 +162,11 @@ def banner(state: dict[str, Any]) -> str:
             "",
             f"eventsvc API   {state['api_url']}",
             f"API docs       {state['docs_url']}",
+            *_behind_the_gateway(state),
             f"CA file        {_shown(state['ca_file'])}  (curl --cacert, EVENTSVC_CA_FILE)",
             f"OpenBao        {state['vault_addr']}  (CA {_shown(state['vault_ca_file'])})",
             f"MongoDB        {state['mongodb_hosts']}  (TLS, X.509 {state['mongodb_app_user']})",
-            f"logs           {_shown(str(Path(state['logs']['eventsvc']).parent))}/*.log",
+            f"logs           {_shown(str(Path(state['logs']['stack']).parent))}/*.log",
             f"started in     {timings.get('total', '?')} s",
             "",
             "try the CLI:",
@@ -147,6 +175,15 @@ def banner(state: dict[str, Any]) -> str:
             "",
         ]
     )
+
+
+def _behind_the_gateway(state: dict[str, Any]) -> list[str]:
+    """Where the API instances are (loopback, reached through the gateway only)."""
+    if "gateway_url" not in state:
+        return []
+    backends = ", ".join(state.get("backend_urls", []))
+    logs = _shown(state["logs"]["gateway_access"])
+    return [f"behind it      {backends}  (Traefik gateway in front; access log {logs})"]
 
 
 def _shown(path: str) -> str:

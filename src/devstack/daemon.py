@@ -19,12 +19,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from devstack.api import API_STOP_TIMEOUT_S
 from devstack.errors import StackError, last_line
+from devstack.gateway import GATEWAY_STOP_TIMEOUT_S, gateway_config_from_env
 from devstack.paths import StackPaths, read_pid, write_pid
-from devstack.stack import RunningStack, start_stack
+from devstack.stack import start_stack
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,22 @@ UP_TIMEOUT_S = 120.0
 # What each pid file's process must be running, so a recycled pid is never signalled.
 _EXPECTED_COMMAND = {
     "stack": "devstack",
+    "gateway": "traefik",
     "eventsvc": "eventsvc",
     "mongod": "mongod",
     "openbao": "bao",
 }
+
+
+class Runnable(Protocol):
+    """What the runner needs of a started stack (:class:`~devstack.stack.RunningStack`,
+    :class:`~devstack.ha.RunningHaStack`)."""
+
+    def state(self) -> dict[str, Any]: ...
+
+    def components(self) -> list[tuple[str, bool, Path]]: ...
+
+    def stop(self) -> None: ...
 
 
 class AlreadyUp(RuntimeError):
@@ -116,8 +129,15 @@ def run(
     *,
     api_port: int | None = None,
     on_ready: Callable[[dict[str, Any]], None] | None = None,
+    start: Callable[[StackPaths], Runnable] | None = None,
 ) -> int:
     """Foreground: start everything, call ``on_ready``, wait for a signal, stop everything.
+
+    The API is behind the gateway, which listens on ``api_port`` (default 8443
+    if free): that is the URL clients get.
+
+    ``start`` starts the stack (default: :func:`~devstack.stack.start_stack` on
+    ``api_port``; ``make run-ha`` passes :func:`~devstack.ha.start_ha_stack`).
 
     SIGINT (Ctrl-C), SIGTERM (``down``) and SIGHUP stop the stack cleanly.
     Returns 0 after a requested stop, 1 if a component died on its own.
@@ -131,7 +151,13 @@ def run(
     write_pid(paths, "stack", os.getpid())
     _write_state(paths, {"status": "starting", "runner_pid": os.getpid()})
     try:
-        stack = start_stack(paths, api_port=api_port)
+        stack = (
+            start(paths)
+            if start is not None
+            else start_stack(
+                paths, gateway=gateway_config_from_env(os.environ), gateway_port=api_port
+            )
+        )
     except KeyboardInterrupt:
         _clear_state(paths)
         return 0
@@ -151,14 +177,10 @@ def run(
         _clear_state(paths)
 
 
-def _wait_for_stop_or_death(stack: RunningStack) -> int:
+def _wait_for_stop_or_death(stack: Runnable) -> int:
     """Sleep until interrupted (KeyboardInterrupt) or a component dies (return 1)."""
     while True:
-        for component, alive, log_file in (
-            ("eventsvc API", stack.api.is_running, stack.api.log_file),
-            ("mongod", stack.mongod.is_running, stack.mongod.logpath),
-            ("openbao", stack.bao.process.poll() is None, stack.bao.server_log),
-        ):
+        for component, alive, log_file in stack.components():
             if not alive:
                 log.error("%s exited unexpectedly; log: %s", component, log_file)
                 sys.stderr.write(f"devstack: {component} exited unexpectedly; log: {log_file}\n")
@@ -210,12 +232,24 @@ def down(paths: StackPaths) -> bool:
     state = read_state(paths) or {}
     runner_pid = state.get("runner_pid")
     was_up = _stop_process(runner_pid, "stack", STOP_TIMEOUT_S)
-    for component in ("eventsvc", "mongod", "openbao"):
-        pid = read_pid(paths.pid_file(component))
-        was_up = _stop_process(pid, component, API_STOP_TIMEOUT_S) or was_up
-        paths.pid_file(component).unlink(missing_ok=True)
+    for component in ("gateway", "eventsvc", "mongod", "openbao"):
+        timeout_s = GATEWAY_STOP_TIMEOUT_S if component == "gateway" else API_STOP_TIMEOUT_S
+        # eventsvc.pid, or eventsvc-0.pid, eventsvc-1.pid... for the HA stack's instances
+        for pid_file in _pid_files(paths, component):
+            was_up = _stop_process(read_pid(pid_file), component, timeout_s) or was_up
+            pid_file.unlink(missing_ok=True)
     _clear_state(paths)
     return was_up
+
+
+def _pid_files(paths: StackPaths, component: str) -> list[Path]:
+    """``component.pid`` and ``component-N.pid`` (one per API instance or replica set member)."""
+    numbered = [
+        found
+        for found in paths.root.glob(f"{component}-*.pid")
+        if found.stem.removeprefix(f"{component}-").isdigit()
+    ]
+    return [paths.pid_file(component), *sorted(numbered)]
 
 
 def _stop_process(pid: object, component: str, timeout_s: float) -> bool:

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -167,12 +167,14 @@ def app_role_privileges(database: str) -> list[dict[str, Any]]:
         on("events", "find", "insert", "update", "remove"),
         on("idempotency_keys", "find", "insert", "update", "remove"),
         # Tokens are revoked (update), never deleted: revoked ones stay for the audit trail.
-        on("api_tokens", "find", "insert", "update"),
+        # changeStream: each worker follows token changes to drop revoked ones from its
+        # cache at once (eventsvc.tokencache).
+        on("api_tokens", "find", "insert", "update", "changeStream"),
         on("audit", "find", "insert"),
         on("audit_checkpoints", "find", "insert"),
-        # flask-limiter counters (expired by a TTL index, never deleted by the app).
+        # Rate-limit counters (eventsvc.ratelimit): upserted, expired by a TTL index,
+        # never deleted by the app.
         on("rate_limit_counters", "find", "insert", "update"),
-        on("rate_limit_windows", "find", "insert", "update"),
         # The start-up schema check reads metadata of this database only.
         on("", "listCollections", "listIndexes"),
     ]
@@ -191,7 +193,7 @@ def migration_role_privileges(database: str) -> list[dict[str, Any]]:
     return [{"resource": {"db": database, "collection": ""}, "actions": actions}]
 
 
-class _Secret:
+class Secret:
     """A string that never shows itself in ``repr``/``str``."""
 
     __slots__ = ("_value",)
@@ -215,7 +217,7 @@ _LIVE_PROCESSES: set[subprocess.Popen[bytes]] = set()
 @atexit.register
 def _stop_leftover_processes() -> None:
     for process in list(_LIVE_PROCESSES):
-        _terminate(process)
+        terminate(process)
 
 
 @dataclass(eq=False)
@@ -231,7 +233,7 @@ class RunningMongod:
     tls: MongodTLS | None
     logpath: Path
     root_username: str = ROOT_USERNAME
-    _root_password: _Secret = field(default_factory=lambda: _Secret(""), repr=False)
+    _root_password: Secret = field(default_factory=lambda: Secret(""), repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _owned_paths: tuple[Path, ...] = field(default=(), repr=False)
 
@@ -241,14 +243,18 @@ class RunningMongod:
         return f"{self.host}:{self.port}"
 
     @property
+    def seeds(self) -> list[str]:
+        """The ``host:port`` list clients start from (a replica set lists every member)."""
+        return [self.hosts]
+
+    @property
     def is_running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
     def admin_client(self, **options: Any) -> pymongo.MongoClient[dict[str, Any]]:
         """A client logged in as the root SCRAM user (over TLS when on). The caller closes it."""
-        return _connect(
-            self.host,
-            self.port,
+        return connect_mongod(
+            self.seeds,
             self.tls,
             replica_set=self.replica_set,
             username=self.root_username,
@@ -302,9 +308,8 @@ class RunningMongod:
         self, username: str, password: str, database: str = "eventsvc", **options: Any
     ) -> pymongo.MongoClient[dict[str, Any]]:
         """A client logged in as a SCRAM user of ``database`` (over TLS when on). Caller closes."""
-        return _connect(
-            self.host,
-            self.port,
+        return connect_mongod(
+            self.seeds,
             self.tls,
             replica_set=self.replica_set,
             username=username,
@@ -362,9 +367,9 @@ class RunningMongod:
         process, self._process = self._process, None
         if process is None:
             return
-        returncode = _terminate(process)
+        returncode = terminate(process)
         for path in self._owned_paths:
-            _remove(path)
+            remove_path(path)
         logger.info("mongod on port %d stopped (exit code %s)", self.port, returncode)
 
     def __enter__(self) -> RunningMongod:
@@ -429,17 +434,18 @@ def start_mongod(
     dbpath = workdir / "db"
     keyfile = workdir / "mongod.keyfile"
     logpath = workdir / "mongod.log"
-    owned: tuple[Path, ...] = (dbpath,) if _prepare_dbpath(dbpath) else ()
+    owned: tuple[Path, ...] = (dbpath,) if prepare_dbpath(dbpath) else ()
     _write_keyfile(keyfile)
     owned += (keyfile,)
-    password = _Secret(secrets.token_urlsafe(32))
+    password = Secret(secrets.token_urlsafe(32))
     deadline = time.monotonic() + timeout_s
     try:
-        arguments = partial(_mongod_args, binary, dbpath, keyfile, logpath, tls, replica_set)
-        process, chosen_port = _launch_on_free_port(arguments, logpath, port, deadline)
+        member_auth = keyfile_member_auth(keyfile)
+        arguments = partial(mongod_args, binary, dbpath, member_auth, logpath, tls, replica_set)
+        process, chosen_port = launch_on_free_port(arguments, logpath, port, deadline)
     except BaseException:
         for path in owned:
-            _remove(path)
+            remove_path(path)
         raise
     mongod = RunningMongod(
         host=LOOPBACK,
@@ -512,7 +518,7 @@ def _runs(binary: Path) -> bool:
     return result.returncode == 0
 
 
-def _prepare_dbpath(dbpath: Path) -> bool:
+def prepare_dbpath(dbpath: Path) -> bool:
     """Make sure ``dbpath`` exists and is empty; return True if this call created it."""
     if dbpath.exists():
         if any(dbpath.iterdir()):
@@ -557,10 +563,19 @@ def _free_port() -> int:
         return port
 
 
-def _mongod_args(
+def keyfile_member_auth(keyfile: Path) -> list[str]:
+    """Members prove they belong to the set with a shared keyFile (single-member sets)."""
+    return ["--keyFile", str(keyfile)]
+
+
+X509_MEMBER_AUTH = ("--clusterAuthMode", "x509")
+"""Members prove they belong with their PKI certificate (O/OU of the member role)."""
+
+
+def mongod_args(
     binary: Path,
     dbpath: Path,
-    keyfile: Path,
+    member_auth: Sequence[str],
     logpath: Path,
     tls: MongodTLS | None,
     replica_set: str,
@@ -578,8 +593,7 @@ def _mongod_args(
         "--replSet",
         replica_set,
         "--auth",
-        "--keyFile",
-        str(keyfile),
+        *member_auth,
         "--logpath",
         str(logpath),
         "--logappend",
@@ -590,7 +604,7 @@ def _mongod_args(
     return args
 
 
-def _launch_on_free_port(
+def launch_on_free_port(
     arguments: Callable[[int], list[str]],
     logpath: Path,
     port: int | None,
@@ -602,7 +616,7 @@ def _launch_on_free_port(
         chosen = port if port is not None else _free_port()
         args = arguments(chosen)
         log_offset = logpath.stat().st_size if logpath.exists() else 0
-        process = _spawn(args, logpath)
+        process = spawn(args, logpath)
         try:
             _wait_until_listening(process, logpath, log_offset, deadline)
         except MongodStartError as exc:
@@ -614,7 +628,7 @@ def _launch_on_free_port(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _spawn(args: list[str], logpath: Path) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], logpath: Path) -> subprocess.Popen[bytes]:
     """Start mongod; its stdout/stderr (early errors only) go to a file beside the log."""
     with _console_path(logpath).open("ab") as console:
         # Own session: a Ctrl-C meant for `make run` must not kill mongod
@@ -644,12 +658,12 @@ def _wait_until_listening(
     while True:
         if process.poll() is not None:
             _LIVE_PROCESSES.discard(process)
-            raise _start_error(f"mongod exited with code {process.returncode}", logpath)
+            raise start_error(f"mongod exited with code {process.returncode}", logpath)
         if _log_says_listening(logpath, log_offset):
             return
         if time.monotonic() > deadline:
-            _terminate(process)
-            raise _start_error("mongod did not start listening in time", logpath)
+            terminate(process)
+            raise start_error("mongod did not start listening in time", logpath)
         time.sleep(0.05)
 
 
@@ -662,10 +676,10 @@ def _log_says_listening(logpath: Path, offset: int) -> bool:
         return False
 
 
-def _bootstrap(mongod: RunningMongod, password: _Secret, deadline: float) -> None:
+def _bootstrap(mongod: RunningMongod, password: Secret, deadline: float) -> None:
     """Initiate the replica set, wait for PRIMARY, create root: all over the localhost exception."""
     try:
-        with _connect(mongod.host, mongod.port, mongod.tls) as client:
+        with connect_mongod([mongod.hosts], mongod.tls) as client:
             member = {"_id": 0, "host": mongod.hosts}
             client.admin.command(
                 "replSetInitiate", {"_id": mongod.replica_set, "members": [member]}
@@ -681,7 +695,7 @@ def _bootstrap(mongod: RunningMongod, password: _Secret, deadline: float) -> Non
         with mongod.admin_client() as admin:
             admin.admin.command("ping")
     except (PyMongoError, MongodStartError) as exc:
-        raise _start_error(f"mongod bootstrap failed: {exc}", mongod.logpath) from None
+        raise start_error(f"mongod bootstrap failed: {exc}", mongod.logpath) from None
 
 
 def _wait_for_primary(client: pymongo.MongoClient[dict[str, Any]], deadline: float) -> None:
@@ -691,9 +705,8 @@ def _wait_for_primary(client: pymongo.MongoClient[dict[str, Any]], deadline: flo
         time.sleep(0.05)
 
 
-def _connect(
-    host: str,
-    port: int,
+def connect_mongod(
+    seeds: list[str],
     tls: MongodTLS | None,
     *,
     replica_set: str | None = None,
@@ -701,7 +714,11 @@ def _connect(
     password: str | None = None,
     **options: Any,
 ) -> pymongo.MongoClient[dict[str, Any]]:
-    """A client for our mongod: direct before the replica set exists, replica-set after."""
+    """A client for our mongod(s): direct before the replica set exists, replica-set after.
+
+    ``seeds`` is one ``host:port`` for a direct connection, every member's for a set
+    (a client seeded with one dead member alone would never find the others).
+    """
     kwargs: dict[str, Any] = {"serverSelectionTimeoutMS": 5000, "connectTimeoutMS": 5000}
     if replica_set is None:
         kwargs["directConnection"] = True
@@ -717,10 +734,10 @@ def _connect(
             authMechanism="SCRAM-SHA-256",
         )
     kwargs.update(options)
-    return pymongo.MongoClient(host, port, **kwargs)
+    return pymongo.MongoClient(seeds, **kwargs)
 
 
-def _terminate(process: subprocess.Popen[bytes]) -> int | None:
+def terminate(process: subprocess.Popen[bytes]) -> int | None:
     """SIGTERM (clean shutdown), then SIGKILL if it does not exit in time."""
     _LIVE_PROCESSES.discard(process)
     if process.poll() is None:
@@ -734,7 +751,7 @@ def _terminate(process: subprocess.Popen[bytes]) -> int | None:
     return process.returncode
 
 
-def _remove(path: Path) -> None:
+def remove_path(path: Path) -> None:
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
     else:
@@ -749,7 +766,7 @@ def _tail(path: Path, lines: int) -> str:
         return ""
 
 
-def _start_error(reason: str, logpath: Path) -> MongodStartError:
+def start_error(reason: str, logpath: Path) -> MongodStartError:
     """An error carrying the last lines of the mongod log (and console, for early failures)."""
     parts = [
         reason,

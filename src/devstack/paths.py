@@ -6,18 +6,32 @@ their own directories, so several stacks never share a file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BOOTSTRAP_FILE = REPO_ROOT / "vault" / "bootstrap.yaml"
+GATEWAY_CONFIG_DIR = REPO_ROOT / "gateway"
 
 
 @dataclass(frozen=True)
 class StackPaths:
-    """Where everything of one stack lives (``.run/`` at the repo root for make)."""
+    """Where everything of one stack lives (``.run/`` at the repo root for make).
+
+    ``api_instance`` names one of several API instances (``make run-ha``): its
+    runtime directory, log and wrapped secret_id get the number as a suffix,
+    so no two instances share a file; everything else is the stack's.
+    """
 
     root: Path
+    api_instance: int | None = None
+
+    def for_api_instance(self, instance: int) -> StackPaths:
+        """The same stack's paths, as seen by API instance ``instance``."""
+        return replace(self, api_instance=instance)
+
+    def _instance_name(self, base: str) -> str:
+        return base if self.api_instance is None else f"{base}-{self.api_instance}"
 
     @property
     def openbao_dir(self) -> Path:
@@ -33,11 +47,25 @@ class StackPaths:
 
     @property
     def api_runtime_dir(self) -> Path:
-        return self.root / "eventsvc"
+        return self.root / self._instance_name("eventsvc")
 
     @property
     def api_log(self) -> Path:
-        return self.root / "eventsvc.log"
+        return self.root / (self._instance_name("eventsvc") + ".log")
+
+    @property
+    def gateway_dir(self) -> Path:
+        """The gateway's rendered configuration and its TLS files."""
+        return self.root / "gateway"
+
+    @property
+    def gateway_log(self) -> Path:
+        return self.root / "gateway.log"
+
+    @property
+    def gateway_access_log(self) -> Path:
+        """Traefik's access log, one JSON object per request (no headers)."""
+        return self.root / "gateway-access.log"
 
     @property
     def stack_log(self) -> Path:
@@ -74,7 +102,7 @@ class StackPaths:
 
     @property
     def wrapped_secret_id_file(self) -> Path:
-        return self.root / "secret-id.wrapped"
+        return self.root / (self._instance_name("secret-id") + ".wrapped")
 
     @property
     def state_file(self) -> Path:

@@ -49,6 +49,7 @@ from devstack.api import (
 )
 from devstack.database import prepare_database
 from devstack.errors import StackError
+from devstack.gateway import GatewayConfig, RunningGateway, gateway_vault_client, start_gateway
 from devstack.mongod import MongodError, MongodTLS, RunningMongod, start_mongod
 from devstack.openbao import (
     BootstrapResult,
@@ -155,26 +156,47 @@ class RunningStack:
     api_env: dict[str, str]
     """The API's environment (no secret in it), for tests that start another API."""
     timings_s: dict[str, float]
+    gateway: RunningGateway | None = None
+    """Traefik in front of the API (``make run``/``up``), or None (most tests)."""
+
+    @property
+    def url(self) -> str:
+        """THE API URL for clients: the gateway's when there is one, else the API's own."""
+        return self.gateway.url if self.gateway is not None else self.api.url
 
     def root_client(self) -> hvac.Client:
         return self.bao.root_client()
 
+    def components(self) -> list[tuple[str, bool, Path]]:
+        """(name, running, log) of each process, for the runner's watch loop."""
+        gateway = self.gateway
+        watched = [] if gateway is None else [("gateway", gateway.is_running, gateway.log_file)]
+        return [
+            *watched,
+            ("eventsvc API", self.api.is_running, self.api.log_file),
+            ("mongod", self.mongod.is_running, self.mongod.logpath),
+            ("openbao", self.bao.process.poll() is None, self.bao.server_log),
+        ]
+
     def stop(self) -> None:
-        """API first (it revokes its token and certificates), then mongod, then OpenBao."""
+        """Gateway, API (it revokes its token and certificates), mongod, then OpenBao."""
+        if self.gateway is not None:
+            self.gateway.stop()
         self.api.stop()
         self.mongod.stop()
         self.bao.stop()
-        for component in ("eventsvc", "mongod", "openbao"):
+        for component in ("gateway", "eventsvc", "mongod", "openbao"):
             self.paths.pid_file(component).unlink(missing_ok=True)
         log.info("stack stopped")
 
     def state(self) -> dict[str, Any]:
         """What ``status`` and the banner show: addresses, files, pids. No secret."""
-        return {
+        state: dict[str, Any] = {
             "status": "ready",
             "runner_pid": os.getpid(),
-            "api_url": self.api.url,
-            "docs_url": f"{self.api.url}/docs",
+            "api_url": self.url,
+            "docs_url": f"{self.url}/docs",
+            "backend_urls": [self.api.url],
             "ca_file": str(self.paths.ca_file),
             "cli_config": str(self.paths.cli_config),
             "operator_config": str(self.paths.operator_config),
@@ -198,6 +220,12 @@ class RunningStack:
             },
             "timings_s": self.timings_s,
         }
+        if self.gateway is not None:
+            state["gateway_url"] = self.gateway.url
+            state["pids"]["gateway"] = self.gateway.process.pid
+            state["logs"]["gateway"] = str(self.gateway.log_file)
+            state["logs"]["gateway_access"] = str(self.gateway.access_log)
+        return state
 
 
 def _pid_of(mongod: RunningMongod) -> int | None:
@@ -213,14 +241,20 @@ def start_stack(
     definition: Path = BOOTSTRAP_FILE,
     on_step: Callable[[str], None] | None = None,
     cli_token_scopes: Sequence[str] = ("events:read", "events:write"),
+    gateway: GatewayConfig | None = None,
+    gateway_port: int | None = None,
 ) -> RunningStack:
     """Start OpenBao, mongod and the API under ``paths.root``; stop what started on failure.
+
+    With ``gateway``, Traefik is started in front of the API (on ``gateway_port``,
+    default 8443 if free), the API takes any free port and trusts exactly one
+    proxy, and the CLI configurations point at the gateway.
 
     ``paths.root`` is reset first: the OpenBao dev server keeps nothing, and a
     new mongod root password makes old data unusable anyway. The CLI token in
     ``cli.toml`` gets ``cli_token_scopes`` (DAST asks for all of them).
     """
-    _reset_run_dir(paths)
+    reset_run_dir(paths)
     timings: dict[str, float] = {}
     started: list[Callable[[], object]] = []
     begin = time.monotonic()
@@ -241,8 +275,11 @@ def start_stack(
 
         step("starting mongod")
         mark = time.monotonic()
-        port = pick_api_port(PREFERRED_API_PORT if api_port is None else api_port)
+        port = pick_api_port(_api_port(api_port, gateway))
         root = bao.root_client()
+        if gateway is not None:
+            # Behind the gateway, X-Forwarded-For set by it (and only it) is the client address.
+            api_env = {"EVENTSVC_TRUSTED_PROXY_COUNT": "1", **(api_env or {})}
         vault_env = api_environment(paths, bao, boot, port, extra=api_env)
         planned = api_settings(vault_env)
         subject = app_client_subject(definition, planned.vault)
@@ -258,10 +295,29 @@ def start_stack(
         tokens = prepare_database(mongod, root, env, cli_token_scopes)
         api = start_api(paths, root, boot, env)
         started.append(api.stop)
-        write_cli_config(paths, api.url, tokens.cli)
-        write_cli_config(paths, api.url, tokens.operator, paths.operator_config)
         write_pid(paths, "eventsvc", api.process.pid)
         timings["api"] = time.monotonic() - mark
+
+        url = api.url
+        running_gateway = None
+        if gateway is not None:
+            step("starting the gateway")
+            mark = time.monotonic()
+            running_gateway = start_gateway(
+                paths,
+                [api.url],
+                gateway_vault_client(root),
+                ca_file=paths.ca_file,
+                port=gateway_port,
+                config=gateway,
+                pki_mount=boot.pki_mount,
+            )
+            started.append(running_gateway.stop)
+            write_pid(paths, "gateway", running_gateway.process.pid)
+            url = running_gateway.url
+            timings["gateway"] = time.monotonic() - mark
+        write_cli_config(paths, url, tokens.cli)
+        write_cli_config(paths, url, tokens.operator, paths.operator_config)
     except BaseException:
         for stop in reversed(started):
             stop()
@@ -269,9 +325,24 @@ def start_stack(
     paths.wrapped_secret_id_file.unlink(missing_ok=True)  # spent: the API unwrapped it
     timings["total"] = time.monotonic() - begin
     stack = RunningStack(
-        paths, bao, boot, mongod, api, subject, env, {k: round(v, 2) for k, v in timings.items()}
+        paths,
+        bao,
+        boot,
+        mongod,
+        api,
+        subject,
+        env,
+        {k: round(v, 2) for k, v in timings.items()},
+        running_gateway,
     )
     return stack
+
+
+def _api_port(api_port: int | None, gateway: GatewayConfig | None) -> int:
+    """The API's port: as asked; else 8443, or any free port when the gateway takes 8443."""
+    if api_port is not None:
+        return api_port
+    return 0 if gateway is not None else PREFERRED_API_PORT
 
 
 def write_cli_config(
@@ -335,7 +406,7 @@ def write_report_signer_token(paths: StackPaths, root: hvac.Client) -> Path:
     return paths.report_signer_token
 
 
-_COMPONENT_DIRS = ("openbao", "mongod", "bootstrap", "eventsvc")
+_COMPONENT_DIRS = ("openbao", "mongod", "bootstrap", "eventsvc", "gateway")
 _COMPONENT_FILES = (
     "auth-header",  # devstack.dast_target's token file, if a killed target left it
     "ca.pem",
@@ -347,12 +418,15 @@ _COMPONENT_FILES = (
     "secret-id.wrapped",
     "eventsvc.log",
     "eventsvc.pid",
+    "gateway.log",
+    "gateway-access.log",
+    "gateway.pid",
     "mongod.pid",
     "openbao.pid",
 )
 
 
-def _reset_run_dir(paths: StackPaths) -> None:
+def reset_run_dir(paths: StackPaths) -> None:
     """Remove what a previous stack left; keep the runner's own pid, state and log."""
     paths.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     paths.root.chmod(0o700)

@@ -13,11 +13,15 @@ from eventsvc import __version__
 from eventsvc.api import audit as api_audit
 from eventsvc.api import docs, events, health
 from eventsvc.api import tokens as api_tokens
-from eventsvc.api.middleware import register_middleware, register_request_checks
+from eventsvc.api.middleware import (
+    DatabaseDeadline,
+    register_middleware,
+    register_request_checks,
+)
 from eventsvc.api.problems import register_error_handlers, validation_problem
+from eventsvc.api.ratelimits import install_rate_limits
 from eventsvc.api.services import install_services
 from eventsvc.observability import init_observability
-from eventsvc.ratelimit import create_limiter, token_key
 from eventsvc.services import Services
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore
@@ -59,13 +63,16 @@ def create_app(
     register_middleware(app)
     register_error_handlers(app)
     protect_edges(app, settings, services.events)
-    register_request_checks(app)  # after the limiter: count, then authorise, then parse
+    register_request_checks(app)  # after the rate limits: count, then authorise, then parse
     app.register_api(health.blueprint)
     app.register_api(events.blueprint)
     app.register_api(api_tokens.blueprint)
     app.register_api(api_audit.blueprint)
     app.register_blueprint(docs.blueprint)
     docs.finish_document(app.api_doc)  # generated once, cached by flask-openapi3
+    app.wsgi_app = DatabaseDeadline(  # type: ignore[method-assign]
+        app.wsgi_app, settings.mongodb_timeout_ms / 1000
+    )
     return app
 
 
@@ -86,9 +93,5 @@ def protect_edges(app: OpenAPI, settings: Settings, store: EventStore) -> None:
             supports_credentials=False,
             max_age=600,
         )
-    limiter = create_limiter(app, settings, store.client)
-    limiter.exempt(health.blueprint)
-    per_token = limiter.shared_limit(settings.rate_limit_per_token, "per-token", key_func=token_key)
-    per_token(events.blueprint)
-    per_token(api_tokens.blueprint)
-    per_token(api_audit.blueprint)
+    # The probes are not counted (orchestrators poll them); every other request is.
+    install_rate_limits(app, settings, store.database, exempt_blueprints=[health.blueprint.name])

@@ -23,6 +23,7 @@ NAME_MAX_LENGTH = 200
 ATTRIBUTES_MAX_COUNT = 32
 ATTRIBUTE_KEY_MAX_LENGTH = 64
 ATTRIBUTE_VALUE_MAX_LENGTH = 512
+MAX_BATCH_EVENTS = 100  # events in one POST /api/v1/events:batch (one transaction)
 
 # Attribute keys become MongoDB field names (``attributes.<key>``): no leading
 # ``$`` (operators), no ``.`` (paths), no NUL. We go further and allow a plain

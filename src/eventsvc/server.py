@@ -60,6 +60,7 @@ from eventsvc.services import Services, build_services
 from eventsvc.settings import Settings, UnsafeSettingsError, load_settings
 from eventsvc.store import StoreUnavailable, connect
 from eventsvc.tlsworker import load_tls_context_at_boot, ssl_context
+from eventsvc.tokencache import token_cache
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.keeper import LeaseKeeperProcess
 from eventsvc.vault.session import VaultSession
@@ -89,6 +90,7 @@ def connect_services(settings: Settings, credentials: Credentials) -> Services:
         token_pepper=credentials.token_pepper.get_secret_value().encode(),
         checkpoint_signer=credentials.checkpoint_signer,
         checkpoint_anchor=credentials.checkpoint_anchor,
+        token_cache=token_cache(settings),
     )
 
 
@@ -206,6 +208,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
         init_tracing(self.settings)  # before the MongoClient: pymongo reads listeners at creation
         services = connect_services(self.settings, self.credentials)
         self.check_schema(services)
+        services.tokens.watch_revocations()  # the token cache is used while this watch is live
         start_checkpoints(services.audit, AUDIT_CHECKPOINT_SECONDS)
         self.worker_audit = services.audit
         app = create_app(

@@ -18,6 +18,7 @@ from eventsvc.audit.log import AuditLog
 from eventsvc.audit.signing import CheckpointAnchor, CheckpointSigner
 from eventsvc.dbschema import check_schema
 from eventsvc.store import Document, EventStore, unavailable_on_connection_errors
+from eventsvc.tokencache import TokenCache
 from eventsvc.tokens import TokenStore
 
 
@@ -44,7 +45,8 @@ class Services:
         unavailable_on_connection_errors(lambda: check_schema(self.events.database))
 
     def close(self) -> None:
-        """Close the MongoDB client the services share."""
+        """Stop the token watch, then close the MongoDB client the services share."""
+        self.tokens.stop_watching()
         self.events.close()
 
 
@@ -55,15 +57,17 @@ def build_services(
     token_pepper: bytes,
     checkpoint_signer: CheckpointSigner,
     checkpoint_anchor: CheckpointAnchor | None = None,
+    token_cache: TokenCache | None = None,
 ) -> Services:
     """The stores on ``database`` (and its client), keyed with the secrets from Vault.
 
     Opens no connection by itself (pymongo connects on first use) and
     creates nothing (that is the migration's job, :mod:`eventsvc.dbschema`).
+    ``token_cache`` is used once the worker calls ``tokens.watch_revocations()``.
     """
     audit = AuditLog(database, audit_key, checkpoint_signer, checkpoint_anchor=checkpoint_anchor)
     return Services(
         events=EventStore(database.client, database.name, audit),
-        tokens=TokenStore(database, token_pepper, audit),
+        tokens=TokenStore(database, token_pepper, audit, token_cache),
         audit=audit,
     )

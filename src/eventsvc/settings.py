@@ -18,10 +18,13 @@ vault package uses as it is; its variables keep their flat names
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -42,6 +45,35 @@ def _split_comma_separated(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
     return value
+
+
+_RATE = re.compile(r"^\s*([1-9][0-9]{0,8})\s*(?:/|per)\s*(second|minute|hour|day)\s*$")
+_PERIOD_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A rate limit: at most ``count`` requests per fixed window of ``seconds``."""
+
+    count: int
+    seconds: int
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        """``"600/minute"`` or ``"600 per minute"`` (second, minute, hour, day)."""
+        match = _RATE.match(text)
+        if match is None:
+            raise ValueError("a rate is COUNT/PERIOD, e.g. 600/minute (second, minute, hour, day)")
+        return cls(int(match.group(1)), _PERIOD_SECONDS[match.group(2)])
+
+
+def _check_rate(value: str) -> str:
+    Rate.parse(value)
+    return value
+
+
+RateText = Annotated[str, AfterValidator(_check_rate)]
+"""A rate as written in a variable (``600/minute``), refused at start when malformed."""
 
 
 CommaSeparated = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_split_comma_separated)]
@@ -113,9 +145,18 @@ class Settings(BaseSettings):
     tls_client_ca_file: Path | None = None
     tls_require_client_cert: bool = False
     workers: int | None = Field(default=None, ge=1, le=64)
-    # Abuse protection (flask-limiter syntax, counted in MongoDB for all instances).
-    rate_limit_per_address: str = "300/minute"
-    rate_limit_per_token: str = "600/minute"  # a rate, not a secret
+    # Abuse protection (eventsvc.ratelimit), counted in MongoDB for all instances:
+    # requests with a valid token count against their token; every other request
+    # (no token, a refused one, the docs, an unknown path; not the probes)
+    # against its client address. Per-address limits of authenticated traffic
+    # are the gateway's. COUNT/PERIOD, PERIOD one of second, minute, hour, day.
+    rate_limit_per_address: RateText = "300/minute"
+    rate_limit_per_token: RateText = "600/minute"  # a rate, not a secret
+    # Verified tokens kept per worker (eventsvc.tokencache): seconds (0 = off) and how many.
+    # A revocation drops a token at once through a change stream; without a live
+    # stream, every request reads its token from MongoDB.
+    token_cache_seconds: float = Field(default=15.0, ge=0, le=300)
+    token_cache_size: int = Field(default=10_000, ge=1, le=1_000_000)
     # How many reverse proxies in front set X-Forwarded-For; 0 = trust none.
     trusted_proxy_count: int = Field(default=0, ge=0, le=5)
     # Browser origins allowed to call the API (CORS); empty = no CORS at all.
@@ -139,6 +180,8 @@ class Settings(BaseSettings):
     audit_hmac_key: SecretStr | None = None
     # dev/test only: seed of a local Ed25519 checkpoint key; prod signs with Vault transit.
     audit_checkpoint_seed: SecretStr | None = None
+    # Server selection, connect, each operation (timeoutMS), and all the MongoDB work of
+    # one HTTP request together: then 503 (docs/reliability.md, "Durability settings").
     mongodb_timeout_ms: int = Field(default=3000, ge=100, le=60_000)
     mongodb_max_pool_size: int = Field(default=50, ge=1, le=1000)
 

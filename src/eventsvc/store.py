@@ -14,8 +14,11 @@ from those typed values only, so a request can never smuggle an operator
 (``$where``, ``$regex``...) into a filter.
 
 Writes use ``w: majority`` with journaling and retryable writes; reads use
-majority read concern. Every operation has a deadline (``timeoutMS``), so a
-dead database surfaces as :class:`StoreUnavailable` within seconds.
+majority read concern. Every operation has a deadline (``timeoutMS``), and
+all the operations of one HTTP request share one more
+(:func:`request_deadline`), so a dead database, or a replica set without a
+primary, surfaces as :class:`StoreUnavailable` (HTTP 503) within seconds;
+docs/reliability.md lists the settings and what each failure costs.
 """
 
 from __future__ import annotations
@@ -25,12 +28,15 @@ import binascii
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import pymongo
 from bson import ObjectId
 from bson.errors import InvalidId
 from pydantic import SecretStr
@@ -39,6 +45,7 @@ from pymongo.client_session import ClientSession
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import (
+    BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
     OperationFailure,
@@ -47,8 +54,10 @@ from pymongo.read_concern import ReadConcern
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.audit.log import AuditLog
+from eventsvc.audit.record import AuditRecord
 from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import (
+    MAX_BATCH_EVENTS,
     Event,
     EventNotFound,
     IdempotencyKeyReused,
@@ -162,6 +171,25 @@ class Page:
 
 
 @dataclass(frozen=True)
+class BatchItem:
+    """One event of a batch create, with its own optional Idempotency-Key."""
+
+    new_event: NewEvent
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class _PlannedCreate:
+    """What one batch item would write, decided before the transaction."""
+
+    index: int
+    document: Document
+    fingerprint: str
+    key_id: str | None
+    key: str | None
+
+
+@dataclass(frozen=True)
 class CreateResult:
     """The created event, and whether it is a replay of an earlier request."""
 
@@ -169,8 +197,18 @@ class CreateResult:
     replayed: bool
 
 
+# Server errors that say "not now" rather than "not this": no primary (stepped down,
+# not writable, shutting down, interrupted by a state change), unreachable hosts, and
+# KeyNotFound (211), which a client meets after every member restarted and lost the
+# keys that signed the cluster time it still carries. A retry later succeeds.
+UNAVAILABLE_CODES = frozenset(
+    {6, 7, 89, 91, 189, 211, 262, 9001, 10107, 11600, 11602, 13435, 13436}
+)
+UNAVAILABLE_LABELS = ("RetryableWriteError", "TransientTransactionError")
+
+
 def unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
-    """Run ``operation``; turn "database down or slow" into StoreUnavailable."""
+    """Run ``operation``; turn "database down, slow or without a primary" into StoreUnavailable."""
     try:
         return operation()
     except ConnectionFailure as error:  # includes timeouts and server selection
@@ -178,7 +216,31 @@ def unavailable_on_connection_errors(operation: Callable[[], T]) -> T:
     except OperationFailure as error:
         if error.timeout:
             raise StoreUnavailable("MongoDB did not answer in time") from error
+        if means_unavailable(error):
+            raise StoreUnavailable(f"MongoDB is unavailable (code {error.code})") from error
         raise
+
+
+def means_unavailable(error: OperationFailure) -> bool:
+    """True for a server error that a later retry may not meet (see UNAVAILABLE_CODES)."""
+    return error.code in UNAVAILABLE_CODES or any(
+        error.has_error_label(label) for label in UNAVAILABLE_LABELS
+    )
+
+
+@contextmanager
+def request_deadline(seconds: float) -> Iterator[None]:
+    """Every MongoDB operation inside shares one deadline (pymongo's client-side timeout).
+
+    Without it each operation of a request (token lookup, rate-limit counter,
+    the transaction) waits up to ``timeoutMS`` on its
+    own, and a transaction may retry transient errors for up to 120 s: a
+    request without a primary could take many times ``timeoutMS``. Inside,
+    the remaining time bounds every operation, server selection and every
+    transaction retry (it replaces the client's ``timeoutMS``).
+    """
+    with pymongo.timeout(seconds):
+        yield
 
 
 def encode_cursor(start_event: datetime, event_id: str) -> str:
@@ -249,6 +311,65 @@ def _idempotency_id(context: RequestContext, idempotency_key: str) -> str:
     unambiguous; the unique ``_id`` index does the rest.
     """
     return f"{context.actor}|{idempotency_key}"
+
+
+def _plan_create(
+    index: int, item: BatchItem, context: RequestContext, now: datetime
+) -> _PlannedCreate:
+    key = item.idempotency_key
+    return _PlannedCreate(
+        index=index,
+        document=_new_document(item.new_event, now),
+        fingerprint=_request_fingerprint(item.new_event),
+        key_id=None if key is None else _idempotency_id(context, key),
+        key=key,
+    )
+
+
+def _new_document(new_event: NewEvent, now: datetime) -> Document:
+    """The stored form of a new event (version 1, not stopped)."""
+    return {
+        "_id": ObjectId(),
+        "name": new_event.name,
+        "start_event": truncate_to_ms(new_event.start_event or now),
+        "stop_event": None,
+        "attributes": new_event.attributes,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+    }
+
+
+def _idempotency_record(item: _PlannedCreate, context: RequestContext) -> Document:
+    return {
+        "_id": item.key_id,
+        "caller": context.actor,
+        "key": item.key,
+        "request": item.fingerprint,
+        "event_id": item.document["_id"],
+        "created_at": item.document["created_at"],
+    }
+
+
+def _check_same_request(item: _PlannedCreate, fingerprint: str) -> None:
+    if item.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"events[{item.index}]: this Idempotency-Key was already used with a different event"
+        )
+
+
+def _replayed_event_id(item: _PlannedCreate, record: Document) -> ObjectId:
+    _check_same_request(item, record["request"])
+    event_id: ObjectId = record["event_id"]
+    return event_id
+
+
+def _is_duplicate_key(error: DuplicateKeyError | BulkWriteError) -> bool:
+    """Whether a write failed only because a unique key (an Idempotency-Key) was taken."""
+    if isinstance(error, DuplicateKeyError):
+        return True
+    errors = error.details.get("writeErrors", [])
+    return bool(errors) and all(item.get("code") == 11000 for item in errors)
 
 
 def _request_fingerprint(new_event: NewEvent) -> str:
@@ -345,6 +466,7 @@ class EventStore:
         self._client = client
         self._database = database
         self._audit = audit
+        self._local = threading.local()  # the last audit record of this thread's transaction
 
     # --- lifecycle ------------------------------------------------------
     @property
@@ -380,7 +502,17 @@ class EventStore:
     # without its record, no record of a change that did not happen.
 
     def _in_transaction(self, work: Callable[[ClientSession], T]) -> T:
-        return run_in_transaction(self._client, work)
+        """Run ``work`` in a transaction; then its last audit record is known durable.
+
+        Telling the audit writer (:meth:`AuditLog.committed`) spares the next
+        change of this thread a read of its chain's tip.
+        """
+        self._local.last_record = None
+        result = run_in_transaction(self._client, work)
+        last_record: AuditRecord | None = self._local.last_record
+        if last_record is not None:
+            self._audit.committed(last_record)
+        return result
 
     def create(
         self,
@@ -396,16 +528,7 @@ class EventStore:
         caller sending the same key gets its own new event, never ours.
         """
         now = truncate_to_ms(utc_now())
-        document: Document = {
-            "_id": ObjectId(),
-            "name": new_event.name,
-            "start_event": truncate_to_ms(new_event.start_event or now),
-            "stop_event": None,
-            "attributes": new_event.attributes,
-            "created_at": now,
-            "updated_at": now,
-            "version": 1,
-        }
+        document = _new_document(new_event, now)
         fingerprint = _request_fingerprint(new_event)
 
         key_id = None if idempotency_key is None else _idempotency_id(context, idempotency_key)
@@ -433,6 +556,125 @@ class EventStore:
                 raise
             return self._replay(key_id, fingerprint)
         return CreateResult(_to_event(document), replayed=False)
+
+    def create_many(
+        self, items: Sequence[BatchItem], context: RequestContext
+    ) -> list[CreateResult]:
+        """Create events in one transaction, one audit record each; results in item order.
+
+        All or nothing: the new events, their idempotency records and their
+        audit records commit together, or nothing is written. An item whose
+        Idempotency-Key this caller already used (earlier, or earlier in this
+        batch) replays the first result and writes nothing; the same key with
+        a different event refuses the whole batch (IdempotencyKeyReused), as
+        does a replay whose event was deleted (IdempotentResultGone). The
+        round trips do not grow with the batch: one read of the used keys,
+        one of the replayed events (only when there are any), one insert
+        each for keys, events and audit records, then the commit.
+        """
+        if not 1 <= len(items) <= MAX_BATCH_EVENTS:
+            raise ValueError(f"a batch holds 1 to {MAX_BATCH_EVENTS} events")
+        now = truncate_to_ms(utc_now())
+        planned = [_plan_create(index, item, context, now) for index, item in enumerate(items)]
+        try:
+            return self._in_transaction(
+                lambda session: self._create_planned(planned, context, session)
+            )
+        except (DuplicateKeyError, BulkWriteError) as error:
+            if not _is_duplicate_key(error):
+                raise
+        # Another request took one of these keys meanwhile; decided again, it replays.
+        try:
+            return self._in_transaction(
+                lambda session: self._create_planned(planned, context, session)
+            )
+        except (DuplicateKeyError, BulkWriteError) as error:
+            if not _is_duplicate_key(error):
+                raise
+            raise IdempotencyKeyReused(
+                "a request with one of these Idempotency-Keys is in progress"
+            ) from None
+
+    def _create_planned(
+        self, planned: list[_PlannedCreate], context: RequestContext, session: ClientSession
+    ) -> list[CreateResult]:
+        """The transaction of :meth:`create_many`: decide each item, then write the new ones."""
+        used = self._used_keys([item.key_id for item in planned if item.key_id], session)
+        first_by_key: dict[str, _PlannedCreate] = {}
+        replayed_ids: dict[int, ObjectId] = {}
+        new: list[_PlannedCreate] = []
+        for item in planned:
+            if item.key_id is None:
+                new.append(item)
+            elif item.key_id in used:
+                replayed_ids[item.index] = _replayed_event_id(item, used[item.key_id])
+            elif item.key_id in first_by_key:
+                first = first_by_key[item.key_id]
+                _check_same_request(item, first.fingerprint)
+                replayed_ids[item.index] = first.document["_id"]
+            else:
+                first_by_key[item.key_id] = item
+                new.append(item)
+        replayed = self._replayed_events(
+            replayed_ids, {item.document["_id"] for item in new}, session
+        )
+        self._insert_new(new, context, session)
+        created = {item.document["_id"]: item.document for item in new}
+        results: list[CreateResult] = []
+        for item in planned:
+            if item.index not in replayed_ids:
+                results.append(CreateResult(_to_event(item.document), replayed=False))
+            elif item.index in replayed:
+                results.append(CreateResult(replayed[item.index], replayed=True))
+            else:  # the same key earlier in this batch: that item's new event
+                earlier = created[replayed_ids[item.index]]
+                results.append(CreateResult(_to_event(earlier), replayed=True))
+        return results
+
+    def _used_keys(self, key_ids: list[str], session: ClientSession) -> dict[str, Document]:
+        if not key_ids:
+            return {}
+        found = self._collection(IDEMPOTENCY_KEYS).find({"_id": {"$in": key_ids}}, session=session)
+        return {record["_id"]: record for record in found}
+
+    def _replayed_events(
+        self, replayed_ids: dict[int, ObjectId], created_now: set[ObjectId], session: ClientSession
+    ) -> dict[int, Event]:
+        """The first results to replay, by item index; one read for all of them."""
+        wanted = set(replayed_ids.values()) - created_now
+        stored: dict[ObjectId, Document] = {}
+        if wanted:
+            found = self._collection(EVENTS).find({"_id": {"$in": list(wanted)}}, session=session)
+            stored = {document["_id"]: document for document in found}
+        replayed: dict[int, Event] = {}
+        for index, event_id in replayed_ids.items():
+            if event_id in created_now:
+                continue  # an earlier item of this batch: filled in from its document
+            if event_id not in stored:
+                raise IdempotentResultGone(
+                    f"events[{index}]: the event first created with this Idempotency-Key "
+                    "has since been deleted"
+                )
+            replayed[index] = _to_event(stored[event_id])
+        return replayed
+
+    def _insert_new(
+        self, new: list[_PlannedCreate], context: RequestContext, session: ClientSession
+    ) -> None:
+        if not new:
+            return
+        keys = [_idempotency_record(item, context) for item in new if item.key_id is not None]
+        if keys:
+            self._collection(IDEMPOTENCY_KEYS).insert_many(keys, session=session)
+        documents = [item.document for item in new]
+        self._collection(EVENTS).insert_many(documents, session=session)
+        records = self._audit.append_changes(
+            context,
+            "event.create",
+            [(None, _audit_state(document)) for document in documents],
+            session=session,
+        )
+        self._local.last_record = records[-1]
 
     def _replay(self, key_id: str, fingerprint: str) -> CreateResult:
         record = unavailable_on_connection_errors(
@@ -520,7 +762,7 @@ class EventStore:
         after: Document | None,
     ) -> None:
         """Append the change's audit record inside its transaction (ids as strings)."""
-        self._audit.append_change(
+        self._local.last_record = self._audit.append_change(
             context, action, _audit_state(before), _audit_state(after), session=session
         )
 

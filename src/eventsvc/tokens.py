@@ -16,7 +16,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pymongo import ASCENDING, IndexModel
 from pymongo.client_session import ClientSession
@@ -29,6 +29,9 @@ from eventsvc.clock import truncate_to_ms, utc_now
 from eventsvc.domain import SYSTEM_CONTEXT, DomainError, RequestContext
 from eventsvc.schema import CollectionSchema
 from eventsvc.store import run_in_transaction, unavailable_on_connection_errors
+
+if TYPE_CHECKING:
+    from eventsvc.tokencache import TokenCache
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +121,43 @@ def _to_info(document: Document) -> TokenInfo:
     )
 
 
+def _unexpired(info: TokenInfo) -> TokenInfo:
+    """``expires_at`` is the first instant a token is refused, cached or not."""
+    if info.expires_at <= utc_now():
+        raise TokenRejected("expired token")
+    return info
+
+
 class TokenStore:
     """Token records in MongoDB, keyed by token id."""
 
-    def __init__(self, database: Database[Document], pepper: bytes, audit: AuditLog) -> None:
+    def __init__(
+        self,
+        database: Database[Document],
+        pepper: bytes,
+        audit: AuditLog,
+        cache: TokenCache | None = None,
+    ) -> None:
+        """``cache``: verified tokens kept in this process (:mod:`eventsvc.tokencache`).
+
+        It is used only once :meth:`watch_revocations` runs (in each worker).
+        """
         if len(pepper) < 32:
             raise ValueError("the token pepper must be at least 32 bytes")
         self._database = database
         self._pepper = pepper
         self._audit = audit
+        self._cache = cache
+
+    def watch_revocations(self) -> None:
+        """Start following token changes, which lets the cache answer (no-op without one)."""
+        if self._cache is not None:
+            self._cache.watch(self._database.get_collection(TOKENS))
+
+    def stop_watching(self) -> None:
+        """Stop following token changes; every token is read from MongoDB again."""
+        if self._cache is not None:
+            self._cache.stop()
 
     @property
     def _tokens(self) -> Collection[Document]:
@@ -213,19 +244,39 @@ class TokenStore:
         wrong.
         """
         token_id = parse_token_id(token)
+        presented = token_digest(self._pepper, token)
+        generation = 0
+        if self._cache is not None:
+            cached = self._cache.get(token_id, presented)
+            if cached is not None:
+                return _unexpired(cached)
+            generation = self._cache.generation()
         document = unavailable_on_connection_errors(
             lambda: self._tokens.find_one({"_id": token_id})
         )
         expected = document["digest"] if document else token_digest(self._pepper, "evt_dummy")
-        presented = token_digest(self._pepper, token)
         if not hmac.compare_digest(expected, presented) or document is None:
             raise TokenRejected("unknown token")
         info = _to_info(document)
         if info.revoked_at is not None:
             raise TokenRejected("revoked token")
-        if info.expires_at <= utc_now():  # expires_at is the first instant it is refused
-            raise TokenRejected("expired token")
+        _unexpired(info)
+        if self._cache is not None:
+            self._cache.put(presented, info, generation)
         return info
+
+    def _revoke_cached(
+        self, token_id: str, cache: TokenCache, revoke: Callable[[ClientSession], bool]
+    ) -> None:
+        """Revoke, drop the token here, and answer once the change stream has carried it."""
+        waiter = cache.expect_change(token_id)
+        try:
+            changed = self._in_transaction(revoke)
+            cache.drop(token_id)
+            if changed and not cache.wait_for_change(waiter):
+                log.warning("token %s revoked; the revocation watch has not reported it", token_id)
+        finally:
+            cache.forget(token_id, waiter)
 
     def get(self, token_id: str) -> TokenInfo:
         document = self._tokens.find_one({"_id": token_id})
@@ -239,17 +290,22 @@ class TokenStore:
     def revoke(self, token_id: str, context: RequestContext) -> TokenInfo:
         """Mark a token revoked (kept for the audit trail, never deleted). Idempotent."""
 
-        def revoke_and_audit(session: ClientSession) -> None:
+        def revoke_and_audit(session: ClientSession) -> bool:
             before = self._tokens.find_one_and_update(
                 {"_id": token_id, "revoked_at": None},
                 {"$set": {"revoked_at": truncate_to_ms(utc_now())}},
                 session=session,
             )
-            if before is not None:  # already revoked: nothing changes, nothing to audit
-                after = self._tokens.find_one({"_id": token_id}, session=session)
-                self._audit.append_change(context, "token.revoke", before, after, session=session)
+            if before is None:  # already revoked: nothing changes, nothing to audit
+                return False
+            after = self._tokens.find_one({"_id": token_id}, session=session)
+            self._audit.append_change(context, "token.revoke", before, after, session=session)
+            return True
 
         self.get(token_id)  # 404 for an unknown id
-        self._in_transaction(revoke_and_audit)
+        if self._cache is None:
+            self._in_transaction(revoke_and_audit)
+        else:
+            self._revoke_cached(token_id, self._cache, revoke_and_audit)
         log.info("token %s revoked by %s", token_id, context.actor)
         return self.get(token_id)

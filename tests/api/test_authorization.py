@@ -29,6 +29,7 @@ PUBLIC = {("get", "/healthz"), ("get", "/readyz")}
 EXPECTED_SCOPE = {
     ("get", "/api/v1/events"): "events:read",
     ("post", "/api/v1/events"): "events:write",
+    ("post", "/api/v1/events:batch"): "events:write",
     ("get", "/api/v1/events/{event_id}"): "events:read",
     ("patch", "/api/v1/events/{event_id}"): "events:write",
     ("delete", "/api/v1/events/{event_id}"): "events:admin",
@@ -40,6 +41,7 @@ EXPECTED_SCOPE = {
 }
 BODIES: dict[str, dict[str, Any]] = {
     "/api/v1/events": {"name": "matrix"},
+    "/api/v1/events:batch": {"events": [{"name": "matrix"}]},
     "/api/v1/events/{event_id}": {},
     "/api/v1/tokens": {"owner": "matrix", "scopes": ["events:read"]},
 }

@@ -36,7 +36,8 @@ def denials(client: FlaskClient) -> list[dict[str, Any]]:
 
 def fresh_address() -> str:
     """A client address of its own: rate-limit counters live in the shared database."""
-    return f"198.51.100.{uuid.uuid4().int % 250 + 1}"
+    groups = uuid.uuid4().hex[:16]
+    return "2001:db8::" + ":".join(groups[i : i + 4] for i in range(0, 16, 4))
 
 
 def test_401_is_audited_with_our_request_id_and_the_callers_ids_labelled(
@@ -86,7 +87,7 @@ def test_429_is_audited(
     client: FlaskClient,
 ) -> None:
     limited = create_app(
-        settings.model_copy(update={"rate_limit_per_address": "1/minute"}),
+        settings.model_copy(update={"rate_limit_per_address": "1/day"}),
         Services(events=store, tokens=tokens, audit=audit_log),
     ).test_client()
     address = fresh_address()

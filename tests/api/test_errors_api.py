@@ -8,12 +8,13 @@ import time
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from eventsvc.app import create_app
 from eventsvc.auth import public_route
 from eventsvc.services import build_services
 from eventsvc.settings import Settings
-from eventsvc.store import connect
+from eventsvc.store import StoreUnavailable, connect, unavailable_on_connection_errors
 from support import CHECKPOINT_SIGNER, free_port, problem_of
 
 EVENTS = "/api/v1/events"
@@ -154,3 +155,63 @@ def test_dead_database_is_503_within_seconds() -> None:
         assert client.get("/healthz").status_code == 200
     finally:
         services.close()
+
+
+def test_one_deadline_bounds_all_the_database_work_of_a_request() -> None:
+    """The 503 comes after one timeout, not one per operation.
+
+    A POST touches MongoDB several times (the rate-limit counter, the token,
+    the transaction); without a shared deadline each would
+    wait its own timeout for a server that does not answer.
+    """
+    settings = Settings(
+        profile="test",
+        mongodb_hosts=f"127.0.0.1:{free_port()}",
+        mongodb_replica_set=None,
+        mongodb_tls=False,
+        mongodb_timeout_ms=1500,
+    )
+    services = build_services(
+        connect(settings)["eventsvc"],
+        audit_key=b"k" * 32,
+        token_pepper=b"p" * 32,
+        checkpoint_signer=CHECKPOINT_SIGNER,
+    )
+    client = create_app(settings, services).test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = "Bearer evt_" + "a" * 16 + "_" + "b" * 43
+    try:
+        started = time.monotonic()
+        response = client.post(EVENTS, json={"name": "x"})
+        elapsed = time.monotonic() - started
+        assert response.status_code == 503
+        assert problem_of(response)["status"] == 503
+        assert elapsed < 2 * 1.5, "the request waited more than its one deadline"
+    finally:
+        services.close()
+
+
+@pytest.mark.parametrize(
+    ("code", "labels"),
+    [
+        (211, []),  # KeyNotFound: every member restarted, the client's cluster time is stale
+        (10107, []),  # NotWritablePrimary
+        (189, []),  # PrimarySteppedDown
+        (11602, []),  # InterruptedDueToReplStateChange
+        (1, ["TransientTransactionError"]),
+        (1, ["RetryableWriteError"]),
+    ],
+)
+def test_server_errors_that_mean_not_now_are_unavailable(code: int, labels: list[str]) -> None:
+    def fail() -> None:
+        raise OperationFailure("not now", code=code, details={"errorLabels": labels})
+
+    with pytest.raises(StoreUnavailable):
+        unavailable_on_connection_errors(fail)
+
+
+def test_other_server_errors_are_not_unavailable() -> None:
+    def duplicate() -> None:
+        raise DuplicateKeyError("E11000", code=11000)
+
+    with pytest.raises(DuplicateKeyError):
+        unavailable_on_connection_errors(duplicate)

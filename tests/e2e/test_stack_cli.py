@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,6 +68,16 @@ def test_up_prints_a_banner_that_works(run_dir: Path) -> None:
     assert cli.returncode == 0, cli.stderr
 
 
+def test_the_cli_config_points_at_the_gateway_and_the_api_is_behind_it(run_dir: Path) -> None:
+    state = state_of(run_dir)
+    config = tomllib.loads((run_dir / "cli.toml").read_text(encoding="utf-8"))
+    assert config["url"] == state["api_url"] == state["gateway_url"]
+    assert state["backend_urls"] != [state["api_url"]]
+    pids = state["pids"]
+    assert isinstance(pids, dict)
+    assert "traefik" in Path(f"/proc/{pids['gateway']}/cmdline").read_text()
+
+
 def test_up_twice_says_it_is_already_up(run_dir: Path) -> None:
     again = devstack(run_dir, "up")
     assert again.returncode == 0
@@ -112,6 +123,24 @@ def test_a_failing_component_is_one_line_and_nothing_is_left(tmp_path: Path) -> 
     openbao_pid = run_dir / "openbao.pid"
     if openbao_pid.exists():
         assert not alive(int(openbao_pid.read_text()))
+
+
+def test_a_gateway_that_does_not_start_is_one_line_naming_its_log(tmp_path: Path) -> None:
+    broken = tmp_path / "traefik"
+    broken.write_text("#!/bin/sh\necho 'traefik: cannot start' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    env = {**os.environ, "EVENTSVC_TRAEFIK_BIN": str(broken)}
+    run_dir = tmp_path / ".run"
+    result = devstack(run_dir, "up", "--port", str(pick_api_port(0)), env=env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("devstack: gateway (traefik) failed: exited with status 1")
+    assert lines[0].endswith(f"log: {run_dir / 'gateway.log'}")
+    assert "Traceback" not in result.stderr + result.stdout
+    for component in ("eventsvc", "mongod", "openbao"):
+        pid_file = run_dir / f"{component}.pid"
+        assert not pid_file.exists() or not alive(int(pid_file.read_text()))
 
 
 def test_run_stops_everything_on_ctrl_c(tmp_path: Path) -> None:

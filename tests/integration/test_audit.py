@@ -27,7 +27,7 @@ from pymongo.errors import DuplicateKeyError, OperationFailure
 from devstack.database import migrate
 from devstack.mongod import RunningMongod
 from eventsvc.audit.export import export
-from eventsvc.audit.log import AuditLog
+from eventsvc.audit.log import AuditLog, start_checkpoints
 from eventsvc.audit.record import (
     AUDIT,
     AUDIT_CHECKPOINTS,
@@ -692,3 +692,36 @@ def test_garbage_bypassing_the_validator_is_reported_not_crashed_on(
         bypass_document_validation=True,
     )
     assert only_problem(app_db, key) == ("inserted", 11)
+
+
+def test_with_the_checkpoint_thread_running_requests_never_sign(
+    app_db: Database[Document],
+    attacker: Database[Document],
+    key: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The append that reaches ``checkpoint_every`` only wakes the thread, which signs.
+
+    Signing goes through Vault in production: an unreachable Vault must delay
+    a checkpoint, not the request that happened to reach the count
+    (docs/reliability.md, the Vault fault).
+    """
+    attacker[AUDIT].delete_many({})
+    attacker[AUDIT_CHECKPOINTS].delete_many({})
+    audit = AuditLog(app_db, key, CHECKPOINT_SIGNER, checkpoint_every=3)
+    caplog.set_level("INFO", logger="eventsvc.audit.log")
+    start_checkpoints(audit, interval_seconds=3600)  # only the count can wake it here
+    write(audit, 3)
+    ours = {"writer_id": audit.writer_id}  # other writers of the session may checkpoint too
+    deadline = datetime.now(UTC) + timedelta(seconds=30)
+    while attacker[AUDIT_CHECKPOINTS].count_documents(ours) == 0 and datetime.now(UTC) < deadline:
+        threading.Event().wait(0.05)
+    stored = list(attacker[AUDIT_CHECKPOINTS].find(ours))
+    assert [checkpoint["reason"] for checkpoint in stored] == ["count"]
+    signed_by = {
+        record.threadName
+        for record in caplog.records
+        if f"audit checkpoint 1 (count) of 1 chain(s) for writer {audit.writer_id}"
+        in record.getMessage()
+    }
+    assert signed_by == {"audit-checkpoints"}

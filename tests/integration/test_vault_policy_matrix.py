@@ -24,6 +24,7 @@ import hvac.exceptions
 import pytest
 from vault_support import Stack, start_stack
 
+from devstack.gateway import gateway_vault_client
 from devstack.openbao import role_id
 
 Operation = Literal["read", "write", "list", "delete"]
@@ -37,6 +38,7 @@ MEMBER = "eventsvc-mongod-member"
 AUDITOR = "eventsvc-auditor"
 BOOTSTRAP_ADMIN = "eventsvc-bootstrap-admin"
 REPORT_SIGNER = "eventsvc-report-signer"
+GATEWAY = "eventsvc-gateway"
 
 PEPPER = "kv/data/eventsvc/token-pepper"
 AUDIT_KEY = "kv/data/eventsvc/audit-hmac"
@@ -50,6 +52,8 @@ REPORT_KEY = "transit/keys/secgate-report"
 REPORT_SIGN = "transit/sign/secgate-report"
 MEMBER_CERT = "pki_int/issue/eventsvc-mongod-server"
 CLIENT_CERT = "pki_int/issue/eventsvc-mongo-client"
+GATEWAY_CERT = "pki_int/issue/eventsvc-gateway-server"
+API_CERT = "pki_int/issue/eventsvc-api-server"
 APPROLE = "auth/approle/role/eventsvc"
 SECRET_ID = "auth/approle/role/eventsvc/secret-id"
 ROLE_ID = "auth/approle/role/eventsvc/role-id"
@@ -132,10 +136,11 @@ def _kv_tampering(policy: str) -> list[Case]:
     ]
 
 
-def _pki(policy: str, *, client: bool, member: bool) -> list[Case]:
+def _pki(policy: str, *, client: bool, member: bool, gateway: bool = DENY) -> list[Case]:
     return [
         Case(policy, "write", MEMBER_CERT, member, CERT_BODY),
         Case(policy, "write", CLIENT_CERT, client, {"common_name": "eventsvc", "ttl": "5m"}),
+        Case(policy, "write", GATEWAY_CERT, gateway, CERT_BODY),
         Case(policy, "write", "pki_int/revoke", DENY, {"serial_number": "00"}),
     ]
 
@@ -249,6 +254,17 @@ MATRIX: list[Case] = [
     *_policy_writes(REPORT_SIGNER, DENY),
     *_anchors(REPORT_SIGNER, append=DENY, audit=DENY),
     *_report_key(REPORT_SIGNER, sign=REACH, read_public=DENY),
+    # The API gateway: its own server certificate, nothing else (not the API's certificate).
+    *_secrets(GATEWAY, set()),
+    *_kv_tampering(GATEWAY),
+    *_signing_key(GATEWAY, sign=DENY, read_public=DENY),
+    *_pki(GATEWAY, client=DENY, member=DENY, gateway=REACH),
+    *_approle(GATEWAY, role_id_readable=DENY, wrapped_secret_id=DENY),
+    *_policy_writes(GATEWAY, DENY),
+    *_anchors(GATEWAY, append=DENY, audit=DENY),
+    *_report_key(GATEWAY, sign=DENY, read_public=DENY),
+    Case(GATEWAY, "write", API_CERT, DENY, CERT_BODY),
+    Case(GATEWAY, "write", "auth/token/create", DENY, {"policies": [GATEWAY]}),
 ]
 """Break-glass's own reachable writes are replayed in the attack tests below, not
 here: letting them through would rewrite the policies every other row depends on."""
@@ -272,6 +288,7 @@ def clients(stack: Stack) -> dict[str, hvac.Client]:
         for policy in (OPERATOR, BREAK_GLASS, CI, MEMBER, AUDITOR, BOOTSTRAP_ADMIN, REPORT_SIGNER)
     }
     made[APP] = _client(stack, _app_token(stack))
+    made[GATEWAY] = gateway_vault_client(stack.root)  # exactly as devstack makes it
     return made
 
 

@@ -27,11 +27,16 @@ from pymongo.collection import Collection
 from pymongo.write_concern import WriteConcern
 
 from eventsvc.api.schemas import EventCreate
-from eventsvc.ratelimit import SharedClientMongoDBStorage
+from eventsvc.app import create_app
+from eventsvc.domain import MAX_BATCH_EVENTS
+from eventsvc.ratelimit import RateCounter
+from eventsvc.services import Services
+from eventsvc.settings import Rate
 from eventsvc.store import EVENTS, EventFilter, EventStore, NewEvent
-from eventsvc.tokens import SCOPES, TOKENS, parse_token_id
+from eventsvc.tokencache import token_cache
+from eventsvc.tokens import SCOPES, TOKENS, TokenStore, parse_token_id
 from perf.audit_bench import BenchmarkResult, benchmark
-from perf.stack import APP_DATABASE, PERF_CONTEXT, PerfStack, perf_stack
+from perf.stack import PERF_CONTEXT, PerfStack, perf_stack
 
 Operation = Callable[[], object]
 Document = dict[str, object]
@@ -136,14 +141,13 @@ def bench_request_guards(stack: PerfStack, seconds: float) -> list[Row]:
     token = stack.tokens.create("bench", sorted(SCOPES), timedelta(hours=1), PERF_CONTEXT).token
     token_id = parse_token_id(token)
     tokens = stack.store.database[TOKENS]
-    # The limiter's storage exactly as the app builds it (one counter hit per limit per request).
-    counters = SharedClientMongoDBStorage(
-        "eventsvc+mongodb://", client=stack.store.client, database_name=APP_DATABASE
-    )
+    # The counter exactly as the app builds it (one hit per request).
+    counters = RateCounter(stack.store.database)
+    rate = Rate(count=1_000_000_000, seconds=60)
     rates = interleaved_rates(
         {
             "auth": lambda: stack.tokens.authenticate(token),
-            "limit": lambda: counters.incr(f"bench/{token_id}", 60),
+            "limit": lambda: counters.hit(f"bench/{token_id}", rate),
             "find": lambda: tokens.find_one({"_id": token_id}),
         },
         seconds,
@@ -210,6 +214,74 @@ def bench_create(stack: PerfStack, seconds: float) -> list[Row]:
         Row("create event (validate + txn + audit)", rates["create"], baseline, rates["insert"]),
         Row(
             "  for reference: insert_one in a txn", rates["transaction"], baseline, rates["insert"]
+        ),
+    ]
+
+
+def bench_app(stack: PerfStack, seconds: float) -> list[Row]:
+    """Whole requests through the Flask app (no TLS, no gunicorn), next to ``/healthz``.
+
+    What every API request pays in the app itself: middleware, the rate
+    limiter, the token check, validation, JSON, and the route's own work.
+    """
+    # The tokens as a worker has them: cached while the revocation watch is live.
+    cache = token_cache(stack.settings)
+    tokens = TokenStore(
+        stack.store.database,
+        stack.token_pepper.get_secret_value().encode(),
+        stack.store.audit,
+        cache,
+    )
+    tokens.watch_revocations()
+    deadline = time.monotonic() + 10
+    while cache is not None and not cache.live and time.monotonic() < deadline:
+        time.sleep(0.01)
+    services = Services(events=stack.store, tokens=tokens, audit=stack.store.audit)
+    client = create_app(stack.settings, services).test_client()
+    token = stack.tokens.create("bench", sorted(SCOPES), timedelta(hours=1), PERF_CONTEXT).token
+    headers = {"Authorization": f"Bearer {token}"}
+    batch_body = json.dumps(
+        {"events": [json.loads(CREATE_BODY) for _ in range(MAX_BATCH_EVENTS)]}
+    ).encode()
+
+    def expect(status: int, response: object) -> None:
+        code = getattr(response, "status_code", None)
+        if code != status:
+            raise RuntimeError(f"expected {status}, got {code}")
+
+    rates = interleaved_rates(
+        {
+            "list": lambda: expect(200, client.get("/api/v1/events?limit=20", headers=headers)),
+            "create": lambda: expect(
+                201,
+                client.post(
+                    "/api/v1/events",
+                    data=CREATE_BODY,
+                    headers={**headers, "Content-Type": "application/json"},
+                ),
+            ),
+            "batch": lambda: expect(
+                200,
+                client.post(
+                    "/api/v1/events:batch",
+                    data=batch_body,
+                    headers={**headers, "Content-Type": "application/json"},
+                ),
+            ),
+            "healthz": lambda: expect(200, client.get("/healthz")),
+        },
+        seconds,
+    )
+    tokens.stop_watching()
+    baseline = "GET /healthz (whole app)"
+    return [
+        Row("GET /api/v1/events?limit=20 (app)", rates["list"], baseline, rates["healthz"]),
+        Row("POST /api/v1/events (app)", rates["create"], baseline, rates["healthz"]),
+        Row(
+            f"  events/s in batches of {MAX_BATCH_EVENTS} (app)",
+            rates["batch"] * MAX_BATCH_EVENTS,
+            "events/s by POST /api/v1/events",
+            rates["create"],
         ),
     ]
 
@@ -284,6 +356,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="0.6 s per side, 200 audit records")
     parser.add_argument("--seconds", type=float, default=3.0, help="per operation and case")
     parser.add_argument("--audit-records", type=int, default=1000, help="per audit benchmark run")
+    parser.add_argument(
+        "--only", choices=["guards", "list", "create", "app", "audit"], help="run one group only"
+    )
     args = parser.parse_args(argv)
     seconds, records = (0.6, 200) if args.quick else (args.seconds, args.audit_records)
 
@@ -294,11 +369,20 @@ def main(argv: list[str] | None = None) -> None:
         with stack.mongod.admin_client() as admin:
             version = admin.server_info()["version"]
         print(f"mongod {version} (single-node replica set, auth on, w:majority j:true)\n")
-        rows = bench_request_guards(stack, seconds)
-        rows += bench_list(stack, seconds)
-        rows += bench_create(stack, seconds)
-        audit_rows, notes = bench_audit(stack, records)
-        rows += audit_rows
+        groups: dict[str, Callable[[], list[Row]]] = {
+            "guards": lambda: bench_request_guards(stack, seconds),
+            "list": lambda: bench_list(stack, seconds),
+            "create": lambda: bench_create(stack, seconds),
+            "app": lambda: bench_app(stack, seconds),
+        }
+        rows: list[Row] = []
+        notes: list[str] = []
+        for name, group in groups.items():
+            if args.only in (None, name):
+                rows += group()
+        if args.only in (None, "audit"):
+            audit_rows, notes = bench_audit(stack, records)
+            rows += audit_rows
     print(table(rows))
     print("\nratio = case ops/s / baseline ops/s (same run); +ms/op = 1000/ops - 1000/baseline ops")
     for note in notes:

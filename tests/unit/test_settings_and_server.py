@@ -12,7 +12,7 @@ from pydantic import SecretStr, ValidationError
 
 from eventsvc.credentials import Credentials
 from eventsvc.server import gunicorn_options
-from eventsvc.settings import Settings, UnsafeSettingsError
+from eventsvc.settings import Rate, Settings, UnsafeSettingsError
 from support import CHECKPOINT_SIGNER, coverage_env
 
 KEYS = {
@@ -127,3 +127,24 @@ def test_server_reports_invalid_values_by_variable_name(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "EVENTSVC_MAX_BODY_BYTES" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "rate"),
+    [
+        ("600/minute", Rate(600, 60)),
+        ("600 per minute", Rate(600, 60)),
+        (" 5/second ", Rate(5, 1)),
+        ("1/hour", Rate(1, 3600)),
+        ("100000/day", Rate(100000, 86400)),
+    ],
+)
+def test_rates_are_count_per_period(text: str, rate: Rate) -> None:
+    assert Rate.parse(text) == rate
+    assert Settings(profile="test", rate_limit_per_token=text).rate_limit_per_token == text
+
+
+@pytest.mark.parametrize("text", ["", "lots", "0/minute", "10/fortnight", "10/2 minutes", "-1/day"])
+def test_a_malformed_rate_is_refused_at_start(text: str) -> None:
+    with pytest.raises(ValidationError, match="COUNT/PERIOD"):
+        Settings(profile="test", rate_limit_per_address=text)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from flask import Response, stream_with_context
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from eventsvc.api.schemas import ERROR_RESPONSES, Timestamp
+from eventsvc.api.schemas import ERROR_RESPONSES, ParameterModel, Timestamp
 from eventsvc.api.services import event_store
 from eventsvc.audit.export import export
 from eventsvc.auth import require_scope
@@ -26,7 +26,7 @@ blueprint = APIBlueprint(
 )
 
 
-class AuditQuery(BaseModel):
+class AuditQuery(ParameterModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     start: Timestamp | None = Field(default=None, alias="from", description="time >= from")

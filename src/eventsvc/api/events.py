@@ -8,7 +8,9 @@ from flask_openapi3.models.tag import Tag
 
 from eventsvc.api.schemas import (
     ERROR_RESPONSES,
+    BatchOut,
     CreateHeaders,
+    EventBatch,
     EventCreate,
     EventListQuery,
     EventOut,
@@ -23,7 +25,7 @@ from eventsvc.api.services import event_store
 from eventsvc.auth import request_context, require_scope
 from eventsvc.clock import utc_now
 from eventsvc.domain import Event
-from eventsvc.store import EventFilter, NewEvent
+from eventsvc.store import BatchItem, EventFilter, NewEvent
 
 events_tag = Tag(name="events", description="Events with a start and a stop timestamp")
 blueprint = APIBlueprint(
@@ -65,6 +67,35 @@ def create_event(body: EventCreate, header: CreateHeaders) -> Response:
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+@blueprint.post(
+    "/events:batch",
+    responses={200: BatchOut, 409: Problem, 422: Problem},
+    summary="Create up to 100 events in one transaction",
+)
+@require_scope("events:write")
+def create_events_batch(body: EventBatch) -> Response:
+    """Create each event of ``events`` with its own audit record, all or nothing.
+
+    The response lists one result per event, in request order: ``status``
+    201 for a new event, 200 when its ``idempotency_key`` was used before by
+    this token (the first result, replayed). A body that does not validate,
+    or more than 100 events, is refused with 422 and nothing is written; so
+    is a key reused for a different event.
+    """
+    items = [
+        BatchItem(NewEvent(item.name, item.start_event, item.attributes), item.idempotency_key)
+        for item in body.events
+    ]
+    results = event_store().create_many(items, request_context())
+    out = {
+        "items": [
+            {"status": 200 if result.replayed else 201, "event": event_json(result.event)}
+            for result in results
+        ]
+    }
+    return Response(json.dumps(out), status=200, mimetype="application/json")
 
 
 @blueprint.get(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -17,6 +18,7 @@ from eventsvc.observability import (
     request_seconds,
     route_template,
 )
+from eventsvc.store import request_deadline
 
 log = logging.getLogger("eventsvc.access")
 
@@ -131,12 +133,34 @@ def register_middleware(app: Flask) -> None:
 
 
 def register_request_checks(app: Flask) -> None:
-    """Authorise, then look at the body: register after the rate limiter.
+    """Authorise, then look at the body: register after the rate limits.
 
-    The order is the control: the limiter counts the caller first (cheap),
+    The order is the control: the rate limits verify the token and count the
+    caller first (:mod:`eventsvc.api.ratelimits`; one counter hit),
     :func:`~eventsvc.auth.authorize_request` refuses unauthenticated or
     under-scoped callers, and only then is the body parsed (here) and
     validated (by flask-openapi3, inside the view).
     """
     app.before_request(authorize_request)
     app.before_request(check_json_body)
+
+
+class DatabaseDeadline:
+    """WSGI middleware: all MongoDB work of one request shares one deadline.
+
+    ``EVENTSVC_MONGODB_TIMEOUT_MS`` bounds how long a client waits for an
+    answer when MongoDB has no primary or does not answer: then the store
+    raises StoreUnavailable and the client gets a 503 problem+json with
+    ``Retry-After``, never a hang (see :func:`eventsvc.store.request_deadline`).
+    A streamed body (the audit export) is produced after this returns: its
+    reads keep the per-operation bound only.
+    """
+
+    def __init__(self, wsgi_app: Any, seconds: float) -> None:
+        self.wsgi_app = wsgi_app
+        self.seconds = seconds
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        with request_deadline(self.seconds):
+            body: Iterable[bytes] = self.wsgi_app(environ, start_response)
+            return body

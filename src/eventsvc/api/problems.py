@@ -11,10 +11,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, g, json, request
-from limits.errors import StorageError
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from eventsvc.api.ratelimits import RateLimited
 from eventsvc.api.services import denial_recorder
 from eventsvc.audit.denials import DenialKey
 from eventsvc.auth import Forbidden, Unauthenticated, request_context, www_authenticate
@@ -64,8 +64,14 @@ def problem(
     return response
 
 
+# Routes whose body, when it does not validate, is refused with 422 rather than
+# the API's usual 400: the batch create's contract (too many events included).
+UNPROCESSABLE_WHEN_INVALID = frozenset({"events.create_events_batch"})
+
+
 def validation_problem(error: ValidationError) -> Response:
-    """400 with one entry per invalid field (flask-openapi3's callback)."""
+    """400 (422: batch create) with one entry per invalid field (flask-openapi3's callback)."""
+    status = 422 if request.endpoint in UNPROCESSABLE_WHEN_INVALID else 400
     errors = [
         {
             "field": ".".join(str(part) for part in item["loc"]) or "(body)",
@@ -74,7 +80,11 @@ def validation_problem(error: ValidationError) -> Response:
         for item in error.errors(include_url=False, include_input=False, include_context=False)
     ]
     return problem(
-        400, "Invalid request", "one or more fields are invalid", kind="validation", errors=errors
+        status,
+        "Invalid request",
+        "one or more fields are invalid",
+        kind="validation",
+        errors=errors,
     )
 
 
@@ -147,7 +157,17 @@ def register_error_handlers(app: Flask) -> None:
             headers={"WWW-Authenticate": www_authenticate(error)},
         )
 
-    @app.errorhandler(StorageError)
+    @app.errorhandler(RateLimited)
+    def rate_limited(error: RateLimited) -> Response:
+        record_rate_limited()
+        record_denied("429 rate limit exceeded")
+        return problem(
+            429,
+            "Too Many Requests",
+            str(error),
+            headers={"Retry-After": str(error.retry_after)},
+        )
+
     @app.errorhandler(StoreUnavailable)
     def store_unavailable(error: Exception) -> Response:
         log.warning("database unavailable: %s", error)
@@ -162,9 +182,6 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response:
         status = error.code or 500
-        if status == 429:
-            record_rate_limited()
-            record_denied("429 rate limit exceeded")
         headers: dict[str, str] = {}
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
             headers["Allow"] = ", ".join(sorted(error.valid_methods))

@@ -19,7 +19,10 @@ records can never claim the same place in a chain.
 **Checkpoints** sign every chain head of one writer (``audit_checkpoints``):
 every ``checkpoint_every`` records, and whenever :meth:`AuditLog.checkpoint`
 is called, which the thread :func:`start_checkpoints` does periodically and
-the server does when a worker exits (also at every reload). They make a
+the server does when a worker exits (also at every reload). Once that thread
+runs, it also makes the ``checkpoint_every`` checkpoints, woken by the append
+that reaches the count: signing goes through Vault, and a request must not
+wait for Vault (an unreachable Vault held requests for its 10 s timeout). They make a
 cut-off tail visible: records deleted from the end of a chain are detected
 up to the last checkpoint. Each checkpoint is signed with Ed25519 (through
 Vault transit in production: the service can sign, never read the key, see
@@ -36,9 +39,8 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,6 +123,8 @@ class AuditLog:
         self._checkpoint_lock = threading.Lock()
         self._checkpoint_number = 0
         self._last_checkpoint = GENESIS.hash
+        # Set by start_checkpoints: count checkpoints are then made by its thread.
+        self._checkpoint_wanted: threading.Event | None = None
 
     def __repr__(self) -> str:
         return f"AuditLog(writer_id={self.writer_id!r})"
@@ -185,6 +189,61 @@ class AuditLog:
         with count_audit_failures():
             return self.append(entry, session=session)
 
+    def append_changes(
+        self,
+        context: RequestContext,
+        action: str,
+        changes: Sequence[tuple[Mapping[str, Any] | None, Mapping[str, Any] | None]],
+        *,
+        session: ClientSession,
+    ) -> list[AuditRecord]:
+        """Record several changes of one transaction, one record each, in one insert.
+
+        The records chain one after another from this thread's head exactly
+        as consecutive :meth:`append_change` calls would (same rules, same
+        verification), but the head is settled at most once and the records
+        go to MongoDB in one ``insert_many``. Call it once per transaction.
+        Failures are counted and raised, aborting the transaction.
+        """
+        if not session.in_transaction or not changes:
+            raise ValueError("append_changes writes one or more records in a transaction")
+        chain = self._thread_chain()
+        with count_audit_failures():
+            tip = self._tip(chain, session)
+            now = truncate_to_ms(utc_now())
+            records: list[AuditRecord] = []
+            head = tip
+            for before, after in changes:
+                target = str((after or before or {}).get("_id"))
+                entry = _entry(context, action, target, "success", before=before, after=after)
+                record = next_record(chain, head, entry, now, self._hmac_key)
+                records.append(record)
+                head = _head_of(record)
+            self._set_state(chain, _ChainState(tip, pending=head))
+            self._collection(AUDIT).insert_many(
+                [record.document() for record in records], ordered=True, session=session
+            )
+        self._count_and_maybe_checkpoint(len(records))
+        return records
+
+    def committed(self, record: AuditRecord) -> None:
+        """``record``'s transaction has committed: it is durable, chain from it in memory.
+
+        Stores call this after ``with_transaction`` returned (it never returns
+        for an aborted transaction) with the last record the transaction
+        wrote, so the thread's next append needs no read of the chain's tip:
+        one round trip less per change. Only that exact record, if it is
+        still this thread's pending head, is promoted; anything else (a
+        record from another thread or an older transaction) changes nothing.
+        """
+        chain: str | None = getattr(self._local, "chain", None)
+        if chain is None or chain != record.chain:
+            return
+        with self._heads_lock:
+            state = self._chains[chain]
+            if state.pending is not None and state.pending == _head_of(record):
+                self._chains[chain] = _ChainState(state.pending)
+
     def append_denied(
         self, context: RequestContext, target: str, detail: str, *, count: int = 1
     ) -> AuditRecord:
@@ -235,13 +294,15 @@ class AuditLog:
         with self._heads_lock:
             self._chains[chain] = state
 
-    def _count_and_maybe_checkpoint(self) -> None:
+    def _count_and_maybe_checkpoint(self, appended: int = 1) -> None:
         with self._heads_lock:
-            self._appends_since_checkpoint += 1
+            self._appends_since_checkpoint += appended
             due = self._appends_since_checkpoint >= self._checkpoint_every
             if due:
                 self._appends_since_checkpoint = 0
-        if due:
+        if due and self._checkpoint_wanted is not None:
+            self._checkpoint_wanted.set()
+        elif due:
             try:
                 self.checkpoint("count")
             except (PyMongoError, CheckpointSigningFailed):
@@ -363,18 +424,24 @@ def _entry(
 
 
 def start_checkpoints(audit: AuditLog, interval_seconds: float) -> threading.Thread:
-    """Sign this writer's chain heads every ``interval_seconds`` in a daemon thread.
+    """Sign this writer's chain heads every ``interval_seconds`` in a daemon thread,
+    and every ``checkpoint_every`` records (the appending thread only wakes it).
 
     A tail cut after the last checkpoint goes unnoticed, so the interval is
     the window an attacker with database access has; failures are logged
-    and retried at the next tick, never fatal to the service.
+    and retried at the next tick, never fatal to the service. Requests never
+    sign: a slow or unreachable Vault delays checkpoints, not requests.
     """
+
+    wanted = threading.Event()
+    audit._checkpoint_wanted = wanted  # from now on, appends wake this thread
 
     def run() -> None:
         while True:
-            time.sleep(interval_seconds)
+            reason = "count" if wanted.wait(interval_seconds) else "interval"
+            wanted.clear()
             try:
-                audit.checkpoint("interval")
+                audit.checkpoint(reason)
             except Exception:
                 log.exception("audit checkpoint failed; retrying in %.0f s", interval_seconds)
 

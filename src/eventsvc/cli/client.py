@@ -98,6 +98,18 @@ class EventsClient:
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         return _json_object(self._request("POST", API_PREFIX, json=body, headers=headers))
 
+    def create_events_batch(self, events: Sequence[JsonObject]) -> list[int]:
+        """POST one batch (one transaction); the per-event statuses, 201 new or 200 replayed."""
+        body: JsonObject = {"events": list(events)}
+        answer = _json_object(self._request("POST", API_PREFIX + ":batch", json=body))
+        items = answer.get("items")
+        if not isinstance(items, list) or len(items) != len(events):
+            raise ClientError("unexpected response from server: the batch has no matching 'items'")
+        statuses = [item.get("status") if isinstance(item, dict) else None for item in items]
+        if not all(status in (200, 201) for status in statuses):
+            raise ClientError("unexpected response from server: an item without a 200/201 status")
+        return [int(status) for status in statuses if status is not None]
+
     def list_events(self, filters: Mapping[str, str], cursor: str | None = None) -> JsonObject:
         """GET one page: ``{"items": [...], "next": cursor | null}``."""
         params = dict(filters)

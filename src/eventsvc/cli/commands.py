@@ -18,6 +18,7 @@ import click
 from eventsvc import __version__
 from eventsvc.cli.client import ClientError, EventsClient, JsonObject
 from eventsvc.cli.config import MAX_TIMEOUT_SECONDS, ConfigError, ConfigFlags, load_config
+from eventsvc.cli.importer import ImportFileError, read_batches, send
 from eventsvc.cli.render import print_event, print_events, print_json
 from eventsvc.cli.safe_text import one_line
 from eventsvc.cli.timestamps import TimestampParam
@@ -152,6 +153,28 @@ def start(
     attributes = _parse_attributes(attrs)
     event = api_client(ctx).create_event(name, start_event, attributes)
     print_json(event) if as_json else print_event(event)
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, exists=True, path_type=Path))
+@click.pass_context
+def import_(ctx: click.Context, file: Path) -> None:
+    """Create the events of FILE, one JSON object a line, in batches of up to 100.
+
+    Each line: {"name": ..., "start_event"?: ..., "attributes"?: {...},
+    "idempotency_key"?: ...}. Every line is checked before anything is sent;
+    each batch is all or nothing; lines with an idempotency_key replay when
+    the file is imported again.
+    """
+    try:
+        batches = read_batches(file)
+    except ImportFileError as exc:
+        raise click.UsageError(str(exc)) from None
+    summary = send(api_client(ctx), batches)
+    click.echo(
+        f"imported {summary.imported} events: {summary.created} created, "
+        f"{summary.replayed} replayed"
+    )
 
 
 @cli.command()
