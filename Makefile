@@ -90,7 +90,7 @@ SCOPES ?= tokens:admin,audit:read
 dev-token: venv ## On the running local stack: a token with SCOPES in .run/dev-token.toml (0600)
 	$(PY) -m devstack token --scopes "$(SCOPES)"
 
-# .venv-loadtest: tests/perf/test_loadtest_smoke.py runs the load test's smoke (make loadtest-smoke).
+# .venv-loadtest: tests/e2e/test_loadtest_smoke.py runs the load test's smoke (make loadtest-smoke).
 test: venv scan-venv loadtest-venv ## Run the whole test suite with branch coverage (build/coverage.xml)
 	mkdir -p build
 	$(VENV)/bin/pytest -p no:cacheprovider --cov --cov-branch \
