@@ -102,7 +102,8 @@ def instance_lines(
             f"The objective (p99 < {P99_OBJECTIVE_MS:g} ms) was **not met at any measured rate**"
             + (
                 f": the lowest p99 was {fmt(lowest['p99'])} ms at {fmt(lowest['rate'])} "
-                f"requests/s (`{lowest['name']}`)."
+                f"requests/s, {lowest['event_rate'] * 60:,.0f} new events per minute "
+                f"(`{lowest['name']}`)."
                 if lowest
                 else "."
             )
@@ -111,7 +112,9 @@ def instance_lines(
         lines += [
             "",
             f"The highest steady-mix throughput without errors was {fmt(top['rate'])} requests/s "
-            f"({fmt(top['event_rate'])} events/s, p99 {fmt(top['p99'])} ms, `{top['name']}`).",
+            f"({fmt(top['event_rate'])} new events/s = {top['event_rate'] * 60:,.0f} events per "
+            f"minute = {top['event_rate'] * 86400:,.0f} events per day; p99 {fmt(top['p99'])} "
+            f"ms, `{top['name']}`).",
         ]
     knee = report.get("knee")
     if knee:
