@@ -1,9 +1,13 @@
 """API instance faults under write load, through the gateway: one instance killed, one stopped.
 
 The gateway health-checks the instances on /readyz and sends requests only to
-those that pass; the writers retry with the same Idempotency-Key, so nothing
-is lost or written twice. A write whose answer was lost in flight shows up as
-a replay (``Idempotent-Replayed: true``) when its retry arrives.
+those that pass; until the check notices a dead instance, the gateway sends a
+request its port refused to the other one (``retry-unreached``,
+docs/gateway.md). A request the instance had received is not sent again: it
+fails at the gateway (502) and the writer retries it with the same
+Idempotency-Key, so nothing is lost or written twice. A write whose answer was
+lost in flight shows up as a replay (``Idempotent-Replayed: true``) when its
+retry arrives.
 """
 
 from __future__ import annotations
@@ -45,9 +49,10 @@ def test_an_instance_killed_the_gateway_routes_around_it(healthy: RunningHaStack
         verdict,
         first_ack - killed_at,
         notes=(
-            f"{failed} requests failed at the gateway (502/504) and were retried: "
-            f"{load.stats.replayed} of them had committed (in flight at the kill), the others "
-            "were sent to the dead instance before the health check (every 2 s) took it out"
+            f"{failed} requests failed at the gateway (502/504), the writers retried them: "
+            f"those the instance had received (in flight at the kill; {load.stats.replayed} "
+            "of them had committed); requests its port refused before the health check "
+            "(every 2 s) took it out were sent to the other instance by the gateway"
         ),
     )
     assert survivor_ready
@@ -83,8 +88,9 @@ def test_sigterm_to_an_instance_finishes_its_in_flight_requests(healthy: Running
         first_ack - stopped_at,
         notes=(
             f"exit status {exit_status}; {load.stats.replayed} answers lost in flight; "
-            f"{failed} requests sent to the stopped instance before the health check took it "
-            "out failed at the gateway (502) and were retried"
+            f"{failed} requests failed at the gateway (502), the writers retried them; "
+            "requests the stopping instance refused before the health check took it out "
+            "were sent to the other instance by the gateway"
         ),
     )
     assert exit_status == 0
