@@ -1,4 +1,4 @@
-"""The lease keeper's Vault status file: what it holds, who may read it, what a reader makes of it."""
+"""The lease keeper's Vault status file: what it holds, its mode, what a reader makes of it."""
 
 from __future__ import annotations
 
