@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from flask_cors import CORS
 from flask_openapi3.models.info import Info
@@ -28,14 +29,19 @@ from eventsvc.store import EventStore
 
 
 def create_app(
-    settings: Settings, services: Services, *, certificates_expire_at: datetime | None = None
+    settings: Settings,
+    services: Services,
+    *,
+    certificates_expire_at: datetime | None = None,
+    vault_status_file: Path | None = None,
 ) -> OpenAPI:
     """Build the app around services that already exist (see ``eventsvc.services``).
 
     Services are passed in (not created here) so tests and the server decide
     how MongoDB is reached; a new credential means new workers with new
     services (see :mod:`eventsvc.server`). ``certificates_expire_at`` is when
-    the worker's first certificate expires, for /readyz.
+    the worker's first certificate expires, and ``vault_status_file`` where the
+    lease keeper says whether Vault answers, both for /readyz.
     """
     app = OpenAPI(
         __name__,
@@ -57,7 +63,7 @@ def create_app(
         MAX_CONTENT_LENGTH=settings.max_body_bytes,
         JSON_SORT_KEYS=False,
     )
-    install_services(app, services, certificates_expire_at)
+    install_services(app, services, certificates_expire_at, vault_status_file)
 
     init_observability(app, settings)  # first: its span wraps the other middleware
     register_middleware(app)

@@ -29,6 +29,7 @@ from eventsvc.audit.signing import CheckpointAnchor, CheckpointSigner, LocalChec
 from eventsvc.settings import Settings
 from eventsvc.vault.issued import MongoScramCredential
 from eventsvc.vault.session import VaultSession
+from eventsvc.vault.status import STATUS_FILE_NAME
 
 TOKEN_PEPPER_SECRET = "token-pepper"  # a KV secret's name
 """``kv/data/eventsvc/token-pepper``: ``token_pepper`` (service, bootstrap admin)."""
@@ -57,6 +58,8 @@ class Credentials:
     """The CA MongoDB's certificate is verified against; None: the system's trust store."""
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    vault_status_file: Path | None = None
+    """Where the lease keeper says whether Vault answers (/readyz); None without Vault."""
 
     def certificates_expire_at(self) -> datetime | None:
         """When the first of the worker's certificates expires (None: it has none).
@@ -138,6 +141,7 @@ def credentials_from_vault(settings: Settings, session: VaultSession) -> Credent
         mongodb_ca_file=settings.mongodb_tls_ca_file,
         tls_cert_file=tls.cert_file,
         tls_key_file=tls.key_file,
+        vault_status_file=session.runtime_dir / STATUS_FILE_NAME,
     )
     if isinstance(mongo, MongoScramCredential):
         return replace(

@@ -215,6 +215,7 @@ class EventsvcServer(BaseApplication):  # type: ignore[misc]  # gunicorn ships n
             self.settings,
             services,
             certificates_expire_at=self.credentials.certificates_expire_at(),
+            vault_status_file=self.credentials.vault_status_file,
         )
         start_denial_flushes(denial_recorder(app), DENIAL_FLUSH_SECONDS)
         self.worker_app = app

@@ -12,8 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 
-from eventsvc.api.services import CERTIFICATES_EXPIRE_AT_KEY
+from eventsvc.api.services import CERTIFICATES_EXPIRE_AT_KEY, VAULT_STATUS_FILE_KEY
 from eventsvc.store import START_EVENT_INDEX, EventFilter, EventStore
+from eventsvc.vault.errors import VaultError
+from eventsvc.vault.status import STATUS_FILE_NAME, StatusFile
 
 
 def test_openapi_is_3_1_and_describes_every_route(client: FlaskClient) -> None:
@@ -148,6 +150,41 @@ def test_readyz_turns_unready_when_certificates_expired(app: Flask) -> None:
     expired = client.get("/readyz")
     assert expired.status_code == 503
     assert expired.get_json()["checks"]["certificates"].startswith("expired at ")
+
+
+def test_readyz_is_degraded_while_vault_is_unreachable_and_certificates_valid(
+    app: Flask, tmp_path: Path
+) -> None:
+    """Stay in rotation (200) on valid credentials; say since when, and until when."""
+    client = app.test_client()
+    assert "vault" not in client.get("/readyz").get_json()["checks"], "no Vault, no check"
+    status_file = tmp_path / STATUS_FILE_NAME
+    expires_at = datetime.now(UTC) + timedelta(hours=1)
+    app.extensions[VAULT_STATUS_FILE_KEY] = status_file
+    app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = expires_at
+    fresh = client.get("/readyz")
+    assert (fresh.status_code, fresh.get_json()["status"]) == (200, "ok")
+    assert fresh.get_json()["checks"]["vault"] == "ok"
+    keeper_side = StatusFile(status_file)
+    keeper_side.failed(VaultError("timed out"))
+    degraded = client.get("/readyz")
+    assert (degraded.status_code, degraded.get_json()["status"]) == (200, "degraded")
+    vault_check = degraded.get_json()["checks"]["vault"]
+    assert vault_check.startswith("unreachable since 20")
+    assert vault_check.endswith(
+        f"; serving on current credentials until {expires_at:%Y-%m-%dT%H:%M:%SZ}"
+    )
+    app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = datetime.now(UTC) - timedelta(seconds=1)
+    expired = client.get("/readyz")
+    assert (expired.status_code, expired.get_json()["status"]) == (503, "unavailable")
+    app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = expires_at
+    keeper_side.succeeded()
+    recovered = client.get("/readyz")
+    assert (recovered.status_code, recovered.get_json()["status"]) == (200, "ok")
+    status_file.write_text("garbage", encoding="utf-8")
+    unknown = client.get("/readyz")
+    assert (unknown.status_code, unknown.get_json()["status"]) == (200, "degraded")
+    assert unknown.get_json()["checks"]["vault"].startswith("unknown")
 
 
 def test_certificate_expiry_is_read_from_the_worker_files(tmp_path: Path) -> None:

@@ -41,9 +41,14 @@ COVERED_ELSEWHERE = (
     (
         "OpenBao gone while serving (longer than a renewal)",
         "the lease keeper retries with capped, jittered backoff and stops promptly; workers keep "
-        "their current token and certificates; /readyz turns 503 only when a certificate has "
-        "expired (measured under load above: OpenBao paused across a renewal)",
-        "tests/integration/test_vault_keeper.py::test_keeper_retries_with_backoff_while_vault_is_gone",
+        "their current token and certificates; the keeper writes `vault-status` and /readyz says "
+        '200 "degraded" (Vault unreachable since when, serving until when), "ok" again at the '
+        "next successful refresh, 503 only when a certificate has expired (measured under load "
+        "above: OpenBao paused across a renewal)",
+        "tests/integration/test_vault_keeper.py::"
+        "test_keeper_retries_with_backoff_while_vault_is_gone, "
+        "tests/api/test_docs_and_health.py::"
+        "test_readyz_is_degraded_while_vault_is_unreachable_and_certificates_valid",
     ),
     (
         "The app's MongoDB client certificate revoked",

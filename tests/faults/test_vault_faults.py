@@ -3,9 +3,12 @@
 The API instances get 90-second certificates (``EVENTSVC_VAULT_CERTIFICATE_TTL``),
 so their lease keepers re-issue them 60 s after issue. OpenBao is paused
 (SIGSTOP: it accepts connections and answers nothing, the worst kind of
-outage) from 5 s before that renewal until 15 s after it: the renewal fails,
-the instances keep serving on their current certificates and token, and once
-OpenBao answers again the keepers re-issue, before the old certificates expire.
+outage) from 5 s before that renewal until 15 s after it (longer if an
+instance's keeper has not yet seen a failed request: its timeout is 10 s): the
+renewal fails, the instances keep serving on their current certificates and
+token, their /readyz says "degraded" (200: they stay in rotation), and once
+OpenBao answers again the keepers re-issue, before the old certificates expire,
+and /readyz says "ok" again.
 
 The dev server keeps everything in memory, so it cannot be stopped and started
 again with its state: a pause is the outage it can survive.
@@ -35,6 +38,8 @@ CERTIFICATE_TTL_S = 90
 RENEW_AFTER_S = CERTIFICATE_TTL_S * 2 / 3
 PAUSE_BEFORE_RENEWAL_S = 5.0
 PAUSE_AFTER_RENEWAL_S = 15.0
+RESUME_BEFORE_EXPIRY_S = 12.0
+"""OpenBao answers again at least this long before the first certificate expires."""
 _VALID_UNTIL = re.compile(r"valid until (\S+Z)")
 
 
@@ -66,6 +71,20 @@ def valid_until(url: str, ca_file: str) -> datetime | None:
     return datetime.strptime(found.group(1), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
+def readiness(url: str, ca_file: str) -> tuple[int, str, str]:
+    """The instance's /readyz: HTTP status, top-level status, its Vault check ("" if none)."""
+    try:
+        response = requests.get(f"{url}/readyz", verify=ca_file, timeout=2)
+        body = response.json()
+    except (requests.RequestException, ValueError):
+        return 0, "", ""
+    return response.status_code, body["status"], body["checks"].get("vault", "")
+
+
+def all_say(stack: RunningHaStack, ca_file: str, status: str) -> bool:
+    return all(readiness(api.url, ca_file)[:2] == (200, status) for api in stack.apis)
+
+
 def test_vault_paused_across_a_renewal_serving_continues_then_recovers(
     short_lived_stack: RunningHaStack,
 ) -> None:
@@ -80,8 +99,15 @@ def test_vault_paused_across_a_renewal_serving_continues_then_recovers(
         paused_at = time.monotonic()
         stack.bao.process.send_signal(signal.SIGSTOP)
         time.sleep(PAUSE_BEFORE_RENEWAL_S + PAUSE_AFTER_RENEWAL_S)
+        wait_until(
+            lambda: all_say(stack, ca_file, "degraded"),
+            max(1.0, min(expiries).timestamp() - RESUME_BEFORE_EXPIRY_S - time.time()),
+            'every instance\'s /readyz to say "degraded" (200) while OpenBao is paused',
+        )
+        while_paused = [readiness(api.url, ca_file) for api in stack.apis]
         acked_while_paused = len(load.acknowledged_after(paused_at))
         still_the_old = [valid_until(api.url, ca_file) for api in stack.apis]
+        paused_for_s = time.monotonic() - paused_at
         resumed_at = time.monotonic()
         stack.bao.process.send_signal(signal.SIGCONT)
         wait_until(
@@ -93,25 +119,34 @@ def test_vault_paused_across_a_renewal_serving_continues_then_recovers(
             "every instance's new certificates before the old ones expire",
         )
         recovered_at = time.monotonic()
+        ok_again_at = wait_until(
+            lambda: all_say(stack, ca_file, "ok"), 30, 'every instance\'s /readyz to say "ok"'
+        )
         load.wait_for_acks(20, after=recovered_at)
     with stack.replica_set.admin_client() as admin:
         verdict = check_against_database(load, admin, DATABASE)
     record(
         "vault-paused-across-renewal",
-        "OpenBao unreachable (SIGSTOP) for 20 s across a scheduled certificate renewal",
+        "OpenBao unreachable (SIGSTOP) for at least 20 s across a scheduled certificate renewal",
         "tests/faults/test_vault_faults.py::"
         "test_vault_paused_across_a_renewal_serving_continues_then_recovers",
         load,
         verdict,
         recovered_at - resumed_at,
         notes=(
-            f"{CERTIFICATE_TTL_S} s certificates; {acked_while_paused} writes acknowledged while "
-            "OpenBao was paused (serving continued, /readyz stayed 200 on valid certificates); "
-            "recovery: from OpenBao's return to every instance's re-issued certificates"
+            f"{CERTIFICATE_TTL_S} s certificates; OpenBao paused {paused_for_s:.0f} s; "
+            f"{acked_while_paused} writes acknowledged while OpenBao was paused (serving "
+            'continued, /readyz 200 "degraded" on valid certificates, "ok" again '
+            f"{ok_again_at - resumed_at:.1f} s after its return); recovery: from OpenBao's "
+            "return to every instance's re-issued certificates"
         ),
     )
     assert acked_while_paused > 0, "serving stopped while Vault was away"
     assert still_the_old == first, "certificates changed while Vault was paused"
+    for status_code, status, vault_check in while_paused:
+        assert (status_code, status) == (200, "degraded")
+        assert vault_check.startswith("unreachable since ")
+        assert "; serving on current credentials until " in vault_check
     assert verdict.lost == []
     assert verdict.duplicated == []
     assert load.stats.unexpected == []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from eventsvc.audit.signing import public_keys_from_transit, signature_ok
 from eventsvc.vault.issued import MongoCredential, ServerTLS
 from eventsvc.vault.keeper import Backoff, LeaseKeeper
 from eventsvc.vault.session import VaultSession
+from eventsvc.vault.status import STATUS_FILE_NAME, StatusFile, read_status
 from eventsvc.vault.tokenfile import write_with_current_token
 from eventsvc.vault.transit import CHECKPOINT_KEY, TRANSIT_MOUNT
 
@@ -224,7 +226,14 @@ def test_keeper_retries_with_backoff_while_vault_is_gone(
     session = VaultSession.open(own.config(tmp_path, certificate_ttl="1s", ca_file=ca_copy))
     session.issue_server_tls()
     handed_over = threading.Event()
-    keeper = LeaseKeeper(session, on_server_tls=lambda tls: handed_over.set(), backoff=FAST_RETRY)
+    status_file = session.runtime_dir / STATUS_FILE_NAME
+    keeper = LeaseKeeper(
+        session,
+        on_server_tls=lambda tls: handed_over.set(),
+        backoff=FAST_RETRY,
+        status=StatusFile(status_file),
+    )
+    token = session.token_file.read_text(encoding="utf-8")
     own.bao.stop()
     keeper.start()
     try:
@@ -232,6 +241,12 @@ def test_keeper_retries_with_backoff_while_vault_is_gone(
         assert keeper.is_alive()
         assert not handed_over.is_set()
         assert "unreachable" in caplog.text
+        found = read_status(status_file)
+        assert found is not None
+        assert not found.reachable, "the workers' /readyz would not know"
+        assert found.last_error == "VaultUnavailable"
+        assert stat.S_IMODE(status_file.stat().st_mode) == 0o600
+        assert_no_secret_in(status_file.read_text(encoding="utf-8"), [token, own.bao.addr])
     finally:
         started = time.monotonic()
         keeper.stop()

@@ -262,8 +262,15 @@ class Problem(ResponseModel):
 
 
 class Health(ResponseModel):
-    status: str
-    checks: dict[str, str] = Field(default_factory=dict)
+    status: str = Field(
+        description=(
+            '"ok"; "degraded" (200: Vault unreachable, serving on current credentials); '
+            '"unavailable" (503)'
+        )
+    )
+    checks: dict[str, str] = Field(
+        default_factory=dict, description="mongodb, certificates, vault (with Vault only)"
+    )
 
 
 def event_json(event: Event) -> dict[str, Any]:

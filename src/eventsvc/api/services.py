@@ -9,6 +9,7 @@ of indexing ``current_app.extensions`` with strings.
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from flask import Flask, current_app
 
@@ -21,17 +22,22 @@ from eventsvc.tokens import TokenStore
 SERVICES_KEY = "eventsvc.services"
 CERTIFICATES_EXPIRE_AT_KEY = "eventsvc.certificates_expire_at"
 DENIALS_KEY = "eventsvc.denials"
+VAULT_STATUS_FILE_KEY = "eventsvc.vault_status_file"
 
 
 def install_services(
-    app: Flask, services: Services, certificates_expire_at: datetime | None
+    app: Flask,
+    services: Services,
+    certificates_expire_at: datetime | None,
+    vault_status_file: Path | None = None,
 ) -> None:
-    """Make ``services``, the worker's certificate expiry and a denial recorder reachable.
+    """Make ``services``, certificate expiry, Vault's status file, a denial recorder reachable.
 
     The recorder is per app (per worker process): its windows are in memory.
     """
     app.extensions[SERVICES_KEY] = services
     app.extensions[CERTIFICATES_EXPIRE_AT_KEY] = certificates_expire_at
+    app.extensions[VAULT_STATUS_FILE_KEY] = vault_status_file
     app.extensions[DENIALS_KEY] = DenialRecorder(services.audit)
 
 
@@ -67,3 +73,9 @@ def certificates_expire_at() -> datetime | None:
     """When the first of this worker's certificates expires; None: it has none (see /readyz)."""
     found = current_app.extensions.get(CERTIFICATES_EXPIRE_AT_KEY)
     return found if isinstance(found, datetime) else None
+
+
+def vault_status_file() -> Path | None:
+    """Where the lease keeper says whether Vault answers; None: no Vault (see /readyz)."""
+    found = current_app.extensions.get(VAULT_STATUS_FILE_KEY)
+    return found if isinstance(found, Path) else None

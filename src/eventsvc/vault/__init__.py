@@ -16,6 +16,8 @@ What each module owns, in reading order:
   through one 0600 file (they sign and anchor checkpoints with it).
 - :mod:`~eventsvc.vault.keeper`: the lease keeper loop (renew, log in again,
   re-issue, with backoff) and the process that runs it beside gunicorn.
+- :mod:`~eventsvc.vault.status`: whether the keeper reaches Vault, told to the
+  workers' /readyz through one 0600 file (``vault-status``).
 
 Import names from the module that owns them; this file only says where they are.
 """

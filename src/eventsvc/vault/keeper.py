@@ -29,6 +29,7 @@ from gunicorn.arbiter import Arbiter
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.issued import MongoCredential, Refresh, ServerTLS
 from eventsvc.vault.session import VaultSession
+from eventsvc.vault.status import STATUS_FILE_NAME, StatusFile
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +70,11 @@ class LeaseKeeper(threading.Thread):
         on_mongo_credential: MongoCredentialCallback | None = None,
         on_server_tls: ServerTLSCallback | None = None,
         backoff: Backoff | None = None,
+        status: StatusFile | None = None,
     ) -> None:
         super().__init__(name="vault-lease-keeper", daemon=True)
         self._session = session
+        self._status = status
         self._on_mongo_credential = on_mongo_credential
         self._on_server_tls = on_server_tls
         self._backoff = backoff or Backoff()
@@ -117,9 +120,13 @@ class LeaseKeeper(threading.Thread):
             self._failures[what] = attempt + 1
             self._retry_at[what] = time.monotonic() + delay
             log.warning("vault: %s refresh failed, retry in %.1fs: %s", what.value, delay, exc)
+            if self._status is not None:
+                self._status.failed(exc)
             return
         self._failures.pop(what, None)
         self._retry_at.pop(what, None)
+        if self._status is not None:
+            self._status.succeeded()
         self._hand_over(new_credential)
 
     def _refresh_from_vault(self, what: Refresh) -> MongoCredential | ServerTLS | None:
@@ -164,6 +171,8 @@ class LeaseKeeperProcess:
     def __init__(self, session: VaultSession) -> None:
         self.session = session
         self.pid: int | None = None
+        self.status = StatusFile(session.runtime_dir / STATUS_FILE_NAME)
+        """Whether Vault answers, for the workers' /readyz (kept across keepers)."""
 
     def request_new_mongo_credential(self) -> None:
         """From a worker that MongoDB refused at boot: ask for a new credential now (SIGUSR1)."""
@@ -232,6 +241,7 @@ class LeaseKeeperProcess:
             self.session,
             on_mongo_credential=lambda _: self._reload(master_pid, "new MongoDB credential"),
             on_server_tls=lambda _: self._reload(master_pid, "new HTTPS certificate"),
+            status=self.status,
         )
         keeper.start()
         return keeper
@@ -242,7 +252,9 @@ class LeaseKeeperProcess:
             self.session.issue_mongo_credential()
         except (VaultError, OSError) as exc:
             log.warning("vault: on-demand MongoDB credential failed: %s", exc)
+            self.status.failed(exc)
             return
+        self.status.succeeded()
         self._reload(master_pid, "new MongoDB credential (asked for by a worker)")
 
     @staticmethod
