@@ -173,7 +173,13 @@ def test_the_accepted_range_is_1970_up_to_the_end_of_2099() -> None:
     first, end = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
     assert check_timestamp(first) == first
     assert check_timestamp(end - ms) == end - ms
-    for outside in (first - ms, end):
+    for outside in (
+        datetime(1, 1, 1, tzinfo=UTC),
+        first - ms,
+        end,
+        end + ms,
+        datetime.max.replace(tzinfo=UTC),
+    ):
         with pytest.raises(InvalidTimestamp, match="between 1970-01-01 and 2100-01-01"):
             check_timestamp(outside)
 
