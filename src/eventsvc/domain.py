@@ -28,7 +28,9 @@ MAX_BATCH_EVENTS = 100  # events in one POST /api/v1/events:batch (one transacti
 # Attribute keys become MongoDB field names (``attributes.<key>``): no leading
 # ``$`` (operators), no ``.`` (paths), no NUL. We go further and allow a plain
 # identifier alphabet only, which also keeps keys safe in logs and headers.
-ATTRIBUTE_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,63}$")
+ATTRIBUTE_KEY_PATTERN = re.compile(
+    rf"^[A-Za-z0-9_][A-Za-z0-9_-]{{0,{ATTRIBUTE_KEY_MAX_LENGTH - 1}}}$"
+)
 # Control characters (C0, DEL, C1) and whitespace, spelled out so the same
 # classes work in Python and in the OpenAPI document's ECMA-262 patterns:
 # what the schema promises is exactly what the service accepts.
@@ -161,8 +163,8 @@ def check_attributes(attributes: dict[str, str]) -> dict[str, str]:
     for key, value in attributes.items():
         if not ATTRIBUTE_KEY_PATTERN.match(key):
             raise ValueError(
-                "attribute keys are 1-64 characters of letters, digits, '_' or '-' "
-                "and cannot start with '-' (no '$' or '.')"
+                f"attribute keys are 1-{ATTRIBUTE_KEY_MAX_LENGTH} characters of letters, "
+                "digits, '_' or '-' and cannot start with '-' (no '$' or '.')"
             )
         if len(value) > ATTRIBUTE_VALUE_MAX_LENGTH:
             raise ValueError(

@@ -18,7 +18,13 @@ import hvac.exceptions
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from vault_support import BOOTSTRAP_FILE, Stack, assert_no_secret_in, start_stack
+from vault_support import (
+    BOOTSTRAP_FILE,
+    InterposedVault,
+    Stack,
+    assert_no_secret_in,
+    start_stack,
+)
 
 from devstack.openbao import (
     bootstrap,
@@ -215,14 +221,72 @@ def test_wrapping_token_for_another_path_is_refused_before_unwrap(
     assert stack.root.sys.unwrap(token)["data"] == {"secret_id": "not-a-secret-id"}
 
 
-def test_wrapped_secret_id_of_another_role_is_refused(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize("other_role", ["intruder", "eventsvc-blue"])
+def test_wrapped_secret_id_of_another_role_is_refused(
+    stack: Stack, tmp_path: Path, other_role: str
+) -> None:
+    """Any other creation path is refused, whether it sorts after ours or before it
+    ("eventsvc-blue/" < "eventsvc/"), and the token is left unspent."""
     stack.root.write_data(
-        "auth/approle/role/intruder", data={"token_policies": ["default"], "secret_id_num_uses": 1}
+        f"auth/approle/role/{other_role}",
+        data={"token_policies": ["default"], "secret_id_num_uses": 1},
     )
-    config = stack.config(tmp_path, approle_role="intruder")
+    config = stack.config(tmp_path, approle_role=other_role)
     expecting_eventsvc = config.model_copy(update={"approle_role": "eventsvc"})
-    with pytest.raises(WrappedSecretIdInvalid, match="role/intruder/secret-id, not"):
+    with pytest.raises(WrappedSecretIdInvalid, match=f"role/{other_role}/secret-id, not"):
         VaultSession.open(expecting_eventsvc)
+    assert config.wrapped_secret_id_file is not None
+    token = config.wrapped_secret_id_file.read_text().strip()
+    assert stack.root.sys.unwrap(token)["data"]["secret_id"]
+
+
+def test_a_secret_id_unwrapped_by_someone_else_after_the_lookup_points_to_the_audit_log(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """The race the lookup cannot close: another holder of the wrapping token unwraps
+    it between our lookup and our unwrap. The service must not log in, and the
+    error must send the operator to the audit log."""
+    config = stack.config(tmp_path)
+    stolen: list[str] = []
+
+    def someone_else_unwraps(token: str) -> None:
+        stolen.append(stack.root.sys.unwrap(token)["data"]["secret_id"])
+
+    with InterposedVault(stack.bao, someone_else_unwraps) as vault:
+        interposed = config.model_copy(update={"addr": vault.addr})
+        with pytest.raises(WrappedSecretIdInvalid, match=r"already used or unknown.*audit log"):
+            VaultSession.open(interposed, runtime_parent=tmp_path / "run")
+    assert stolen, "the token was not unwrapped in between: the test would prove nothing"
+    assert list((tmp_path / "run").iterdir()) == []
+
+
+def test_vault_lost_between_lookup_and_unwrap_is_unavailable_and_the_token_unspent(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """Not "already used": that would send an operator to deliver a new secret_id
+    and search the audit log, when retrying with the same token will do."""
+    config = stack.config(tmp_path)
+    assert config.wrapped_secret_id_file is not None
+    token = config.wrapped_secret_id_file.read_text().strip()
+
+    def vault_goes_away(_token: str) -> None:
+        vault.dropping = True
+
+    with InterposedVault(stack.bao, vault_goes_away) as vault:
+        interposed = config.model_copy(update={"addr": vault.addr})
+        with pytest.raises(VaultUnavailable, match="unwrap sys/wrapping/unwrap: unreachable"):
+            VaultSession.open(interposed)
+    assert stack.root.sys.unwrap(token)["data"]["secret_id"]
+
+
+def test_without_a_ca_file_vault_is_verified_against_the_system_trust_store(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """No EVENTSVC_VAULT_CA_FILE does not mean no verification: the dev server's
+    own CA is not in the system store, so its certificate is refused."""
+    config = stack.config(tmp_path, ca_file=None)
+    with pytest.raises(VaultUnavailable, match="TLS verification failed"):
+        VaultSession.open(config)
 
 
 def test_missing_wrapped_secret_id_file_is_a_clear_error(stack: Stack, tmp_path: Path) -> None:

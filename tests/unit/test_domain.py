@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from eventsvc.api.schemas import EventCreate, EventListQuery
+from eventsvc.api.schemas import EventBatch, EventCreate, EventListQuery
 from eventsvc.clock import rfc3339
 from eventsvc.domain import (
     ATTRIBUTE_KEY_PATTERN,
@@ -22,8 +23,11 @@ from eventsvc.domain import (
     Event,
     EventAlreadyStopped,
     InvalidTimestamp,
+    RequestContext,
     StopBeforeStart,
     VersionMismatch,
+    check_attributes,
+    check_name,
     check_stop,
     check_timestamp,
 )
@@ -159,3 +163,80 @@ def test_list_query_rejects_operator_shaped_parameters() -> None:
         EventListQuery.model_validate({"name[$ne]": "x"})
     with pytest.raises(ValidationError):
         EventListQuery.model_validate({"status": "all"})
+
+
+# --- exact bounds, stated as literals (the constants are what a mutant changes) ---------
+
+
+def test_the_accepted_range_is_1970_up_to_the_end_of_2099() -> None:
+    ms = timedelta(milliseconds=1)
+    first, end = datetime(1970, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+    assert check_timestamp(first) == first
+    assert check_timestamp(end - ms) == end - ms
+    for outside in (
+        datetime(1, 1, 1, tzinfo=UTC),
+        first - ms,
+        end,
+        end + ms,
+        datetime.max.replace(tzinfo=UTC),
+    ):
+        with pytest.raises(InvalidTimestamp, match="between 1970-01-01 and 2100-01-01"):
+            check_timestamp(outside)
+
+
+@pytest.mark.parametrize("hours", [-5, 1])
+def test_an_offset_east_or_west_of_utc_is_refused(hours: int) -> None:
+    with pytest.raises(InvalidTimestamp, match="must be in UTC"):
+        check_timestamp(datetime(2026, 1, 1, tzinfo=timezone(timedelta(hours=hours))))
+
+
+def test_a_name_holds_at_most_200_characters() -> None:
+    assert check_name("n" * 200) == "n" * 200
+    with pytest.raises(ValueError, match="at most 200 characters"):
+        check_name("n" * 201)
+
+
+def test_at_most_32_attributes_with_keys_up_to_64_and_values_up_to_512_characters() -> None:
+    most = {f"k{index}": "v" * 512 for index in range(31)} | {"k" * 64: "v"}
+    assert check_attributes(most) == most
+    with pytest.raises(ValueError, match="at most 32 attributes"):
+        check_attributes(most | {"one-too-many": "v"})
+    with pytest.raises(ValueError, match="attribute keys are 1-64 characters"):
+        check_attributes({"k" * 65: "v"})
+    with pytest.raises(ValueError, match="at most 512 characters"):
+        check_attributes({"key": "v" * 513})
+
+
+@pytest.mark.parametrize("key", ["$where", "a.b", "-a", "", "a\x00"])
+def test_every_attribute_key_is_checked_not_only_the_first(key: str) -> None:
+    """A MongoDB operator or path hidden behind a valid first key is still refused."""
+    with pytest.raises(ValueError, match="attribute keys"):
+        check_attributes({"valid": "v", key: "v"})
+
+
+def test_every_attribute_value_is_checked_for_control_characters() -> None:
+    with pytest.raises(ValueError, match="control characters"):
+        check_attributes({"valid": "v", "other": "line\nbreak"})
+
+
+def test_a_batch_holds_1_to_100_events() -> None:
+    item = {"name": "n"}
+    assert len(EventBatch.model_validate({"events": [item] * 100}).events) == 100
+    for count in (0, 101):
+        with pytest.raises(ValidationError):
+            EventBatch.model_validate({"events": [item] * count})
+
+
+@pytest.mark.parametrize("other_version", [1, 3, 10])
+def test_if_match_with_any_other_version_is_refused(other_version: int) -> None:
+    """Older or newer, and whatever the ETags' sort order ('"a.10"' < '"a.2"')."""
+    stopped = event(stop=START, version=2)
+    with pytest.raises(VersionMismatch):
+        check_stop(stopped, START, if_match=event(version=other_version).etag)
+
+
+def test_events_and_request_contexts_cannot_be_changed_once_built() -> None:
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event().stop_event = START  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        RequestContext(actor="token:abc").actor = "anonymous"  # type: ignore[misc]
