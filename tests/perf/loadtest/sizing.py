@@ -260,19 +260,23 @@ def disk_lines(report: dict[str, Any], disk: dict[str, Any]) -> list[str]:
 
 
 SPOF_LINES = [
-    "## Single points of failure (today)",
+    "## Single points of failure (in `make run`, which this run measured)",
     "",
     "- **One mongod** (a single-member replica set): its loss stops every write and read. "
-    "Fix: the three-member replica set above.",
+    "Fix: the three-member replica set above; `make run-ha` runs one (X.509 member "
+    "authentication) and docs/reliability.md measures a primary killed under load.",
     "- **One API instance** (one gunicorn master and its workers on one host): the service is "
-    "stateless, so N+1 instances behind a load balancer remove it; the load balancer or "
-    "gateway in front of them is then the next one to make redundant (a gateway and an HA "
-    "mode are being added on other branches; not measured here).",
+    "stateless, so N+1 instances behind a load balancer remove it; `make run-ha` runs two "
+    "behind the gateway, which health-checks them on /readyz (docs/reliability.md: an "
+    "instance killed or stopped under load, nothing lost).",
+    "- **One gateway** (Traefik, in front of every instance in both stacks): the next one to "
+    "make redundant; in production, two or more behind a cloud load balancer or a floating "
+    "address. Not measured here: the load test reaches the API directly.",
     "- **One Vault (OpenBao)**: the API logs in at start, renews its token and re-issues its "
     "certificates through it, and audit checkpoints are signed by its transit key. A running "
-    "API survives a Vault outage until its certificates expire (then /readyz answers 503), "
-    "but no new instance can start. Fix: an HA Vault cluster (integrated storage, three "
-    "nodes).",
+    "API survives a Vault outage until its certificates expire (/readyz says 200 "
+    '"degraded" meanwhile, then 503), but no new instance can start. Fix: an HA Vault '
+    "cluster (integrated storage, three nodes).",
 ]
 
 
