@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import stat
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 from eventsvc.vault.errors import VaultError
 from eventsvc.vault.status import OK, STATUS_FILE_NAME, StatusFile, read_status
 
-SECRET = "hvs.not-a-real-token-but-treated-as-one"
+# A fresh Vault-shaped token per run: nothing token-like is committed.
+TOKEN_LIKE = "hvs." + secrets.token_urlsafe(24)
 
 
 def test_no_file_means_no_failure_yet(tmp_path: Path) -> None:
@@ -23,9 +25,9 @@ def test_unreachable_then_ok_round_trip_holds_a_class_name_only(tmp_path: Path) 
     status = StatusFile(path)
     status.succeeded()
     assert not path.exists(), "nothing to say while Vault answers"
-    status.failed(VaultError(f"Vault at https://127.0.0.1:1/v1/x?token={SECRET}: timed out"))
+    status.failed(VaultError(f"Vault at https://127.0.0.1:1/v1/x?token={TOKEN_LIKE}: timed out"))
     written = path.read_text(encoding="utf-8")
-    assert SECRET not in written
+    assert TOKEN_LIKE not in written
     assert "127.0.0.1" not in written
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     found = json.loads(written)
