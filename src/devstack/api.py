@@ -147,29 +147,44 @@ def start_api(
         )
     api = RunningApi(f"https://127.0.0.1:{port}", port, paths.api_log, process)
     try:
-        _wait_until_ready(api, paths.ca_file, timeout_s)
+        wait_until_ready(
+            "eventsvc API", api.url, api.process, api.log_file, paths.ca_file, timeout_s
+        )
     except BaseException:
         api.stop()
         raise
     return api
 
 
-def _wait_until_ready(api: RunningApi, ca_file: Path, timeout_s: float) -> None:
+def wait_until_ready(
+    component: str,
+    url: str,
+    process: subprocess.Popen[bytes],
+    log_file: Path,
+    ca_file: Path,
+    timeout_s: float,
+) -> None:
+    """Poll ``url``/readyz over verified TLS until 200; exit or deadline: StackError.
+
+    Shared by the API and the gateway: both are ready when their /readyz answers.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
-        if not api.is_running:
+        if process.poll() is not None:
             raise StackError(
-                "eventsvc API",
-                f"exited with status {api.process.returncode}: {last_line(api.log_file)}",
-                api.log_file,
+                component,
+                f"exited with status {process.returncode}: {last_line(log_file)}",
+                log_file,
             )
         try:
-            if requests.get(f"{api.url}/readyz", verify=str(ca_file), timeout=2).ok:
+            if requests.get(f"{url}/readyz", verify=str(ca_file), timeout=2).ok:
                 return
         except requests.RequestException:
             pass
         if time.monotonic() > deadline:
-            raise StackError("eventsvc API", f"not ready in {timeout_s:.0f} s", api.log_file)
+            raise StackError(
+                component, f"not ready in {timeout_s:.0f} s: {last_line(log_file)}", log_file
+            )
         time.sleep(0.1)
 
 

@@ -32,7 +32,6 @@ import string
 import subprocess  # starts the traefik binary, fixed argv
 import sys
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -43,7 +42,8 @@ import hvac.exceptions
 import requests
 from cryptography import x509
 
-from devstack.errors import StackError, last_line
+from devstack.api import wait_until_ready
+from devstack.errors import StackError
 from devstack.paths import GATEWAY_CONFIG_DIR, StackPaths
 from eventsvc.files import write_private_file
 
@@ -448,32 +448,16 @@ def start_gateway(
         _pki_mount=pki_mount,
     )
     try:
-        _wait_until_ready(gateway, ca_file, timeout_s)
+        wait_until_ready(
+            "gateway (traefik)",
+            gateway.url,
+            gateway.process,
+            gateway.log_file,
+            ca_file,
+            timeout_s,
+        )
     except BaseException:
         gateway.stop()
         raise
     gateway.start_renewal()
     return gateway
-
-
-def _wait_until_ready(gateway: RunningGateway, ca_file: Path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        if not gateway.is_running:
-            raise StackError(
-                "gateway (traefik)",
-                f"exited with status {gateway.process.returncode}: {last_line(gateway.log_file)}",
-                gateway.log_file,
-            )
-        try:
-            if requests.get(f"{gateway.url}/readyz", verify=str(ca_file), timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise StackError(
-                "gateway (traefik)",
-                f"not ready in {timeout_s:.0f} s: {last_line(gateway.log_file)}",
-                gateway.log_file,
-            )
-        time.sleep(0.1)
