@@ -7,6 +7,7 @@ environment it sees, and what "the tool is missing" looks like.
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import subprocess  # scanners are run as argument lists, never through a shell
@@ -100,6 +101,20 @@ def tool_version(ctx: ScanContext, name: str, args: Sequence[str] = ("--version"
         return "unknown"
     lines = (run.stdout or run.stderr).strip().splitlines()
     return lines[0].strip() if lines else "unknown"
+
+
+def installed_version(ctx: ScanContext, distribution: str, name: str) -> str:
+    """Version of a Python scanner from its installed metadata in the tools' venv.
+
+    Reading ``<venv>/lib/python*/site-packages/<dist>.dist-info`` costs nothing,
+    where ``check-jsonschema --version`` spends about 2 s of CPU importing what
+    it never uses for that answer. Falls back to ``name --version`` outside a venv.
+    """
+    venv = ctx.tools_bin.absolute().parent
+    for site in sorted(venv.glob("lib/python*/site-packages")):
+        for found in importlib.metadata.distributions(name=distribution, path=[str(site)]):
+            return found.version
+    return tool_version(ctx, name)
 
 
 def failure_summary(exc: Exception) -> str:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
-from secgate_support import SECURITY, copy_fixture
+from secgate_support import SECURITY, TOOLS_BIN, copy_fixture
 
 from secgate.gate import evaluate
 from secgate.model import ScanContext
 from secgate.pipeline import run_stage
 from secgate.policy import DEFAULT_POLICY
 from secgate.stages import STAGE_NAMES, UnknownStage, load_stage
+from secgate.tools import installed_version, tool_version
 
 
 @pytest.mark.parametrize("stage", ["sast", "secrets", "config"])
@@ -39,3 +41,28 @@ def test_every_registered_stage_has_a_run_function() -> None:
 def test_unknown_stage_is_refused() -> None:
     with pytest.raises(UnknownStage):
         load_stage("fuzz")
+
+
+@pytest.mark.parametrize(
+    ("distribution", "tool"),
+    [("bandit", "bandit"), ("check-jsonschema", "check-jsonschema"), ("cyclonedx-bom", "cyclonedx-py")],
+)
+def test_installed_version_is_what_the_tool_itself_reports(
+    tmp_path: Path, distribution: str, tool: str
+) -> None:
+    """The report's version comes from the scan venv's metadata: it must be the one that ran."""
+    ctx = ScanContext(tmp_path, tmp_path / "reports", SECURITY, TOOLS_BIN)
+    version = installed_version(ctx, distribution, tool)
+    assert re.fullmatch(r"\d+(\.\d+)+", version)
+    assert version in tool_version(ctx, tool).split()[-1].split(",")
+
+
+def test_installed_version_outside_a_venv_asks_the_tool(tmp_path: Path) -> None:
+    """A tools directory that is no venv (a system bin) falls back to `--version`, never a guess."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "scanner"
+    script.write_text("#!/bin/sh\necho scanner 9.8.7\n", encoding="utf-8")
+    script.chmod(0o755)
+    ctx = ScanContext(tmp_path, tmp_path / "reports", SECURITY, bin_dir)
+    assert installed_version(ctx, "bandit", "scanner") == "scanner 9.8.7"

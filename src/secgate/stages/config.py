@@ -25,7 +25,7 @@ from secgate.model import (
     fingerprint,
 )
 from secgate.source import code_fingerprint, read_lines, unique_fingerprints
-from secgate.tools import run_tool, tool_version
+from secgate.tools import installed_version, run_tool, tool_version
 
 STAGE = "config"
 WORKFLOW_GLOBS = ("*.yml", "*.yaml")
@@ -55,7 +55,7 @@ def run(ctx: ScanContext) -> ScanOutput:
     else:
         outputs.append(ScanOutput(notes=["no .github/workflows or dependabot.yml: zizmor not run"]))
     outputs += [run_schema_check(ctx, schema, files) for schema, files in schema_checks]
-    if schema_checks:  # asked once: each check-jsonschema call costs ~1 s of start-up
+    if schema_checks:
         outputs.append(
             ScanOutput(tool_versions={"check-jsonschema": check_jsonschema_version(ctx)})
         )
@@ -170,8 +170,8 @@ def run_schema_check(ctx: ScanContext, schema: str, files: list[Path]) -> ScanOu
 
 
 def check_jsonschema_version(ctx: ScanContext) -> str:
-    """ "check-jsonschema, version 0.38.1" -> "0.38.1"."""
-    return tool_version(ctx, "check-jsonschema").rsplit(" ", 1)[-1]
+    """ "0.38.1" (the fallback's "check-jsonschema, version 0.38.1" -> "0.38.1")."""
+    return installed_version(ctx, "check-jsonschema", "check-jsonschema").rsplit(" ", 1)[-1]
 
 
 def schema_finding(schema: str, error: dict[str, Any]) -> Finding:

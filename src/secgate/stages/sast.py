@@ -29,7 +29,7 @@ from secgate.model import (
 )
 from secgate.source import code_fingerprint, read_lines, read_span, unique_fingerprints
 from secgate.taxonomy import owasp_for, short_cwe, short_owasp
-from secgate.tools import ToolFailed, ToolMissing, run_tool, tool_version
+from secgate.tools import ToolFailed, ToolMissing, installed_version, run_tool
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def run_bandit(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         could_not_scan("bandit", _relative(str(error.get("filename", "?"))), error.get("reason"))
         for error in report.get("errors", [])
     ]
-    version = tool_version(ctx, "bandit").removeprefix("bandit ").strip()
+    version = installed_version(ctx, "bandit", "bandit").removeprefix("bandit ").strip()
     return ScanOutput(
         findings=findings,
         tool_versions={"bandit": version},
@@ -152,6 +152,9 @@ def run_semgrep(ctx: ScanContext, targets: list[str]) -> ScanOutput:
         "--metrics=off",
         "--disable-version-check",
         "--disable-nosem",  # same reason as bandit's --ignore-nosec
+        # One semgrep-core process: with the other stages running beside it, more jobs
+        # cost more CPU (each parses the rules and files again) for no shorter stage.
+        "--jobs=1",
         "--error",
         "--quiet",
         f"--json-output={json_out}",
