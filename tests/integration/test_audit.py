@@ -713,15 +713,17 @@ def test_with_the_checkpoint_thread_running_requests_never_sign(
     start_checkpoints(audit, interval_seconds=3600)  # only the count can wake it here
     write(audit, 3)
     ours = {"writer_id": audit.writer_id}  # other writers of the session may checkpoint too
+    signed = f"audit checkpoint 1 (count) of 1 chain(s) for writer {audit.writer_id}"
+
+    def signed_by() -> set[str]:
+        return {record.threadName for record in caplog.records if signed in record.getMessage()}
+
+    # The thread stores the checkpoint, then logs it: wait for both, not just the first.
     deadline = datetime.now(UTC) + timedelta(seconds=30)
-    while attacker[AUDIT_CHECKPOINTS].count_documents(ours) == 0 and datetime.now(UTC) < deadline:
+    while (
+        attacker[AUDIT_CHECKPOINTS].count_documents(ours) == 0 or not signed_by()
+    ) and datetime.now(UTC) < deadline:
         threading.Event().wait(0.05)
     stored = list(attacker[AUDIT_CHECKPOINTS].find(ours))
     assert [checkpoint["reason"] for checkpoint in stored] == ["count"]
-    signed_by = {
-        record.threadName
-        for record in caplog.records
-        if f"audit checkpoint 1 (count) of 1 chain(s) for writer {audit.writer_id}"
-        in record.getMessage()
-    }
-    assert signed_by == {"audit-checkpoints"}
+    assert signed_by() == {"audit-checkpoints"}
