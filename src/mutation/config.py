@@ -58,6 +58,7 @@ class MutationConfig:
     min_timeout_seconds: float
     timeout_factor: float
     exclude_operators: tuple[str, ...]
+    skip_annotation_mutants: bool  # see mutation/annotation_mutants.py
     modules: tuple[ModuleUnderTest, ...]
     equivalents: tuple[EquivalentMutant, ...]
 
@@ -95,6 +96,7 @@ def load_config(path: Path, repo_root: Path) -> MutationConfig:
         min_timeout_seconds=float(data.get("min_timeout_seconds", 60)),
         timeout_factor=float(data.get("timeout_factor", 3)),
         exclude_operators=tuple(str(pattern) for pattern in data.get("exclude_operators", [])),
+        skip_annotation_mutants=_flag(data, "skip_annotation_mutants", path),
         modules=modules,
         equivalents=equivalents,
     )
@@ -104,6 +106,13 @@ def _required(entry: dict[str, Any], key: str, path: Path) -> Any:
     if key not in entry:
         raise MutationConfigError(f"{path}: missing {key!r} in {entry!r}")
     return entry[key]
+
+
+def _flag(data: dict[str, Any], key: str, path: Path) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise MutationConfigError(f"{path}: {key} must be true or false, got {value!r}")
+    return value
 
 
 def _module(entry: dict[str, Any], path: Path, repo_root: Path) -> ModuleUnderTest:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from mutation import annotation_mutants
 from mutation.config import ModuleUnderTest, MutationConfig
 
 Outcome = Literal[
@@ -131,8 +132,13 @@ def run_module(
             result.error = f"the tests fail on the unmutated code:\n{tail}"
             return result
         timeout = max(config.min_timeout_seconds, config.timeout_factor * result.baseline_seconds)
-        session = _cosmic_ray_session(module, config, repo_root, work_dir, cosmic_ray, timeout)
-        result.mutants = [_classify(line) for line in session]
+        spans = annotation_mutants.annotation_spans(original.decode("utf-8"))
+        if not config.skip_annotation_mutants:
+            spans = []
+        session = _cosmic_ray_session(
+            module, config, repo_root, work_dir, cosmic_ray, timeout, spans
+        )
+        result.mutants = [_classify(line, spans) for line in session]
     finally:
         if source.read_bytes() != original:
             source.write_bytes(original)
@@ -147,6 +153,7 @@ def _cosmic_ray_session(
     work_dir: Path,
     cosmic_ray: Path,
     timeout: float,
+    annotation_spans: list[annotation_mutants.Span],
 ) -> list[list[Any]]:
     """init, filter, exec, dump: the ``[work_item, result]`` pairs of the session."""
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -169,6 +176,22 @@ def _cosmic_ray_session(
     run(cosmic_ray, "init", cr_config, session)
     if config.exclude_operators:
         run(tools / "cr-filter-operators", session, cr_config)
+    if annotation_spans:
+        pending = [json.loads(line) for line in run(cosmic_ray, "dump", session).splitlines()]
+        in_annotations = [
+            work_item["job_id"]
+            for work_item, _ in pending
+            if _in_annotation(work_item, annotation_spans)
+        ]
+        if in_annotations:
+            run(
+                tools / "python",
+                "-c",
+                _MARK_SKIPPED,
+                session,
+                annotation_mutants.REASON,
+                *in_annotations,
+            )
     run(cosmic_ray, "exec", cr_config, session)
     return [json.loads(line) for line in run(cosmic_ray, "dump", session).splitlines() if line]
 
@@ -190,14 +213,37 @@ def _cosmic_ray_toml(module: ModuleUnderTest, config: MutationConfig, timeout: f
     )
 
 
-def _classify(pair: list[Any]) -> Mutant:
-    """One ``cosmic-ray dump`` line as a mutant with the outcome its test run had."""
+# cosmic-ray's own way to take a mutant out of a run (as its cr-filter-* tools do): a
+# "skipped" result, so that `exec` does not run it. Runs in the mutation venv.
+_MARK_SKIPPED = """\
+import sys
+from cosmic_ray.work_db import WorkDB, use_db
+from cosmic_ray.work_item import WorkerOutcome, WorkResult
+with use_db(sys.argv[1], WorkDB.Mode.open) as db:
+    for job_id in sys.argv[3:]:
+        db.set_result(job_id, WorkResult(output=sys.argv[2], worker_outcome=WorkerOutcome.SKIPPED))
+"""
+
+
+def _in_annotation(work_item: dict[str, Any], spans: list[annotation_mutants.Span]) -> bool:
+    line, column = (int(part) for part in work_item["mutations"][0]["start_pos"])
+    return annotation_mutants.in_annotation(spans, line, column)
+
+
+def _classify(pair: list[Any], annotation_spans: list[annotation_mutants.Span]) -> Mutant:
+    """One ``cosmic-ray dump`` line as a mutant with the outcome its test run had.
+
+    A mutant skipped because it lies in an annotation is equivalent, with the reason.
+    """
     work_item, result = pair
     mutation = work_item["mutations"][0]
     operator = str(mutation["operator_name"])
     line, column = (int(part) for part in mutation["start_pos"])
     diff = "" if result is None else str(result.get("diff") or "")
-    return Mutant(operator, line, column, _outcome(result), diff)
+    outcome = _outcome(result)
+    if outcome == "skipped" and _in_annotation(work_item, annotation_spans):
+        return Mutant(operator, line, column, "equivalent", diff, annotation_mutants.REASON)
+    return Mutant(operator, line, column, outcome, diff)
 
 
 def with_equivalents(result: ModuleResult, config: MutationConfig) -> ModuleResult:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from mutation.annotation_mutants import REASON, annotation_spans, in_annotation
 from mutation.config import MutationConfig, MutationConfigError, load_config
 from mutation.report import save_result, verdicts, write_report
 from mutation.run import ModuleResult, Mutant, _classify, source_sha256, with_equivalents
@@ -87,7 +88,7 @@ def test_mutants_are_classified_and_equivalents_need_their_exact_position(tmp_pa
     )
     config = load(tmp_path, config_text(equivalent=equivalent))
     mutants = [
-        _classify(dump_line(outcome, output, line))
+        _classify(dump_line(outcome, output, line), [])
         for outcome, output, line in [
             ("killed", "1 failed", 11),
             ("killed", "timeout", 11),
@@ -137,3 +138,71 @@ def test_verdicts_below_threshold_stale_and_not_run(tmp_path: Path) -> None:
     found = verdicts(config, REPO, report_dir)
     assert found[0].status == "stale"
     assert "stale" in write_report(config, found, report_dir).read_text(encoding="utf-8")
+
+
+POSTPONED = """\
+from __future__ import annotations
+
+def first(value: str | None, *rest: int | str, **named: bytes | None) -> dict[str, int] | None:
+    return None if value is None else {value: len(rest) | len(named)}
+
+class Holder:
+    field: int | None = 1 | 2
+    \u00e9t\u00e9: str | None  # non-ASCII before the annotation: columns are characters
+"""
+
+
+def test_annotation_spans_cover_parameters_returns_and_annotated_names() -> None:
+    spans = annotation_spans(POSTPONED)
+    lines = POSTPONED.splitlines()
+
+    def at(line: int, text: str, occurrence: int = 0) -> tuple[int, int]:
+        column = -1
+        for _ in range(occurrence + 1):
+            column = lines[line - 1].index(text, column + 1)
+        return line, column
+
+    inside = [at(3, "|"), at(3, "|", 1), at(3, "|", 2), at(3, "|", 3), at(7, "|"), at(8, "|")]
+    outside = [at(4, "|"), at(7, "|", 1), at(4, "is None")]
+    assert all(in_annotation(spans, *position) for position in inside)
+    assert not any(in_annotation(spans, *position) for position in outside)
+    assert (at(8, "str"), (8, len(lines[7].split("  #")[0]))) in spans  # characters, not bytes
+
+
+def test_annotations_are_evaluated_without_postponement_so_none_are_skipped() -> None:
+    assert annotation_spans(POSTPONED.replace("from __future__ import annotations", "")) == []
+
+
+def test_a_mutant_skipped_in_an_annotation_is_equivalent_with_its_reason() -> None:
+    spans = annotation_spans(POSTPONED)
+    line = POSTPONED.splitlines().index("class Holder:") + 2
+    column = POSTPONED.splitlines()[line - 1].index("|")
+    skipped = dump_line("skipped", line=line)
+    skipped[0]["mutations"][0]["start_pos"] = [line, column]
+    mutant = _classify(skipped, spans)
+    assert (mutant.outcome, mutant.reason) == ("equivalent", REASON)
+    # Skipped elsewhere (an excluded operator) stays skipped; run in an annotation stays run.
+    assert _classify(dump_line("skipped", line=4), spans).outcome == "skipped"
+    ran = dump_line("survived", line=line)
+    ran[0]["mutations"][0]["start_pos"] = [line, column]
+    assert _classify(ran, spans).outcome == "survived"
+
+
+def test_the_annotation_switch_must_be_a_boolean(tmp_path: Path) -> None:
+    with pytest.raises(MutationConfigError, match="skip_annotation_mutants"):
+        load(tmp_path, 'skip_annotation_mutants = "yes"\n' + config_text())
+    assert load(
+        tmp_path, "skip_annotation_mutants = true\n" + config_text()
+    ).skip_annotation_mutants
+
+
+def test_the_modules_whose_annotation_mutants_are_skipped_never_evaluate_annotations() -> None:
+    """The config's justification, checked: postponed annotations and none of the code that
+    reads them at run time. A module that gains such code fails here, not silently."""
+    config = load_config(REPO / "security" / "mutation.toml", REPO)
+    assert config.skip_annotation_mutants
+    readers = ("BaseModel", "RootModel", "get_type_hints", "flask_openapi3", "APIBlueprint")
+    for module in config.modules:
+        source = (REPO / module.path).read_text(encoding="utf-8")
+        assert "from __future__ import annotations" in source, module.path
+        assert not [reader for reader in readers if reader in source], module.path
