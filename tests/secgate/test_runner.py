@@ -45,7 +45,11 @@ def test_unknown_stage_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("distribution", "tool"),
-    [("bandit", "bandit"), ("check-jsonschema", "check-jsonschema"), ("cyclonedx-bom", "cyclonedx-py")],
+    [
+        ("bandit", "bandit"),
+        ("check-jsonschema", "check-jsonschema"),
+        ("cyclonedx-bom", "cyclonedx-py"),
+    ],
 )
 def test_installed_version_is_what_the_tool_itself_reports(
     tmp_path: Path, distribution: str, tool: str
