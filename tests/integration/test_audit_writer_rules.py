@@ -154,6 +154,26 @@ def test_a_checkpoint_is_made_at_every_nth_append_exactly(
     assert [c["reason"] for c in checkpoints(admin, audit)] == ["count", "count"]
 
 
+def test_a_batch_that_passes_the_count_still_makes_a_checkpoint(
+    database: Database[Document], admin: Database[Document], audit_key: bytes
+) -> None:
+    """2 records, then a batch of 2: the count (4) went past 3 without ever being 3."""
+    audit = writer(database, audit_key, checkpoint_every=3)
+    audit.append(TEST_ENTRY)
+    second = audit.append(TEST_ENTRY)
+
+    def two(session: ClientSession) -> list[AuditRecord]:
+        changes = [(None, change(3)), (None, change(4))]
+        return audit.append_changes(TEST_CONTEXT, "event.create", changes, session=session)
+
+    run_in_transaction(database.client, two)
+    # Made inside the batch's transaction: it signs the head committed before it.
+    assert [c["heads"][second.chain]["sequence"] for c in checkpoints(admin, audit)] == [2]
+    for _ in range(3):
+        audit.append(TEST_ENTRY)
+    assert [c["heads"][second.chain]["sequence"] for c in checkpoints(admin, audit)] == [2, 7]
+
+
 def test_by_default_a_checkpoint_is_made_at_the_100th_record(
     database: Database[Document], admin: Database[Document], audit_key: bytes
 ) -> None:
@@ -272,6 +292,26 @@ def test_committed_with_an_older_record_leaves_an_aborted_one_pending(
     with pytest.raises(Abort):
         run_in_transaction(database.client, append_then_abort)
     audit.committed(first)  # again, late: the pending head is another record
+    following = audit.append(TEST_ENTRY)
+    assert (following.sequence, following.prev_hash) == (2, first.hash)
+
+
+def test_a_tip_read_inside_a_transaction_is_not_trusted_after_it(
+    database: Database[Document], audit_key: bytes
+) -> None:
+    """Inside a transaction the tip read back includes the transaction's own records;
+    when the transaction then aborts (here: a state with no canonical form), the next
+    append must not chain from one of them."""
+    audit = writer(database, audit_key)
+    first = append_one(database, audit, 1)  # committed, committed() not called: pending
+
+    def append_then_fail(session: ClientSession) -> None:
+        audit.append_change(TEST_CONTEXT, "event.create", None, change(2), session=session)
+        unencodable = {"_id": "doc-3", "value": object()}
+        audit.append_change(TEST_CONTEXT, "event.create", None, unencodable, session=session)
+
+    with pytest.raises(TypeError, match="no canonical JSON form"):
+        run_in_transaction(database.client, append_then_fail)
     following = audit.append(TEST_ENTRY)
     assert (following.sequence, following.prev_hash) == (2, first.hash)
 
