@@ -13,6 +13,7 @@ import dataclasses
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from devstack.mongod import RunningMongod
-from eventsvc.audit.log import AuditLog, _ChainState
+from eventsvc.audit.log import AuditLog, _ChainState, start_checkpoints
 from eventsvc.audit.record import (
     AUDIT,
     AUDIT_CHECKPOINTS,
@@ -277,6 +278,22 @@ def test_committed_spares_the_next_append_a_read_of_the_chains_tip(
     assert not_told.sequence == 1
 
 
+def test_committed_compares_chains_by_value(
+    listened: tuple[Database[Document], CommandLog], audit_key: bytes
+) -> None:
+    """The same record rebuilt (its chain an equal string, not the same object) is promoted."""
+    database, commands = listened
+    audit = writer(database, audit_key)
+    told = append_one(database, audit, 1)
+    rebuilt = dataclasses.replace(told, chain="".join(list(told.chain)))
+    assert rebuilt == told
+    assert rebuilt.chain is not told.chain
+    audit.committed(rebuilt)
+    commands.commands.clear()
+    audit.append(TEST_ENTRY)
+    assert commands.on(AUDIT) == ["insert"]
+
+
 def test_committed_with_an_older_record_leaves_an_aborted_one_pending(
     database: Database[Document], audit_key: bytes
 ) -> None:
@@ -331,6 +348,7 @@ def test_a_denial_keeps_exactly_200_characters_of_target_and_detail(
     assert (stored["target"], stored["detail"]) == ("t" * 199 + "T", "d" * 199 + "D")
     exact = audit.append_denied(TEST_CONTEXT, "t" * 200, "d" * 200)
     assert (exact.target, exact.detail) == ("t" * 200, "d" * 200)
+    assert (record.count, stored["count"]) == (1, 1)  # one refused request unless told more
 
 
 # --- which heads a checkpoint signs ---------------------------------------------------------
@@ -390,6 +408,31 @@ def test_a_taken_checkpoint_number_resumes_the_chain_from_the_stored_checkpoint(
     assert next(iter(stored[1]["heads"].values()))["sequence"] == 2
 
 
+def test_a_taken_checkpoint_number_at_the_count_does_not_fail_the_append(
+    database: Database[Document],
+    admin: Database[Document],
+    audit_key: bytes,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database refuses the count's checkpoint (a PyMongoError): the record stays written."""
+    writer_id = f"count-{secrets.token_hex(4)}"
+    first = writer(database, audit_key, writer_id=writer_id)
+    first.append(TEST_ENTRY)
+    first.checkpoint()
+    again = writer(database, audit_key, writer_id=writer_id, checkpoint_every=1)
+    caplog.set_level(logging.WARNING, logger="eventsvc.audit.log")
+    with pytest.raises(DuplicateKeyError):
+        again.append(TEST_ENTRY)  # its chain <writer_id>/1 is the first one's
+    record = again.append(TEST_ENTRY)  # its checkpoint's number 1 is taken too
+    assert record.sequence == 2
+    assert admin[AUDIT].count_documents({"chain": record.chain}) == 2
+    [warning] = [r for r in caplog.records if "checkpoint failed" in r.getMessage()]
+    assert warning.exc_info is not None
+    assert isinstance(warning.exc_info[1], DuplicateKeyError)
+    again.append(TEST_ENTRY)  # resumed: checkpoint 2 names the first one's
+    assert [c["number"] for c in checkpoints(admin, again)] == [1, 2]
+
+
 def test_a_checkpoint_vault_will_not_anchor_is_stored_and_the_chain_goes_on(
     database: Database[Document],
     admin: Database[Document],
@@ -426,3 +469,24 @@ def test_a_failed_count_checkpoint_keeps_the_record_and_logs_why(
     assert warning.exc_info is not None
     assert isinstance(warning.exc_info[1], CheckpointSigningFailed)
     assert "vault refused to sign at transit/sign/" in caplog.text
+
+
+def test_the_checkpoint_thread_outlives_a_failed_checkpoint(
+    database: Database[Document], audit_key: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Vault cannot sign: each failure is logged and the thread is still there for the next."""
+    signer = TransitCheckpointSigner(unreachable_vault)
+    audit = AuditLog(database, audit_key, signer, checkpoint_every=1)
+    caplog.set_level(logging.ERROR, logger="eventsvc.audit.log")
+    thread = start_checkpoints(audit, interval_seconds=3600)  # only the count wakes it here
+
+    def failures() -> int:
+        return sum("audit checkpoint failed; retrying in" in r.getMessage() for r in caplog.records)
+
+    for expected in (1, 2):
+        audit.append(TEST_ENTRY)
+        deadline = time.monotonic() + 30
+        while failures() < expected and time.monotonic() < deadline:
+            threading.Event().wait(0.05)
+        assert failures() == expected
+    assert thread.is_alive()
