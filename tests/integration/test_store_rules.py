@@ -128,7 +128,7 @@ def test_store_values_are_frozen(value: object, field: str) -> None:
         setattr(value, field, "changed")
 
 
-@pytest.mark.parametrize("event_id", ["not-an-id", "z" * 24, 12345, None])
+@pytest.mark.parametrize("event_id", ["not-an-id", "z" * 24, 12345, 1.5])
 def test_an_id_that_cannot_exist_is_not_found(
     store: EventStore, clean_db: None, event_id: Any
 ) -> None:
