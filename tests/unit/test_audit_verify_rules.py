@@ -15,6 +15,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from eventsvc.audit.record import (
     CHECKPOINT_FORMAT,
     GENESIS_HASH,
@@ -90,12 +92,31 @@ def test_a_first_checkpoint_not_starting_from_genesis_is_reported() -> None:
     assert read_checkpoints([first, *rest], CHECKPOINT_KEYS, partial=True).chain_problems == []
 
 
-def test_a_checkpoint_naming_the_wrong_predecessor_is_named_with_both_numbers() -> None:
-    """An even number (4 names 3): a message computed as ``4 ^ 1`` would say 5."""
+@pytest.mark.parametrize("named", ["checkpoint 2", GENESIS_HASH, "f" * 64])
+def test_a_checkpoint_naming_the_wrong_predecessor_is_named_with_both_numbers(named: str) -> None:
+    """An even number (4 names 3): a message computed as ``4 ^ 1`` would say 5.
+
+    The wrong names sort before and after the right one: any of them is wrong.
+    """
     chain = checkpoint_chain(3)
-    chain.append(signed(4, chain[1]["hash"], 8))  # names checkpoint 2, not 3
+    chain.append(signed(4, chain[1]["hash"] if named == "checkpoint 2" else named, 8))
     found = read_checkpoints(chain, CHECKPOINT_KEYS)
     assert found.chain_problems == [f"writer {WRITER}: checkpoint 4 does not name checkpoint 3"]
+
+
+def test_checkpoints_missing_from_the_middle_are_counted() -> None:
+    """1 and 4 kept (odd, then even: ``1 ^ 1`` and ``4 ^ 1`` would say 0 and 5)."""
+    chain = checkpoint_chain(4)
+    found = read_checkpoints([chain[0], chain[3]], CHECKPOINT_KEYS)
+    assert found.chain_problems == [f"writer {WRITER}: checkpoint(s) 2 to 3 missing"]
+
+
+def test_a_checkpoint_twice_in_a_file_is_reported_as_a_duplicate() -> None:
+    """An export is read as it comes: a copied checkpoint line is not the writer's history."""
+    chain = checkpoint_chain(3)
+    found = read_checkpoints([*chain[:2], copy(chain[1]), chain[2]], CHECKPOINT_KEYS)
+    assert (found.checked, found.bad) == (4, 0)
+    assert found.chain_problems == [f"writer {WRITER}: checkpoint 2 appears twice"]
 
 
 def test_checkpoints_missing_from_the_start_are_counted() -> None:
