@@ -1,4 +1,5 @@
-"""The verifier's checkpoint rules, on plain checkpoints signed with the real Ed25519 key.
+"""The verifier's rules on plain data: checkpoints signed with the real Ed25519 key, records
+hashed with a real HMAC key.
 
 :func:`eventsvc.audit.verify.read_checkpoints` judges checkpoints read from
 MongoDB, from an export file, and the anchors kept in Vault. These tests
@@ -12,20 +13,25 @@ Each test fails if one rule of the verifier is weakened (issue #14).
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from eventsvc.audit.record import (
     CHECKPOINT_FORMAT,
+    GENESIS,
     GENESIS_HASH,
+    AuditEntry,
     ChainHead,
     Document,
     checkpoint_hash,
     checkpoint_message,
+    next_record,
 )
-from eventsvc.audit.verify import read_checkpoints
+from eventsvc.audit.verify import read_checkpoints, verify_chain
 from support import CHECKPOINT_KEYS, CHECKPOINT_SIGNER
 
 WRITER = "writer-rules"
@@ -167,3 +173,31 @@ def test_a_forged_anchor_is_counted_and_reported() -> None:
     assert found.chain_problems == [f"an anchor of writer {WRITER} is forged"]
     assert found.anchored == []
     assert found.heads == {CHAIN: ChainHead(4, f"{4:064x}")}
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def test_a_chain_longer_than_256_records_verifies() -> None:
+    """Sequence numbers are compared by value: CPython shares int objects only up to 256."""
+    key = secrets.token_bytes(32)
+    start = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+    records: list[Document] = []
+    head = GENESIS
+    for number in range(1, 301):
+        entry = AuditEntry(
+            actor="token:rulestest0000001",
+            action="event.create",
+            target=f"event-{number}",
+            outcome="success",
+            before=None,
+            after={"_id": f"event-{number}"},
+            client_address=None,
+            request_id=None,
+            trace_id=None,
+        )
+        record = next_record(CHAIN, head, entry, start + timedelta(seconds=number), key)
+        records.append({**record.fields(), "hash": record.hash})
+        head = ChainHead(record.sequence, record.hash)
+    report = verify_chain(CHAIN, records, key, head, lambda: records)
+    assert (report.ok, report.records_checked) == (True, 300), report.describe()
