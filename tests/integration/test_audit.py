@@ -364,6 +364,20 @@ def test_modified_record(
     assert only_problem(app_db, key) == ("modified", 4)
 
 
+def test_modified_first_record(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """It links to the genesis hash, which no record has: still modified, not deleted."""
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].update_one({"chain": chain, "sequence": 1}, {"$set": {"outcome": "denied"}})
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("modified", 1)
+    assert problem.message == "record 1 does not match its hash"
+
+
 def test_modified_last_record_covered_by_a_checkpoint(
     audit: AuditLog,
     chain_of_ten: list[AuditRecord],
@@ -386,6 +400,19 @@ def test_deleted_record(
     chain = chain_of_ten[0].chain
     attacker[AUDIT].delete_one({"chain": chain, "sequence": 6})
     assert only_problem(app_db, key) == ("deleted", 6)
+
+
+def test_a_deleted_record_is_named_alone(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """An odd sequence (5): ``5 | 1`` and ``5 ^ 1`` are not 6, so only ``5 + 1`` gives this."""
+    attacker[AUDIT].delete_one({"chain": chain_of_ten[0].chain, "sequence": 5})
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("deleted", 5)
+    assert problem.message == "record 5 missing; the chain goes on at 6"
 
 
 def test_deleted_first_record(
@@ -424,19 +451,22 @@ def test_deleted_records_with_the_gap_closed(
     assert only_problem(app_db, key) == ("deleted", 5)
 
 
+@pytest.mark.parametrize("forged_hash", ["0" * 63 + "1", "f" * 64])
 def test_inserted_record_with_the_rest_renumbered(
     chain_of_ten: list[AuditRecord],
     attacker: Database[Document],
     app_db: Database[Document],
     key: bytes,
+    forged_hash: str,
 ) -> None:
+    """The forged hash sorts before or after what the next record links to: neither vouches."""
     chain = chain_of_ten[0].chain
     renumber(attacker[AUDIT], chain, list(range(5, 11)), +1)
     forged = {
         **chain_of_ten[4].document(),
         "prev_hash": chain_of_ten[3].hash,
         "actor": "token:someone_else",
-        "hash": "ab" * 32,
+        "hash": forged_hash,
     }
     attacker[AUDIT].insert_one(forged)
     assert only_problem(app_db, key) == ("inserted", 5)
@@ -574,7 +604,9 @@ def test_truncated_whole_chain(
 ) -> None:
     audit.checkpoint()
     attacker[AUDIT].delete_many({"chain": chain_of_ten[0].chain})
-    assert only_problem(app_db, key) == ("truncated", 1)
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence, problem.records_checked) == ("truncated", 1, 0)
+    assert problem.message == "checkpointed up to record 10, but no record is left"
 
 
 def test_tail_after_the_last_checkpoint_is_not_protected(
@@ -615,6 +647,28 @@ def test_forged_checkpoint(
     report = verify(app_db, key, CHECKPOINT_KEYS)
     assert report.bad_checkpoints == 1
     assert only_problem(app_db, key) == ("bad-checkpoint", 50)
+
+
+def test_a_checkpoint_naming_no_chain_still_fails_the_verdict(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """A forged checkpoint without heads (validator bypassed) breaks no chain, but the trail."""
+    audit.checkpoint()
+    forged = {**attacker[AUDIT_CHECKPOINTS].find_one({}, {"_id": False}), "number": 2}
+    del forged["heads"]
+    attacker[AUDIT_CHECKPOINTS].insert_one(forged, bypass_document_validation=True)
+    report = verify(app_db, key, CHECKPOINT_KEYS)
+    assert (report.bad_checkpoints, report.problems, report.checkpoint_chain_problems) == (
+        1,
+        (),
+        (),
+    )
+    assert all(chain.ok for chain in report.chains)
+    assert not report.ok
 
 
 def test_the_audit_hmac_key_alone_cannot_forge_a_checkpoint(
