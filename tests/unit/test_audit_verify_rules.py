@@ -32,7 +32,13 @@ from eventsvc.audit.record import (
     checkpoint_message,
     next_record,
 )
-from eventsvc.audit.verify import ChainReport, checkpoint_verdicts, read_checkpoints, verify_chain
+from eventsvc.audit.verify import (
+    ChainReport,
+    VerifyReport,
+    checkpoint_verdicts,
+    read_checkpoints,
+    verify_chain,
+)
 from support import CHECKPOINT_KEYS, CHECKPOINT_SIGNER
 
 WRITER = "writer-rules"
@@ -452,3 +458,15 @@ def test_a_verdict_cannot_be_changed_after_the_fact() -> None:
     attribute = "kind"
     with pytest.raises(FrozenInstanceError):
         setattr(report, attribute, "modified")
+
+
+@pytest.mark.parametrize("order", ["ascending", "descending"])
+def test_a_report_finds_the_verdict_of_the_chain_asked_for(order: str) -> None:
+    verdicts = [ChainReport(f"{WRITER}/{number}", number) for number in (1, 2, 3)]
+    if order == "descending":
+        verdicts.reverse()
+    report = VerifyReport(
+        chains=tuple(verdicts), records_checked=6, checkpoints_checked=0, bad_checkpoints=0
+    )
+    asked = "".join([WRITER, "/2"])  # equal, but not the same string object
+    assert report.chain(asked) == ChainReport(f"{WRITER}/2", 2)
