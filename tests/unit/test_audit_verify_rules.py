@@ -171,6 +171,8 @@ def test_numbers_above_256_are_compared_by_value() -> None:
     stored = [copy(first), copy(last)]
     found = read_checkpoints(stored, CHECKPOINT_KEYS, partial=True, anchors=[copy(last)])
     assert (found.bad, found.chain_problems) == (0, [])
+    twice = read_checkpoints([*stored, copy(last)], CHECKPOINT_KEYS, partial=True)
+    assert twice.chain_problems == [f"writer {WRITER}: checkpoint 300 appears twice"]
 
 
 # --- forged and malformed checkpoints ---------------------------------------------------------
