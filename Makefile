@@ -161,7 +161,8 @@ dast: venv scan-venv ## Start a throwaway HTTPS stack and attack it
 mutation-venv: $(MUTATION_VENV)/.installed ## Create .venv-mutation (cosmic-ray)
 
 # Mutates src/ in place (restored after each mutant): run nothing else in this tree meanwhile.
-mutation: venv mutation-venv ## Mutation tests of the security modules (security/mutation.toml, build/mutation/)
+# scan-venv too: the gate's tests (src/secgate/gate.py's list) run the real scanners.
+mutation: venv scan-venv mutation-venv ## Mutation tests of the security modules (security/mutation.toml, build/mutation/)
 	$(PY) -m mutation --cosmic-ray $(MUTATION_VENV)/bin/cosmic-ray $(MUTATION_ARGS)
 
 bench: venv ## Micro-benchmarks (ratios against a baseline in the same run)

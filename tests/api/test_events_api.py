@@ -211,7 +211,8 @@ def test_limit_bounds(client: FlaskClient) -> None:
 
 
 def test_tampered_cursor_is_400(client: FlaskClient) -> None:
-    for cursor in ["abc", "eyJzIjoxfQ", "eyJzIjoiMSIsImkiOiIxIn0"]:
+    extra_field = "eyJzIjowLCJpIjoiMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwIiwieCI6MX0"  # {"s","i","x"}
+    for cursor in ["abc", "eyJzIjoxfQ", "eyJzIjoiMSIsImkiOiIxIn0", extra_field]:
         response = client.get(EVENTS, query_string={"cursor": cursor})
         assert response.status_code == 400, cursor
         problem_of(response)

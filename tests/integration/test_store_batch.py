@@ -6,11 +6,16 @@ of the real app user; nothing is timed.
 
 from __future__ import annotations
 
+import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
+from bson import ObjectId
 from pydantic import SecretStr
+from pymongo import monitoring
 from pymongo.client_session import ClientSession
 from pymongo.errors import BulkWriteError
 
@@ -206,3 +211,149 @@ def test_committed_ignores_a_record_of_another_writer(
     commands.commands.clear()
     store.create(NewEvent("here again", None, {}), TEST_CONTEXT)
     assert commands.on(AUDIT) == ["insert"]
+
+
+def test_after_a_batch_the_next_create_chains_from_its_last_record_without_a_read(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """The batch's last record, not its first, is the known tip once the batch committed."""
+    store, commands = listened
+    store.create(NewEvent("warm the chain", None, {}), TEST_CONTEXT)
+    store.create_many([item(f"b{n}") for n in range(3)], TEST_CONTEXT)
+    commands.commands.clear()
+    store.create(NewEvent("after the batch", None, {}), TEST_CONTEXT)
+    assert [name for name, _ in commands.commands] == ["insert", "insert", "commitTransaction"]
+    assert commands.on(AUDIT) == ["insert"]
+
+
+DUPLICATE_KEY = 11000
+
+
+class Interposer(monitoring.CommandListener):
+    """Another writer acting the moment one of our inserts into ``collection`` is refused.
+
+    ``act`` runs (on another client) after the refused insert, before our
+    transaction is decided again: the race this store must survive, ordered.
+    The ids of every document we sent to the events collection are kept.
+    """
+
+    def __init__(self, collection: str, act: Callable[[Interposer], None]) -> None:
+        self.collection = collection
+        self.act = act
+        self.inserts: dict[int, str] = {}
+        self.event_ids: list[list[ObjectId]] = []
+        self.refused: list[list[int]] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "insert":
+            self.inserts[event.request_id] = event.command["insert"]
+            if event.command["insert"] == EVENTS:
+                self.event_ids.append([doc["_id"] for doc in event.command["documents"]])
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        errors = event.reply.get("writeErrors")
+        if self.inserts.get(event.request_id) == self.collection and errors:
+            self.refused.append([error["code"] for error in errors])
+            self.act(self)
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+def colliding(
+    settings: Settings,
+    app_password: SecretStr,
+    audit_key: bytes,
+    store: EventStore,
+    clean_db: None,
+) -> Iterator[Callable[[Callable[[Interposer], None]], tuple[EventStore, Interposer]]]:
+    """A store whose audit chain another writer (same writer id) took sequence 1 of."""
+    clients: list[Any] = []
+    writer_id = f"collide-{secrets.token_hex(4)}"
+
+    def make(act: Callable[[Interposer], None]) -> tuple[EventStore, Interposer]:
+        interposer = Interposer(AUDIT, act)
+        client = app_user_client(settings, app_password, interposer)
+        clients.append(client)
+        audit = AuditLog(client[APP_DATABASE], audit_key, CHECKPOINT_SIGNER, writer_id=writer_id)
+        intruder = AuditLog(store.database, audit_key, CHECKPOINT_SIGNER, writer_id=writer_id)
+        intruder.append_denied(TEST_CONTEXT, "t", "takes sequence 1 of the same chain")
+        return EventStore(client, APP_DATABASE, audit), interposer
+
+    try:
+        yield make
+    finally:
+        for client in clients:
+            client.close()
+
+
+def test_a_batch_refused_for_a_taken_key_is_decided_again_once(
+    colliding: Callable[[Callable[[Interposer], None]], tuple[EventStore, Interposer]],
+    mongod: RunningMongod,
+) -> None:
+    store, interposer = colliding(lambda _: None)
+    results = store.create_many([item("a", "collide-key-0001"), item("b")], TEST_CONTEXT)
+    assert interposer.refused == [[DUPLICATE_KEY]]  # the first attempt really met the taken key
+    assert [result.replayed for result in results] == [False, False]
+    with mongod.admin_client() as admin:
+        stored = admin[APP_DATABASE][EVENTS].count_documents({"name": {"$in": ["a", "b"]}})
+    assert stored == 2
+
+
+def test_a_key_taken_again_on_the_second_attempt_refuses_the_batch(
+    colliding: Callable[[Callable[[Interposer], None]], tuple[EventStore, Interposer]],
+    store: EventStore,
+    mongod: RunningMongod,
+) -> None:
+    """Between the attempts another writer stores an event under the id the batch planned."""
+
+    def take_the_planned_id(interposer: Interposer) -> None:
+        now = datetime.now(UTC)
+        store.database[EVENTS].insert_one(
+            {
+                "_id": interposer.event_ids[0][0],
+                "name": "taken meanwhile",
+                "start_event": now,
+                "stop_event": None,
+                "attributes": {},
+                "version": 1,
+            }
+        )
+
+    colliding_store, interposer = colliding(take_the_planned_id)
+    with pytest.raises(IdempotencyKeyReused, match="in progress"):
+        colliding_store.create_many([item("a", "collide-key-0002"), item("b")], TEST_CONTEXT)
+    assert len(interposer.event_ids) == 2  # the second attempt was refused at the events insert
+    with mongod.admin_client() as admin:
+        database = admin[APP_DATABASE]
+        assert database[EVENTS].count_documents({"name": {"$in": ["a", "b"]}}) == 0
+        assert database[IDEMPOTENCY_KEYS].count_documents({"key": "collide-key-0002"}) == 0
+
+
+def test_a_key_reused_for_another_event_is_refused_whichever_comes_first(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """Both orders of two different bodies, so no ordering of their fingerprints slips through."""
+    store, _ = listened
+    for number, (first, second) in enumerate([("alpha", "beta"), ("beta", "alpha")]):
+        key = f"order-key-{number:04d}"
+        with pytest.raises(IdempotencyKeyReused, match=r"events\[1\]"):
+            store.create_many([item(first, key), item(second, key)], TEST_CONTEXT)
+        assert store.create_many([item(first, key)], TEST_CONTEXT)[0].replayed is False
+        with pytest.raises(IdempotencyKeyReused, match=r"events\[0\]"):
+            store.create_many([item(second, key)], TEST_CONTEXT)
+        assert store.create_many([item(first, key)], TEST_CONTEXT)[0].replayed is True
+
+
+def test_the_same_key_twice_in_a_batch_replays_the_first_item(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    store, _ = listened
+    results = store.create_many(
+        [item("twice", "twice-key-0001"), item("twice", "twice-key-0001"), item("once")],
+        TEST_CONTEXT,
+    )
+    assert [result.replayed for result in results] == [False, True, False]
+    assert results[1].event == results[0].event
+    assert results[2].event.id != results[0].event.id

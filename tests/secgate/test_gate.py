@@ -191,6 +191,19 @@ def test_waiver_reasons_name_the_waiver_by_its_fingerprint_prefix() -> None:
     ]
 
 
+def test_a_secret_in_the_report_bundle_fails_a_passing_verdict_and_says_where() -> None:
+    """`secgate scan` hands the bundle's leaks to the verdict: any leak fails it, none leaves it."""
+    passing = evaluate([StageResult("sast", ran=True)], DEFAULT_POLICY, [], dt.date(2026, 6, 1))
+    assert passing.passed
+    assert passing.with_bundle_problems([]) is passing
+    leak = "secret in the report bundle: bandit.json:3 (Secret Keyword)"
+    failed = passing.with_bundle_problems([leak])
+    assert not failed.passed
+    assert failed.reasons[-1] == leak
+    assert failed.bundle_problems == [leak]
+    assert passing.passed  # the original verdict is unchanged
+
+
 def test_verdicts_cannot_be_changed_after_the_decision() -> None:
     """The report and the exit code read one verdict: nothing may flip it in between."""
     verdict = evaluate([StageResult("sast", True, [finding()])], DEFAULT_POLICY, [], TODAY)
