@@ -34,13 +34,15 @@ from eventsvc.audit.record import (
     GENESIS_HASH,
     AuditEntry,
     AuditRecord,
+    ChainHead,
     checkpoint_hash,
     checkpoint_message,
+    next_record,
     record_hash,
     wire_form,
 )
 from eventsvc.audit.signing import LocalCheckpointSigner, signature_ok
-from eventsvc.audit.verify import read_checkpoints, verify
+from eventsvc.audit.verify import ChainReport, read_checkpoints, verify
 from eventsvc.clock import rfc3339
 from eventsvc.settings import Settings
 from eventsvc.store import EventStore, connect
@@ -132,11 +134,16 @@ def write(audit: AuditLog, count: int) -> list[AuditRecord]:
 
 
 def only_problem(database: Database[Document], key: bytes) -> tuple[str | None, int | None]:
+    problem = the_problem(database, key)
+    return problem.kind, problem.broken_sequence
+
+
+def the_problem(database: Database[Document], key: bytes) -> ChainReport:
+    """The one broken chain's report (its message names what is wrong)."""
     report = verify(database, key, CHECKPOINT_KEYS)
     assert not report.ok
     assert len(report.problems) == 1, [problem.describe() for problem in report.problems]
-    problem = report.problems[0]
-    return problem.kind, problem.broken_sequence
+    return report.problems[0]
 
 
 def renumber(records: Collection[Document], chain: str, sequences: list[int], delta: int) -> None:
@@ -357,6 +364,20 @@ def test_modified_record(
     assert only_problem(app_db, key) == ("modified", 4)
 
 
+def test_modified_first_record(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """It links to the genesis hash, which no record has: still modified, not deleted."""
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].update_one({"chain": chain, "sequence": 1}, {"$set": {"outcome": "denied"}})
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("modified", 1)
+    assert problem.message == "record 1 does not match its hash"
+
+
 def test_modified_last_record_covered_by_a_checkpoint(
     audit: AuditLog,
     chain_of_ten: list[AuditRecord],
@@ -381,6 +402,19 @@ def test_deleted_record(
     assert only_problem(app_db, key) == ("deleted", 6)
 
 
+def test_a_deleted_record_is_named_alone(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """An odd sequence (5): ``5 | 1`` and ``5 ^ 1`` are not 6, so only ``5 + 1`` gives this."""
+    attacker[AUDIT].delete_one({"chain": chain_of_ten[0].chain, "sequence": 5})
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("deleted", 5)
+    assert problem.message == "record 5 missing; the chain goes on at 6"
+
+
 def test_deleted_first_record(
     chain_of_ten: list[AuditRecord],
     attacker: Database[Document],
@@ -390,6 +424,19 @@ def test_deleted_first_record(
     chain = chain_of_ten[0].chain
     attacker[AUDIT].delete_one({"chain": chain, "sequence": 1})
     assert only_problem(app_db, key) == ("deleted", 1)
+
+
+def test_deleted_records_are_named_as_a_range(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    chain = chain_of_ten[0].chain
+    attacker[AUDIT].delete_many({"chain": chain, "sequence": {"$in": [3, 4, 5]}})
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("deleted", 3)
+    assert problem.message == "record 3 to 5 missing; the chain goes on at 6"
 
 
 def test_deleted_records_with_the_gap_closed(
@@ -404,19 +451,22 @@ def test_deleted_records_with_the_gap_closed(
     assert only_problem(app_db, key) == ("deleted", 5)
 
 
+@pytest.mark.parametrize("forged_hash", ["0" * 63 + "1", "f" * 64])
 def test_inserted_record_with_the_rest_renumbered(
     chain_of_ten: list[AuditRecord],
     attacker: Database[Document],
     app_db: Database[Document],
     key: bytes,
+    forged_hash: str,
 ) -> None:
+    """The forged hash sorts before or after what the next record links to: neither vouches."""
     chain = chain_of_ten[0].chain
     renumber(attacker[AUDIT], chain, list(range(5, 11)), +1)
     forged = {
         **chain_of_ten[4].document(),
         "prev_hash": chain_of_ten[3].hash,
         "actor": "token:someone_else",
-        "hash": "ab" * 32,
+        "hash": forged_hash,
     }
     attacker[AUDIT].insert_one(forged)
     assert only_problem(app_db, key) == ("inserted", 5)
@@ -446,6 +496,23 @@ def test_a_copied_hash_does_not_make_a_forgery_authentic(
     kind, sequence = only_problem(app_db, key)
     assert sequence == 11
     assert kind in {"inserted", "reordered"}
+
+
+def test_an_earlier_record_replayed_at_the_end_is_reordered(
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """Record 3, unchanged but for its sequence, appended as 11: it was moved to a later place.
+
+    (The swaps below put a later record first; this one an earlier record.)
+    """
+    replayed = {**chain_of_ten[2].document(), "sequence": 11}
+    attacker[AUDIT].insert_one(replayed)
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("reordered", 11)
+    assert problem.message == "record at sequence 11 was written as sequence 3"
 
 
 @pytest.mark.parametrize(("first", "second"), [(3, 7), (5, 6)])
@@ -478,6 +545,56 @@ def test_truncated_tail_detected_up_to_the_last_checkpoint(
     assert only_problem(app_db, key) == ("truncated", 8)
 
 
+def test_the_highest_checkpointed_head_is_kept_in_any_order(
+    audit: AuditLog, attacker: Database[Document], app_db: Database[Document], key: bytes
+) -> None:
+    """Checkpoints at sequences 3 and 6; records 5 and 6 cut: the later checkpoint sees it."""
+    write(audit, 3)
+    audit.checkpoint()
+    chain = write(audit, 3)[0].chain
+    audit.checkpoint()
+    stored = [wire_form(c) for c in attacker[AUDIT_CHECKPOINTS].find({}, sort=[("number", 1)])]
+    assert [c["heads"][chain]["sequence"] for c in stored] == [3, 6]
+    for in_order in (stored, stored[::-1]):
+        assert read_checkpoints(in_order, CHECKPOINT_KEYS).heads[chain].sequence == 6
+
+    attacker[AUDIT].delete_many({"chain": chain, "sequence": {"$gte": 5}})
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("truncated", 5)
+    assert problem.message == "the last checkpoint has record 6; the chain ends at 4"
+
+
+def test_an_insider_with_the_key_rewriting_the_last_checkpointed_record(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """Whoever holds the HMAC key rewrites record 10 with a valid hash and link.
+
+    Every record verifies on its own and links to the one before; only the
+    checkpoint (signed with a key the insider lacks) still names the original.
+    """
+    audit.checkpoint()
+    original = chain_of_ten[-1]
+    previous = chain_of_ten[-2]
+    rewritten = next_record(
+        original.chain,
+        ChainHead(previous.sequence, previous.hash),
+        entry(10, actor="token:someone_else"),
+        original.time,
+        key,
+    )
+    assert (rewritten.sequence, rewritten.prev_hash) == (10, previous.hash)
+    attacker[AUDIT].replace_one({"chain": original.chain, "sequence": 10}, rewritten.document())
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence) == ("truncated", 10)
+    assert problem.message == (
+        "record 10 is not the one checkpointed (chain cut back and rewritten)"
+    )
+
+
 def test_truncated_whole_chain(
     audit: AuditLog,
     chain_of_ten: list[AuditRecord],
@@ -487,7 +604,9 @@ def test_truncated_whole_chain(
 ) -> None:
     audit.checkpoint()
     attacker[AUDIT].delete_many({"chain": chain_of_ten[0].chain})
-    assert only_problem(app_db, key) == ("truncated", 1)
+    problem = the_problem(app_db, key)
+    assert (problem.kind, problem.broken_sequence, problem.records_checked) == ("truncated", 1, 0)
+    assert problem.message == "checkpointed up to record 10, but no record is left"
 
 
 def test_tail_after_the_last_checkpoint_is_not_protected(
@@ -528,6 +647,28 @@ def test_forged_checkpoint(
     report = verify(app_db, key, CHECKPOINT_KEYS)
     assert report.bad_checkpoints == 1
     assert only_problem(app_db, key) == ("bad-checkpoint", 50)
+
+
+def test_a_checkpoint_naming_no_chain_still_fails_the_verdict(
+    audit: AuditLog,
+    chain_of_ten: list[AuditRecord],
+    attacker: Database[Document],
+    app_db: Database[Document],
+    key: bytes,
+) -> None:
+    """A forged checkpoint without heads (validator bypassed) breaks no chain, but the trail."""
+    audit.checkpoint()
+    forged = {**attacker[AUDIT_CHECKPOINTS].find_one({}, {"_id": False}), "number": 2}
+    del forged["heads"]
+    attacker[AUDIT_CHECKPOINTS].insert_one(forged, bypass_document_validation=True)
+    report = verify(app_db, key, CHECKPOINT_KEYS)
+    assert (report.bad_checkpoints, report.problems, report.checkpoint_chain_problems) == (
+        1,
+        (),
+        (),
+    )
+    assert all(chain.ok for chain in report.chains)
+    assert not report.ok
 
 
 def test_the_audit_hmac_key_alone_cannot_forge_a_checkpoint(

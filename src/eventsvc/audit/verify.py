@@ -239,10 +239,10 @@ def _checkpoint_links(
         number = int(checkpoint["number"])
         if previous is None:
             if not partial and (number != 1 or checkpoint["prev_checkpoint"] != GENESIS_HASH):
-                problems.append(f"writer {writer}: checkpoints 1 to {number - 1} missing")
+                problems.append(f"writer {writer}: {_missing_start(number)}")
         elif number != int(previous["number"]) + 1:
-            gap = f"{int(previous['number']) + 1} to {number - 1}"
-            problems.append(f"writer {writer}: checkpoint(s) {gap} missing")
+            gap = _gap(int(previous["number"]), number)
+            problems.append(f"writer {writer}: {gap}")
         elif checkpoint["prev_checkpoint"] != previous["hash"]:
             problems.append(
                 f"writer {writer}: checkpoint {number} does not name checkpoint {number - 1}"
@@ -436,3 +436,17 @@ def _with_forged_checkpoint(report: ChainReport, forged: Mapping[str, int]) -> C
     return ChainReport(
         report.chain, report.records_checked, "bad-checkpoint", forged[report.chain], message
     )
+
+
+def _missing_start(number: int) -> str:
+    """What a writer's first checkpoint (when not number 1 naming the genesis hash) says is gone."""
+    if number == 1:
+        return "checkpoint 1 does not name the genesis hash (an earlier history was cut off)"
+    return f"checkpoints 1 to {number - 1} missing"
+
+
+def _gap(previous: int, number: int) -> str:
+    """Between two checkpoints of a writer, in number order: the ones missing, or a duplicate."""
+    if number == previous:
+        return f"checkpoint {number} appears twice"
+    return f"checkpoint(s) {previous + 1} to {number - 1} missing"
