@@ -300,13 +300,15 @@ def alive(pid: int) -> bool:
 
 
 class CommandLog(monitoring.CommandListener):
-    """The commands a client sends, as (command name, collection), in order."""
+    """The commands a client sends, as (command name, collection), in order, and as sent."""
 
     def __init__(self) -> None:
         self.commands: list[tuple[str, object]] = []
+        self.sent: list[dict[str, Any]] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         self.commands.append((event.command_name, event.command.get(event.command_name)))
+        self.sent.append(dict(event.command))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -317,6 +319,14 @@ class CommandLog(monitoring.CommandListener):
     def on(self, collection: str) -> list[str]:
         """The names of the commands sent to ``collection``."""
         return [name for name, target in self.commands if target == collection]
+
+    def clear(self) -> None:
+        self.commands.clear()
+        self.sent.clear()
+
+    def find_limits(self, collection: str) -> list[object]:
+        """The ``limit`` of every find sent to ``collection``."""
+        return [command.get("limit") for command in self.sent if command.get("find") == collection]
 
 
 def app_user_client(

@@ -132,9 +132,11 @@ def run_module(
             result.error = f"the tests fail on the unmutated code:\n{tail}"
             return result
         timeout = max(config.min_timeout_seconds, config.timeout_factor * result.baseline_seconds)
-        spans = annotation_mutants.annotation_spans(original.decode("utf-8"))
-        if not config.skip_annotation_mutants:
-            spans = []
+        spans = (
+            annotation_mutants.annotation_spans(original.decode("utf-8"))
+            if config.skip_annotation_mutants
+            else []
+        )
         session = _cosmic_ray_session(
             module, config, repo_root, work_dir, cosmic_ray, timeout, spans
         )

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from bson import ObjectId
 from pydantic import SecretStr
-from pymongo import MongoClient, monitoring
+from pymongo import MongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, WriteError
 
 from devstack.mongod import RunningMongod
@@ -46,6 +46,7 @@ from support import (
     APP_DATABASE,
     CHECKPOINT_SIGNER,
     TEST_CONTEXT,
+    CommandLog,
     app_user_client,
     free_port,
     write_test_pki,
@@ -217,50 +218,33 @@ def test_a_cursor_with_an_extra_field_is_refused() -> None:
 # --- pages -----------------------------------------------------------------------
 
 
-class FindLimits(monitoring.CommandListener):
-    """The ``limit`` of every find on the events collection."""
-
-    def __init__(self) -> None:
-        self.limits: list[object] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command.get("find") == EVENTS:
-            self.limits.append(event.command.get("limit"))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 def listed_store(
     settings: Settings, app_password: SecretStr, audit_key: bytes, clean_db: None
-) -> Iterator[tuple[EventStore, FindLimits]]:
-    limits = FindLimits()
-    client = app_user_client(settings, app_password, limits)
+) -> Iterator[tuple[EventStore, CommandLog]]:
+    commands = CommandLog()
+    client = app_user_client(settings, app_password, commands)
     try:
         yield (
             EventStore(
                 client, APP_DATABASE, AuditLog(client[APP_DATABASE], audit_key, CHECKPOINT_SIGNER)
             ),
-            limits,
+            commands,
         )
     finally:
         client.close()
 
 
 def test_a_page_has_a_next_cursor_only_when_more_events_follow(
-    listed_store: tuple[EventStore, FindLimits],
+    listed_store: tuple[EventStore, CommandLog],
 ) -> None:
-    store, limits = listed_store
+    store, commands = listed_store
     base = datetime(2026, 6, 1, tzinfo=UTC)
     created = [
         store.create(NewEvent(f"p{n}", base + timedelta(minutes=n), {}), TEST_CONTEXT).event.id
         for n in range(3)
     ]
-    limits.limits.clear()
+    commands.clear()
     exactly = store.list(EventFilter(), 3)
     assert [event.id for event in exactly.events] == created[::-1]
     assert exactly.next_cursor is None
@@ -271,7 +255,7 @@ def test_a_page_has_a_next_cursor_only_when_more_events_follow(
     assert [event.id for event in rest.events] == created[:1]
     assert rest.next_cursor is None
     # A page reads one event more than it returns, never more.
-    assert limits.limits == [4, 3, 3]
+    assert commands.find_limits(EVENTS) == [4, 3, 3]
 
 
 # --- the client -------------------------------------------------------------------
