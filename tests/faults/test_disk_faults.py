@@ -1,7 +1,9 @@
 """mongod's data directory full, under write load: errors reported, nothing acknowledged unwritten.
 
-The data directory is a small tmpfs (``mount -t tmpfs -o size=...``), filled
-up to its last few hundred KiB; later it is grown again (``remount``). Mounting
+The data directory (``member-0/db``) is a small tmpfs (``mount -t tmpfs -o
+size=...``), filled up to its last few hundred KiB; later it is grown again
+(``remount``). mongod's log stays next to it on the ordinary disk, so the
+``No space left on device`` it reports is not itself lost to the full disk. Mounting
 needs root with CAP_SYS_ADMIN: elsewhere (a CI runner as a normal user) the
 test is skipped and says why. chmod to make the directory read-only would not
 do: root ignores it, and a non-root mongod would fail at start, not under load.
@@ -49,9 +51,9 @@ def small_disk_stack(tmp_path: Path) -> Iterator[tuple[RunningHaStack, Path]]:
     if os.geteuid() != 0 or shutil.which("mount") is None:
         pytest.skip("a size-limited data directory needs root (mount -t tmpfs)")
     paths = StackPaths(tmp_path / ".run")
-    member_dir = paths.mongod_dir / "member-0"
-    member_dir.mkdir(parents=True)
-    mounted = _mount("-t", "tmpfs", "-o", f"size={SMALL},mode=0700", "tmpfs", str(member_dir))
+    data_dir = paths.mongod_dir / "member-0" / "db"
+    data_dir.mkdir(mode=0o700, parents=True)
+    mounted = _mount("-t", "tmpfs", "-o", f"size={SMALL},mode=0700", "tmpfs", str(data_dir))
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -59,11 +61,11 @@ def small_disk_stack(tmp_path: Path) -> Iterator[tuple[RunningHaStack, Path]]:
             paths, members=1, instances=1, api_env=FAULT_API_ENV, gateway=GatewayConfig()
         )
         try:
-            yield stack, member_dir
+            yield stack, data_dir
         finally:
             stack.stop()
     finally:
-        _umount(member_dir)
+        _umount(data_dir)
 
 
 def _fill(directory: Path, leave_free: int) -> Path:
@@ -81,21 +83,27 @@ def _fill(directory: Path, leave_free: int) -> Path:
     return filler
 
 
+def _reported_enospc(logpath: Path) -> bool:
+    """mongod has logged the write that failed: the fault is in effect, not just announced."""
+    return "No space left on device" in logpath.read_text(encoding="utf-8", errors="replace")
+
+
 def test_data_directory_full_nothing_acknowledged_is_lost(
     small_disk_stack: tuple[RunningHaStack, Path],
 ) -> None:
-    stack, member_dir = small_disk_stack
+    stack, data_dir = small_disk_stack
     member = stack.replica_set.members[0]
     ca_file = str(stack.paths.ca_file)
     with WriteLoad(client_urls(stack), ca_file, stack.tokens.cli, label="diskfull") as load:
         load.wait_for_acks(20)
-        filler = _fill(member_dir, LEFT_FREE_BYTES)
+        filler = _fill(data_dir, LEFT_FREE_BYTES)
         wait_until(lambda: not ready(stack.apis[0].url, ca_file), 60, "/readyz to say 503")
+        wait_until(lambda: _reported_enospc(member.logpath), 60, "mongod to report ENOSPC")
         full_for_s = 3.0
         time.sleep(full_for_s)  # writers meet the full disk
         mongod_died = not member.is_running
         acked_while_full = len(load.acknowledged_after(time.monotonic() - full_for_s))
-        grown = _mount("-o", f"remount,size={LARGE}", str(member_dir))
+        grown = _mount("-o", f"remount,size={LARGE}", str(data_dir))
         assert grown.returncode == 0, grown.stderr
         filler.unlink()
         repaired_at = time.monotonic()
@@ -108,7 +116,6 @@ def test_data_directory_full_nothing_acknowledged_is_lost(
         load.wait_for_acks(20, after=repaired_at, timeout_s=90)
     with stack.replica_set.admin_client() as admin:
         verdict = check_against_database(load, admin, DATABASE)
-    log_text = member.logpath.read_text(encoding="utf-8", errors="replace")
     record(
         "mongodb-disk-full",
         "mongod's data directory full (tmpfs filled), then grown and mongod restarted",
@@ -122,7 +129,6 @@ def test_data_directory_full_nothing_acknowledged_is_lost(
             "recovery measured from the repair"
         ),
     )
-    assert "No space left on device" in log_text
     assert verdict.lost == []
     assert verdict.duplicated == []
     assert load.stats.unexpected == []
