@@ -8,21 +8,28 @@ tell the application who presented one. :class:`ClientCertThreadWorker` reads
 the subject from the TLS socket of each connection and hands it to the app in
 the WSGI environ key ``eventsvc.client_cert_subject`` (a name no HTTP header
 can produce, so a client cannot forge it). The auth layer records it as part
-of the actor and lets routes require it.
+of the actor and lets routes require it. It also answers the requests gunicorn
+itself refuses as problem+json with the security headers
+(:mod:`eventsvc.api.refusals`).
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import gunicorn.sock
+import gunicorn.util
 from cryptography import x509
 from gunicorn.workers.gthread import ThreadWorker
 
+from eventsvc.api.refusals import refusal_for, refusal_response
 from eventsvc.auth import CLIENT_CERT_SUBJECT_ENVIRON
+
+log = logging.getLogger(__name__)
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -102,3 +109,22 @@ class ClientCertThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn sh
             return super().handle_request(req, conn)
         finally:
             _connection.subject = None
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        """Answer what gunicorn refused (or failed on) like the app would, never as HTML.
+
+        Replaces gunicorn's own ``handle_error``, which logs the offending
+        request line and answers with an HTML page without security headers.
+        """
+        refusal = refusal_for(exc)
+        if refusal.status >= 500:
+            log.error("the HTTP server failed on a request", exc_info=exc)
+        else:
+            log.warning(
+                "request refused by the HTTP server",
+                extra={"status": refusal.status.value, "reason": type(exc).__name__},
+            )
+        try:
+            gunicorn.util.write_nonblock(client, refusal_response(refusal, https=self.cfg.is_ssl))
+        except OSError:  # the client is gone or its TLS broke: nothing more to tell it
+            log.debug("could not send the refusal")

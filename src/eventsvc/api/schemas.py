@@ -293,13 +293,10 @@ ERROR_RESPONSES: dict[str | int, type[BaseModel] | dict[Any, Any] | None] = {
     401: Problem,
     403: Problem,
     413: Problem,
-    # gunicorn refuses an over-long request line itself (limit_request_line),
-    # before the app runs, with its own small HTML page.
-    414: {
-        "description": "Request line too long (answered by the HTTP server)",
-        "content": {"text/html": {"schema": {"type": "string"}}},
-    },
+    # 414 and 431 come from gunicorn's limits, before the app runs (api/refusals.py).
+    414: Problem,
     415: Problem,
     429: Problem,
+    431: Problem,
     503: Problem,
 }
