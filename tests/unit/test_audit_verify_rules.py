@@ -290,6 +290,75 @@ def test_a_forged_anchor_is_counted_and_reported() -> None:
     assert found.heads == {CHAIN: ChainHead(4, f"{4:064x}")}
 
 
+@pytest.mark.parametrize("order", ["stored first", "stored second"])
+def test_an_anchor_differing_from_either_copy_of_a_duplicated_checkpoint_is_reported(
+    order: str,
+) -> None:
+    """Checkpoint 2 stored twice, once as anchored and once not: the other copy is not history."""
+    stored = checkpoint_chain(2)
+    other = signed(2, stored[0]["hash"], 5)
+    copies = [stored[1], other] if order == "stored first" else [other, stored[1]]
+    found = read_checkpoints([stored[0], *copies], CHECKPOINT_KEYS, anchors=[copy(stored[1])])
+    assert f"writer {WRITER}: checkpoint 2 differs from its anchor" in found.chain_problems
+
+
+# --- signed heads of one record must agree ------------------------------------------------------
+
+
+def head(sequence: int, hash_: str) -> dict[str, Document]:
+    return {CHAIN: {"sequence": sequence, "hash": hash_}}
+
+
+FORKED = f"{4:064x}".replace("0", "f", 1)  # another hash for record 4
+
+
+def test_an_idle_chain_signed_again_with_the_same_head_is_no_problem() -> None:
+    first = signed(1, GENESIS_HASH, 4)
+    second = signed(2, first["hash"], 4)
+    found = read_checkpoints([first, second], CHECKPOINT_KEYS)
+    assert found.chain_problems == []
+    assert found.heads == {CHAIN: ChainHead(4, f"{4:064x}")}
+
+
+@pytest.mark.parametrize("order", ["forked last", "forked first"])
+def test_two_checkpoints_signing_different_hashes_for_one_record_are_reported(
+    order: str,
+) -> None:
+    """History rewritten after checkpoint 2 and signed again by checkpoint 3 (same record 4).
+
+    The head read first stays the one the records are compared with.
+    """
+    first = signed(1, GENESIS_HASH, 2)
+    second = signed(2, first["hash"], 4)
+    third = signed(3, second["hash"], 4, heads=head(4, FORKED))
+    stored = [first, second, third] if order == "forked last" else [first, third, second]
+    found = read_checkpoints(stored, CHECKPOINT_KEYS)
+    assert found.bad == 0
+    assert f"chain {CHAIN}: signed checkpoints disagree on record 4" in found.chain_problems
+    read_first = stored[1]["heads"][CHAIN]["hash"]
+    assert found.heads == {CHAIN: ChainHead(4, read_first)}
+
+
+def test_a_fork_below_the_head_is_reported_whatever_came_in_between() -> None:
+    """Checkpoint 3 signs record 2 again, with another hash, after checkpoint 2 signed record 4."""
+    first = signed(1, GENESIS_HASH, 2)
+    second = signed(2, first["hash"], 4)
+    third = signed(3, second["hash"], 2, heads=head(2, FORKED))
+    found = read_checkpoints([first, second, third], CHECKPOINT_KEYS)
+    assert found.chain_problems == [f"chain {CHAIN}: signed checkpoints disagree on record 2"]
+    assert found.heads == {CHAIN: ChainHead(4, f"{4:064x}")}
+
+
+def test_an_anchor_disagreeing_with_another_checkpoint_on_a_record_is_reported_once() -> None:
+    """The anchor (checkpoint 3) signs record 4 as the stored checkpoint 2 does not."""
+    stored = checkpoint_chain(2)
+    anchor = signed(3, stored[1]["hash"], 4, heads=head(4, FORKED))
+    found = read_checkpoints(stored, CHECKPOINT_KEYS, anchors=[anchor, copy(anchor)])
+    assert (
+        found.chain_problems.count(f"chain {CHAIN}: signed checkpoints disagree on record 4") == 1
+    )
+
+
 # --- what only the checkpoints can tell ---------------------------------------------------------
 
 

@@ -114,6 +114,8 @@ class Checkpoints:
     anchored: list[str] = field(default_factory=list)
     latest: dict[str, Document] = field(default_factory=dict)
     """Per writer, its authentic checkpoint with the highest number."""
+    signed: dict[tuple[str, int], str] = field(default_factory=dict)
+    """Every (chain, record) an authentic checkpoint or anchor names, and the hash it gives."""
 
 
 def verify(
@@ -196,9 +198,7 @@ def read_checkpoints(
             )
         earlier.append(checkpoint)
         for chain, head in heads.items():
-            signed = ChainHead(int(head["sequence"]), str(head["hash"]))
-            if chain not in found.heads or signed.sequence > found.heads[chain].sequence:
-                found.heads[chain] = signed
+            _note_signed_head(found, str(chain), head)
     for anchor in anchors:
         found.checked += 1
         heads = anchor.get("heads")
@@ -212,21 +212,36 @@ def read_checkpoints(
             " records after it are covered by no anchor"
         )
         same = [c for c in by_writer.get(writer, []) if c["number"] == anchor["number"]]
-        if same and same[0]["hash"] != anchor["hash"]:
+        if any(stored["hash"] != anchor["hash"] for stored in same):
             found.chain_problems.append(
                 f"writer {writer}: checkpoint {anchor['number']} differs from its anchor"
             )
         elif not same:
             by_writer.setdefault(writer, []).append(anchor)
         for chain, head in heads.items():
-            signed = ChainHead(int(head["sequence"]), str(head["hash"]))
-            if chain not in found.heads or signed.sequence > found.heads[chain].sequence:
-                found.heads[chain] = signed
+            _note_signed_head(found, str(chain), head)
     for writer, chain in sorted(by_writer.items()):
         in_order = sorted(chain, key=lambda checkpoint: int(checkpoint["number"]))
         found.chain_problems.extend(_checkpoint_links(writer, in_order, partial=partial))
         found.latest[writer] = dict(in_order[-1])
     return found
+
+
+def _note_signed_head(found: Checkpoints, chain: str, head: Mapping[str, Any]) -> None:
+    """Keep the highest signed head of ``chain``; all signed hashes of one record must agree.
+
+    Two authentic checkpoints naming different hashes for the same record mean
+    the chain forked (history rewritten, then signed again), whatever order
+    they are read in: neither may silently stand in for the other.
+    """
+    signed = ChainHead(int(head["sequence"]), str(head["hash"]))
+    earlier = found.signed.setdefault((chain, signed.sequence), signed.hash)
+    problem = f"chain {chain}: signed checkpoints disagree on record {signed.sequence}"
+    if earlier != signed.hash and problem not in found.chain_problems:
+        found.chain_problems.append(problem)
+    known = found.heads.get(chain)
+    if known is None or signed.sequence > known.sequence:
+        found.heads[chain] = signed
 
 
 def _checkpoint_links(
