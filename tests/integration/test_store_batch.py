@@ -357,3 +357,77 @@ def test_the_same_key_twice_in_a_batch_replays_the_first_item(
     assert [result.replayed for result in results] == [False, True, False]
     assert results[1].event == results[0].event
     assert results[2].event.id != results[0].event.id
+
+
+def test_a_batch_replays_a_stored_key_after_an_in_batch_repeat(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """Item 1 repeats item 0's new key, item 2 a key stored earlier: both are replays."""
+    store, _ = listened
+    stored = store.create_many([item("stored", "mixed-key-0001")], TEST_CONTEXT)[0]
+    results = store.create_many(
+        [
+            item("new", "mixed-key-0002"),
+            item("new", "mixed-key-0002"),
+            item("stored", "mixed-key-0001"),
+        ],
+        TEST_CONTEXT,
+    )
+    assert [result.replayed for result in results] == [False, True, True]
+    assert results[1].event == results[0].event
+    assert results[2].event == stored.event
+
+
+def test_a_retry_with_its_attributes_in_another_order_is_the_same_request(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """JSON objects have no order: a client re-serialising its retry still gets a replay."""
+    store, _ = listened
+    first = store.create(
+        NewEvent("ordered", None, {"a": "1", "b": "2"}), TEST_CONTEXT, "attrs-0001"
+    )
+    retried = store.create(
+        NewEvent("ordered", None, {"b": "2", "a": "1"}), TEST_CONTEXT, "attrs-0001"
+    )
+    assert retried.replayed is True
+    assert retried.event == first.event
+    in_batch = store.create_many(
+        [BatchItem(NewEvent("ordered", None, {"b": "2", "a": "1"}), "attrs-0001")], TEST_CONTEXT
+    )
+    assert in_batch[0].replayed is True
+
+
+def test_a_single_create_reusing_a_key_for_another_event_is_refused_whichever_comes_first(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """Both orders of two different bodies, so no ordering of their fingerprints slips through."""
+    store, _ = listened
+    for number, (first, second) in enumerate([("alpha", "beta"), ("beta", "alpha")]):
+        key = f"single-order-{number:04d}"
+        created = store.create(NewEvent(first, None, {}), TEST_CONTEXT, key)
+        with pytest.raises(IdempotencyKeyReused, match="different request"):
+            store.create(NewEvent(second, None, {}), TEST_CONTEXT, key)
+        again = store.create(NewEvent(first, None, {}), TEST_CONTEXT, key)
+        assert again.replayed is True
+        assert again.event == created.event
+
+
+WRITE_COMMANDS = {"insert", "update", "delete", "findAndModify"}
+
+
+def test_every_write_commits_in_a_transaction_waiting_for_a_journaled_majority(
+    listened: tuple[EventStore, CommandLog],
+) -> None:
+    """No write of the store's is sent outside a transaction, and every commit asks for
+    ``{w: majority, j: true}``: an acknowledged change is on the journals of a majority."""
+    store, commands = listened
+    created = store.create(NewEvent("durable", None, {}), TEST_CONTEXT, "durable-0001")
+    store.create_many([item("durable batch", "durable-0002"), item("second")], TEST_CONTEXT)
+    stopped = store.stop(created.event.id, datetime.now(UTC), TEST_CONTEXT, if_match=None)
+    store.delete(stopped.id, TEST_CONTEXT)
+    writes = [command for command in commands.sent if WRITE_COMMANDS & command.keys()]
+    assert len(writes) >= 8
+    assert all("txnNumber" in command and "writeConcern" not in command for command in writes)
+    commits = [command for command in commands.sent if "commitTransaction" in command]
+    assert len(commits) == 4
+    assert all(commit["writeConcern"] == {"w": "majority", "j": True} for commit in commits)

@@ -24,12 +24,13 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 
 from devstack.mongod import RunningMongod
 from eventsvc.audit.log import AuditLog
-from eventsvc.domain import EventNotFound
+from eventsvc.domain import Event, EventNotFound
 from eventsvc.settings import Settings
 from eventsvc.store import (
     EVENTS,
     IDEMPOTENCY_KEYS,
     BatchItem,
+    CreateResult,
     EventFilter,
     EventStore,
     InvalidCursor,
@@ -37,6 +38,7 @@ from eventsvc.store import (
     Page,
     StoreUnavailable,
     _is_duplicate_key,
+    _PlannedCreate,
     connect,
     decode_cursor,
     encode_cursor,
@@ -105,11 +107,39 @@ def test_the_validator_refuses_a_malformed_event_from_the_app_user(
     assert refused.value.code == DOCUMENT_VALIDATION_FAILED, why
 
 
+def test_the_validator_refuses_more_than_32_attributes(store: EventStore, clean_db: None) -> None:
+    attributes = {f"k{index}": "v" for index in range(33)}
+    with pytest.raises(WriteError) as refused:
+        store.database[EVENTS].insert_one({**valid_event(), "attributes": attributes})
+    assert refused.value.code == DOCUMENT_VALIDATION_FAILED
+
+
+def test_the_validator_accepts_the_largest_valid_event(store: EventStore, clean_db: None) -> None:
+    """The upper side of each bound: a 200-character name and 32 attributes."""
+    attributes = {f"k{index}": "v" for index in range(32)}
+    document = {**valid_event(), "name": "x" * 200, "attributes": attributes}
+    store.database[EVENTS].insert_one(document)
+    assert store.get(str(document["_id"])).attributes == attributes
+
+
 def test_the_validator_accepts_the_smallest_valid_event(store: EventStore, clean_db: None) -> None:
     """The other side of each bound: a 1-character name, version 1, a pattern-conforming key."""
     document = {**valid_event(), "name": "a", "version": 1, "attributes": {"a-1_b": "v"}}
     store.database[EVENTS].insert_one(document)
     assert store.get(str(document["_id"])).name == "a"
+
+
+def test_the_status_filter_compares_by_value(store: EventStore, clean_db: None) -> None:
+    """A status parsed from a request is an equal string, not the literal object itself."""
+    open_event = store.create(NewEvent("open one", None, {}), TEST_CONTEXT).event
+    stopped = store.create(NewEvent("stopped one", None, {}), TEST_CONTEXT).event
+    store.stop(stopped.id, datetime.now(UTC), TEST_CONTEXT, if_match=None)
+    for status, expected in (("open", open_event.id), ("stopped", stopped.id)):
+        parsed = "".join(list(status))
+        assert parsed == status
+        assert parsed is not status
+        page = store.list(EventFilter(status=parsed), limit=10)  # type: ignore[arg-type]
+        assert [event.id for event in page.events] == [expected]
 
 
 # --- values and errors -----------------------------------------------------------
@@ -122,6 +152,8 @@ def test_the_validator_accepts_the_smallest_valid_event(store: EventStore, clean
         (EventFilter(), "name"),
         (Page([], None), "next_cursor"),
         (BatchItem(NewEvent("n", None, {})), "idempotency_key"),
+        (_PlannedCreate(0, {}, "f", None, None), "document"),
+        (CreateResult(Event("e", "n", datetime(2026, 1, 1, tzinfo=UTC), None), False), "replayed"),
     ],
 )
 def test_store_values_are_frozen(value: object, field: str) -> None:
@@ -210,6 +242,12 @@ def test_a_cursor_of_any_length_decodes(millis: int) -> None:
     assert decode_cursor(encode_cursor(start, event_id)) == (start, ObjectId(event_id))
 
 
+@pytest.mark.parametrize("millis", [1.5, True, "5", None])
+def test_a_cursor_position_that_is_not_an_integer_is_refused(millis: object) -> None:
+    with pytest.raises(InvalidCursor):
+        decode_cursor(cursor_of({"s": millis, "i": str(ObjectId())}))
+
+
 def test_a_cursor_with_an_extra_field_is_refused() -> None:
     with pytest.raises(InvalidCursor):
         decode_cursor(cursor_of({"s": 0, "i": str(ObjectId()), "x": 1}))
@@ -283,6 +321,16 @@ def test_the_client_retries_reads_and_writes(settings: Settings) -> None:
     try:
         assert client.options.retry_writes is True
         assert client.options.retry_reads is True
+    finally:
+        client.close()
+
+
+def test_the_client_waits_for_a_journaled_majority(settings: Settings) -> None:
+    """What every write of a client from ``connect`` is acknowledged after (durability)."""
+    client = connect(settings)
+    try:
+        assert client.write_concern.document == {"w": "majority", "j": True}
+        assert client.read_concern.level == "majority"
     finally:
         client.close()
 
