@@ -117,7 +117,7 @@ class ClientCertThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn sh
         request line and answers with an HTML page without security headers.
         """
         refusal = refusal_for(exc)
-        if refusal.status >= 500:
+        if refusal.server_fault:
             log.error("the HTTP server failed on a request", exc_info=exc)
         else:
             log.warning(

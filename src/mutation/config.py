@@ -5,9 +5,10 @@ the tests that guard it (only those run against its mutants, so a mutant is
 killed by the tests meant to catch it, not by accident elsewhere), the
 kill-rate threshold, and every mutant accepted as equivalent with the reason
 it cannot change behaviour. An equivalent mutant is named by module,
-operator (a regular expression) and position; when the code moves, the
-entry no longer matches and the mutant counts as surviving again until
-someone looks at it.
+operator (a regular expression), position and the source line it is on
+(``code``, stripped): when the code moves, the config no longer loads and says
+where that line went, so an entry can neither drift onto another mutant nor
+silently stop matching its own.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ class EquivalentMutant:
     operator: str
     line: int
     column: int
+    code: str  # the line's text, stripped: checked against the module when the config loads
     reason: str
 
 
@@ -90,7 +92,9 @@ def load_config(path: Path, repo_root: Path) -> MutationConfig:
     if not modules:
         raise MutationConfigError(f"{path}: no [[module]] entries")
     known = {module.path for module in modules}
-    equivalents = tuple(_equivalent(entry, path, known) for entry in data.get("equivalent", []))
+    equivalents = tuple(
+        _equivalent(entry, path, known, repo_root) for entry in data.get("equivalent", [])
+    )
     return MutationConfig(
         threshold=threshold,
         min_timeout_seconds=float(data.get("min_timeout_seconds", 60)),
@@ -128,12 +132,15 @@ def _module(entry: dict[str, Any], path: Path, repo_root: Path) -> ModuleUnderTe
     return module
 
 
-def _equivalent(entry: dict[str, Any], path: Path, known: set[str]) -> EquivalentMutant:
+def _equivalent(
+    entry: dict[str, Any], path: Path, known: set[str], repo_root: Path
+) -> EquivalentMutant:
     equivalent = EquivalentMutant(
         module=str(_required(entry, "module", path)),
         operator=str(_required(entry, "operator", path)),
         line=int(_required(entry, "line", path)),
         column=int(_required(entry, "column", path)),
+        code=str(_required(entry, "code", path)).strip(),
         reason=str(_required(entry, "reason", path)).strip(),
     )
     if equivalent.module not in known:
@@ -142,4 +149,24 @@ def _equivalent(entry: dict[str, Any], path: Path, known: set[str]) -> Equivalen
         )
     if not equivalent.reason:
         raise MutationConfigError(f"{path}: every equivalent mutant needs a reason")
+    _check_code(equivalent, path, repo_root)
     return equivalent
+
+
+def _check_code(equivalent: EquivalentMutant, path: Path, repo_root: Path) -> None:
+    """The entry's line must still read ``code``; else say where that code is now, if anywhere."""
+    lines = (repo_root / equivalent.module).read_text(encoding="utf-8").splitlines()
+    found = lines[equivalent.line - 1].strip() if 0 < equivalent.line <= len(lines) else None
+    if found == equivalent.code:
+        return
+    moved_to = [
+        str(number) for number, text in enumerate(lines, 1) if text.strip() == equivalent.code
+    ]
+    where = (
+        f"it is now on line {', '.join(moved_to)}" if moved_to else "it is no longer in the module"
+    )
+    raise MutationConfigError(
+        f"{path}: the equivalent mutant at {equivalent.module}:{equivalent.line} names the code "
+        f"{equivalent.code!r}, but that line reads {found!r} ({where}): move the entry and "
+        "check that its reason still holds"
+    )

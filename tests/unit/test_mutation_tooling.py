@@ -6,6 +6,7 @@ feed the classifier the ``cosmic-ray dump`` lines it produces.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,12 @@ from mutation.report import save_result, verdicts, write_report
 from mutation.run import ModuleResult, Mutant, _classify, source_sha256, with_equivalents
 
 REPO = Path(__file__).resolve().parents[2]
+TOKENS_LINES = (REPO / "src/eventsvc/tokens.py").read_text(encoding="utf-8").splitlines()
+
+
+def code_at(line: int) -> str:
+    """A TOML string of tokens.py's line ``line``, stripped, as an equivalent entry names it."""
+    return json.dumps(TOKENS_LINES[line - 1].strip())
 
 
 def config_text(**overrides: str) -> str:
@@ -70,9 +77,17 @@ def test_the_committed_config_loads() -> None:
         (
             {
                 "equivalent": '[[equivalent]]\nmodule = "src/eventsvc/tokens.py"\n'
-                'operator = "core/AddNot"\nline = 1\ncolumn = 0\nreason = " "\n'
+                f'operator = "core/AddNot"\nline = 1\ncolumn = 0\ncode = {code_at(1)}\n'
+                'reason = " "\n'
             },
             "reason",
+        ),
+        (
+            {
+                "equivalent": '[[equivalent]]\nmodule = "src/eventsvc/tokens.py"\n'
+                'operator = "core/AddNot"\nline = 1\ncolumn = 0\nreason = "r"\n'
+            },
+            "missing 'code'",
         ),
     ],
 )
@@ -81,10 +96,37 @@ def test_bad_configs_are_refused(tmp_path: Path, overrides: dict[str, str], mess
         load(tmp_path, config_text(**overrides))
 
 
+def equivalent_naming(line: int, code: str) -> str:
+    return (
+        '[[equivalent]]\nmodule = "src/eventsvc/tokens.py"\noperator = "core/AddNot"\n'
+        f'line = {line}\ncolumn = 0\ncode = {code}\nreason = "r"\n'
+    )
+
+
+def test_an_equivalent_whose_line_moved_is_refused_with_where_it_went(tmp_path: Path) -> None:
+    """The code the entry names is two lines further down now (lines were added above it)."""
+    stripped = [text.strip() for text in TOKENS_LINES]
+    line = next(
+        n
+        for n in range(20, len(stripped))
+        if len(stripped[n - 1]) > 20 and stripped.count(stripped[n - 1]) == 1
+    )
+    moved = equivalent_naming(line - 2, code_at(line))
+    with pytest.raises(MutationConfigError, match=rf"now on line {line}\b"):
+        load(tmp_path, config_text(equivalent=moved))
+
+
+@pytest.mark.parametrize("line", [10, 100_000, 0])
+def test_an_equivalent_naming_code_that_is_gone_is_refused(tmp_path: Path, line: int) -> None:
+    gone = equivalent_naming(line, json.dumps("this code is in no module"))
+    with pytest.raises(MutationConfigError, match="no longer in the module"):
+        load(tmp_path, config_text(equivalent=gone))
+
+
 def test_mutants_are_classified_and_equivalents_need_their_exact_position(tmp_path: Path) -> None:
     equivalent = (
         '[[equivalent]]\nmodule = "src/eventsvc/tokens.py"\noperator = "core/Add.*"\n'
-        'line = 10\ncolumn = 4\nreason = "log text only"\n'
+        f'line = 10\ncolumn = 4\ncode = {code_at(10)}\nreason = "log text only"\n'
     )
     config = load(tmp_path, config_text(equivalent=equivalent))
     mutants = [

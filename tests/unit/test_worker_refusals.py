@@ -42,15 +42,25 @@ def test_a_refusal_is_problem_json_with_hsts_only_over_tls(is_ssl: bool) -> None
     assert problem["status"] == 414
 
 
-def test_a_client_error_is_a_warning_without_the_request(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (errors.InvalidRequestLine("GET /?token=do-not-log"), 400),
+        # a 5xx, but the client's doing (a transfer coding we do not speak), not a failure of ours
+        (errors.UnsupportedTransferCoding("do-not-log"), 501),
+    ],
+)
+def test_a_refusal_of_the_request_is_a_warning_without_it(
+    caplog: pytest.LogCaptureFixture, error: BaseException, status: int
+) -> None:
     caplog.set_level(logging.DEBUG, logger="eventsvc.tlsworker")
-    refuse(errors.InvalidRequestLine("GET /?token=do-not-log"), is_ssl=True)
+    refuse(error, is_ssl=True)
     records = [r for r in caplog.records if r.name == "eventsvc.tlsworker"]
     assert [(r.levelno, r.getMessage()) for r in records] == [
         (logging.WARNING, "request refused by the HTTP server")
     ]
-    assert records[0].status == 400  # type: ignore[attr-defined]
-    assert records[0].reason == "InvalidRequestLine"  # type: ignore[attr-defined]
+    assert records[0].status == status  # type: ignore[attr-defined]
+    assert records[0].reason == type(error).__name__  # type: ignore[attr-defined]
     assert "do-not-log" not in caplog.text
 
 

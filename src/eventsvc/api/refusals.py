@@ -43,13 +43,18 @@ class Refusal:
 
     status: HTTPStatus
     detail: str
+    server_fault: bool = False  # a failure of ours (logged as an error), not the request's
 
 
 # First match wins: the two response-header errors are subclasses of request ones.
 _REFUSALS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Refusal], ...] = (
     (
         (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem),
-        Refusal(HTTPStatus.INTERNAL_SERVER_ERROR, "the server could not answer this request"),
+        Refusal(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            "the server could not answer this request",
+            server_fault=True,
+        ),
     ),
     (
         LimitRequestLine,
@@ -79,7 +84,7 @@ _REFUSALS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Re
     (ParseException, Refusal(HTTPStatus.BAD_REQUEST, "the request is not valid HTTP/1.1")),
 )
 _SERVER_ERROR = Refusal(
-    HTTPStatus.INTERNAL_SERVER_ERROR, "the server could not answer this request"
+    HTTPStatus.INTERNAL_SERVER_ERROR, "the server could not answer this request", server_fault=True
 )
 
 
