@@ -9,6 +9,7 @@ same id, and while the revocation watch is down.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 import uuid
@@ -109,6 +110,17 @@ def test_a_cached_token_revoked_through_the_api_is_refused_on_the_next_request(
     )
     assert revoked.status_code == 200
     assert worker.get(token) == 401  # the very next request, no waiting
+
+
+def test_a_second_revocation_waits_for_no_change_event(
+    worker: Worker, make_token: Callable[..., str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Revoking a revoked token changes nothing, so no change event will come: none is awaited."""
+    caplog.set_level(logging.WARNING, logger="eventsvc.tokens")
+    token_id = parse_token_id(make_token("events:read"))
+    worker.tokens.revoke(token_id, TEST_CONTEXT)
+    worker.tokens.revoke(token_id, TEST_CONTEXT)
+    assert "has not reported it" not in caplog.text
 
 
 def test_a_cached_token_revoked_by_another_instance_is_refused_once_the_watch_reports_it(
