@@ -153,6 +153,15 @@ def test_a_checkpoint_twice_in_a_file_is_reported_as_a_duplicate() -> None:
     assert found.chain_problems == [f"writer {WRITER}: checkpoint 2 appears twice"]
 
 
+@pytest.mark.parametrize("number", [0, -3])
+def test_a_first_checkpoint_numbered_below_1_is_reported_even_naming_genesis(number: int) -> None:
+    """Numbers start at 1: only the key's holder could sign one below, and it is not history."""
+    found = read_checkpoints([signed(number, GENESIS_HASH, 2)], CHECKPOINT_KEYS)
+    assert found.bad == 0
+    assert len(found.chain_problems) == 1
+    assert found.chain_problems[0].startswith(f"writer {WRITER}: ")
+
+
 def test_a_first_checkpoint_naming_genesis_but_numbered_4_misses_1_to_3() -> None:
     found = read_checkpoints([signed(4, GENESIS_HASH, 8)], CHECKPOINT_KEYS)
     assert found.chain_problems == [f"writer {WRITER}: checkpoints 1 to 3 missing"]
