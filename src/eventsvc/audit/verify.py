@@ -291,9 +291,16 @@ def checkpoint_verdicts(
 
 
 def _authentic_checkpoint(checkpoint: Mapping[str, Any], keys: CheckpointKeys) -> bool:
-    """Signed by the checkpoint key, its ``hash`` is its content's, and it is well formed."""
-    if not isinstance(checkpoint.get("number"), int) or not isinstance(
-        checkpoint.get("writer_id"), str
+    """Signed by the checkpoint key, its ``hash`` is its content's, and it is well formed.
+
+    Well formed includes a number from 1 up: a writer numbers its checkpoints
+    from 1, so only the key's holder could sign one below (not history).
+    """
+    number = checkpoint.get("number")
+    if (
+        not isinstance(number, int)
+        or number < 1
+        or not isinstance(checkpoint.get("writer_id"), str)
     ):
         return False
     try:
