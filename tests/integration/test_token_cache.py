@@ -112,6 +112,26 @@ def test_a_cached_token_revoked_through_the_api_is_refused_on_the_next_request(
     assert worker.get(token) == 401  # the very next request, no waiting
 
 
+def test_a_revocation_answers_only_once_the_watch_has_reported_it(
+    worker: Worker, make_token: Callable[..., str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By the answer, this worker's own change stream has carried the revocation (so every
+    other worker's stream was sent it too), however slow the stream: the cache's generation
+    moved twice, once for the local drop and once for the change the watch applied (new
+    tokens, inserts, move nothing). The stream's delivery is delayed by half a second here."""
+    deliver = worker.cache.changed
+
+    def slow_delivery(token_id: str) -> None:
+        time.sleep(0.5)
+        deliver(token_id)
+
+    monkeypatch.setattr(worker.cache, "changed", slow_delivery)
+    token_id = parse_token_id(make_token("events:read"))
+    before = worker.cache.generation()
+    worker.tokens.revoke(token_id, TEST_CONTEXT)
+    assert worker.cache.generation() == before + 2
+
+
 def test_a_second_revocation_waits_for_no_change_event(
     worker: Worker, make_token: Callable[..., str], caplog: pytest.LogCaptureFixture
 ) -> None:
