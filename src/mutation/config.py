@@ -91,10 +91,8 @@ def load_config(path: Path, repo_root: Path) -> MutationConfig:
     modules = tuple(_module(entry, path, repo_root) for entry in data.get("module", []))
     if not modules:
         raise MutationConfigError(f"{path}: no [[module]] entries")
-    known = {module.path for module in modules}
-    equivalents = tuple(
-        _equivalent(entry, path, known, repo_root) for entry in data.get("equivalent", [])
-    )
+    sources = {module.path: _lines(repo_root / module.path) for module in modules}
+    equivalents = tuple(_equivalent(entry, path, sources) for entry in data.get("equivalent", []))
     return MutationConfig(
         threshold=threshold,
         min_timeout_seconds=float(data.get("min_timeout_seconds", 60)),
@@ -132,8 +130,12 @@ def _module(entry: dict[str, Any], path: Path, repo_root: Path) -> ModuleUnderTe
     return module
 
 
+def _lines(source: Path) -> list[str]:
+    return source.read_text(encoding="utf-8").splitlines()
+
+
 def _equivalent(
-    entry: dict[str, Any], path: Path, known: set[str], repo_root: Path
+    entry: dict[str, Any], path: Path, sources: dict[str, list[str]]
 ) -> EquivalentMutant:
     equivalent = EquivalentMutant(
         module=str(_required(entry, "module", path)),
@@ -143,19 +145,18 @@ def _equivalent(
         code=str(_required(entry, "code", path)).strip(),
         reason=str(_required(entry, "reason", path)).strip(),
     )
-    if equivalent.module not in known:
+    if equivalent.module not in sources:
         raise MutationConfigError(
             f"{path}: equivalent mutant in unknown module {equivalent.module}"
         )
     if not equivalent.reason:
         raise MutationConfigError(f"{path}: every equivalent mutant needs a reason")
-    _check_code(equivalent, path, repo_root)
+    _check_code(equivalent, path, sources[equivalent.module])
     return equivalent
 
 
-def _check_code(equivalent: EquivalentMutant, path: Path, repo_root: Path) -> None:
+def _check_code(equivalent: EquivalentMutant, path: Path, lines: list[str]) -> None:
     """The entry's line must still read ``code``; else say where that code is now, if anywhere."""
-    lines = (repo_root / equivalent.module).read_text(encoding="utf-8").splitlines()
     found = lines[equivalent.line - 1].strip() if 0 < equivalent.line <= len(lines) else None
     if found == equivalent.code:
         return

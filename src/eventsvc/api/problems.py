@@ -36,6 +36,30 @@ PROBLEM_MIMETYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://eventsvc.example/problems/"
 
 
+def problem_document(
+    status: int,
+    title: str,
+    detail: str | None = None,
+    *,
+    kind: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    """The RFC 9457 body: the one shape, also for what gunicorn refuses (api/refusals.py)."""
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + (kind or str(status)),
+        "title": title,
+        "status": status,
+    }
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
 def problem(
     status: int,
     title: str,
@@ -46,18 +70,9 @@ def problem(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """Build an ``application/problem+json`` response."""
-    body: dict[str, Any] = {
-        "type": PROBLEM_TYPE_BASE + (kind or str(status)),
-        "title": title,
-        "status": status,
-    }
-    if detail:
-        body["detail"] = detail
-    if errors:
-        body["errors"] = errors
-    request_id = g.get("request_id")
-    if request_id:
-        body["request_id"] = request_id
+    body = problem_document(
+        status, title, detail, kind=kind, errors=errors, request_id=g.get("request_id")
+    )
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIMETYPE)
     for name, value in (headers or {}).items():
         response.headers[name] = value

@@ -34,7 +34,7 @@ from gunicorn.http.errors import (
 )
 
 from eventsvc.api.middleware import API_CSP, HSTS, REQUEST_ID_HEADER, SECURITY_HEADERS
-from eventsvc.api.problems import PROBLEM_MIMETYPE, PROBLEM_TYPE_BASE
+from eventsvc.api.problems import PROBLEM_MIMETYPE, problem_document
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,13 @@ class Refusal:
     server_fault: bool = False  # a failure of ours (logged as an error), not the request's
 
 
+_SERVER_ERROR = Refusal(
+    HTTPStatus.INTERNAL_SERVER_ERROR, "the server could not answer this request", server_fault=True
+)
+
 # First match wins: the two response-header errors are subclasses of request ones.
 _REFUSALS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Refusal], ...] = (
-    (
-        (InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem),
-        Refusal(
-            HTTPStatus.INTERNAL_SERVER_ERROR,
-            "the server could not answer this request",
-            server_fault=True,
-        ),
-    ),
+    ((InvalidResponseHeader, InvalidResponseHeaderName, ConfigurationProblem), _SERVER_ERROR),
     (
         LimitRequestLine,
         Refusal(
@@ -83,9 +80,6 @@ _REFUSALS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], Re
     ),
     (ParseException, Refusal(HTTPStatus.BAD_REQUEST, "the request is not valid HTTP/1.1")),
 )
-_SERVER_ERROR = Refusal(
-    HTTPStatus.INTERNAL_SERVER_ERROR, "the server could not answer this request", server_fault=True
-)
 
 
 def refusal_for(error: BaseException) -> Refusal:
@@ -99,15 +93,10 @@ def refusal_for(error: BaseException) -> Refusal:
 def refusal_response(refusal: Refusal, *, https: bool) -> bytes:
     """The whole HTTP/1.1 response, ready for the socket; the connection is closed after it."""
     request_id = str(uuid.uuid4())
-    body = json.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + str(refusal.status.value),
-            "title": refusal.status.phrase,
-            "status": refusal.status.value,
-            "detail": refusal.detail,
-            "request_id": request_id,
-        }
-    ).encode("ascii")
+    document = problem_document(
+        refusal.status.value, refusal.status.phrase, refusal.detail, request_id=request_id
+    )
+    body = json.dumps(document).encode("ascii")
     headers = {
         "Connection": "close",
         "Content-Type": PROBLEM_MIMETYPE,
