@@ -350,3 +350,10 @@ def app_user_client(
         journal=True,
         event_listeners=[listener],
     )
+
+
+def split_http_response(raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    """A raw HTTP/1.1 response as (status line, headers as sent, body)."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("ascii").split("\r\n")
+    return status_line, dict(line.split(": ", 1) for line in lines), body

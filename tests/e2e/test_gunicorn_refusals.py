@@ -19,7 +19,7 @@ import requests
 
 from secgate.stages.dast import passive
 from secgate.stages.dast.client import Answer
-from support import ApiServer
+from support import ApiServer, split_http_response
 
 LIMIT_REQUEST_LINE = 4094  # server.gunicorn_options
 LIMIT_REQUEST_FIELD_SIZE = 8190
@@ -101,13 +101,8 @@ def _raw_exchange(api_server: ApiServer, request: bytes) -> tuple[str, dict[str,
         received = b""
         while chunk := tls.recv(65536):
             received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *header_lines = head.decode("ascii").split("\r\n")
-    headers = {}
-    for line in header_lines:
-        name, _, value = line.partition(":")
-        headers[name.strip().lower()] = value.strip()
-    return status_line, headers, body
+    status_line, headers, body = split_http_response(received)
+    return status_line, {name.lower(): value for name, value in headers.items()}, body
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import pytest
 from gunicorn.http import errors
 
 from eventsvc.api.refusals import refusal_for, refusal_response
+from support import split_http_response
 
 
 @pytest.mark.parametrize(
@@ -58,9 +59,7 @@ def test_only_our_own_faults_among_gunicorns_parse_errors_are_500() -> None:
 def test_the_response_is_complete_problem_json(https: bool) -> None:
     refusal = refusal_for(errors.LimitRequestLine(5000, 4094))
     raw = refusal_response(refusal, https=https)
-    head, _, body = raw.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("ascii").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines)
+    status_line, headers, body = split_http_response(raw)
     assert status_line == "HTTP/1.1 414 Request-URI Too Long"
     assert int(headers["Content-Length"]) == len(body)
     assert headers["Connection"] == "close"

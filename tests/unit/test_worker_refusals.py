@@ -16,6 +16,7 @@ import pytest
 from gunicorn.http import errors
 
 from eventsvc.tlsworker import ClientCertThreadWorker
+from support import split_http_response
 
 
 def refuse(error: BaseException, *, is_ssl: bool) -> tuple[str, dict[str, str], dict[str, object]]:
@@ -27,9 +28,7 @@ def refuse(error: BaseException, *, is_ssl: bool) -> tuple[str, dict[str, str], 
         received = b""
         while chunk := client_side.recv(65536):
             received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    status_line, *lines = head.decode("ascii").split("\r\n")
-    headers = dict(line.split(": ", 1) for line in lines)
+    status_line, headers, body = split_http_response(received)
     return status_line, headers, json.loads(body)
 
 
